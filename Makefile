@@ -1,0 +1,51 @@
+# Vigil: `make run` runs the agent on its embedded default config; `make test` installs what the
+# tests need and runs them all (unit, race, fuzz smoke, end-to-end against real servers).
+GO       ?= go
+BIN      := bin/vigil
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+PKGS     := ./...
+FUZZTIME ?= 10s
+
+.PHONY: all build run test check unit race fuzz e2e bench clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/vigil
+
+run: build
+	./$(BIN) run
+
+test: check race fuzz e2e
+
+# Static checks: formatting and vet.
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test -count=1 $(PKGS)
+
+race:
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+# A short run of every fuzz target on its decoder of outside input.
+fuzz:
+	@set -e; for dir in $$(grep -rl '^func Fuzz' --include='*_test.go' . | xargs -r -n1 dirname | sort -u); do \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | cut -d' ' -f2); do \
+	    echo "fuzz $$dir $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$dir > /tmp/vigil-fuzz.log 2>&1 || { cat /tmp/vigil-fuzz.log; exit 1; }; \
+	  done; \
+	done
+
+# End-to-end tests against real processes: telemetrygen, a second vigil, Jaeger v2.
+e2e:
+	bash test/e2e/run.sh
+
+bench:
+	bash bench/run.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"github.com/vigilhq/vigil/exporter/debug"
+	"github.com/vigilhq/vigil/exporter/file"
+	otlpexporter "github.com/vigilhq/vigil/exporter/otlp"
+	"github.com/vigilhq/vigil/exporter/otlphttp"
+	"github.com/vigilhq/vigil/internal/component"
+	batchprocessor "github.com/vigilhq/vigil/processor/batch"
+	"github.com/vigilhq/vigil/processor/memorylimiter"
+	otlpreceiver "github.com/vigilhq/vigil/receiver/otlp"
+)
+
+// components is the one list of what this binary is built with. Adding a component is one
+// package and one line here.
+func components() (component.Factories, error) {
+	return component.MakeFactories(
+		[]component.ReceiverFactory{
+			otlpreceiver.NewFactory(),
+		},
+		[]component.ProcessorFactory{
+			batchprocessor.NewFactory(),
+			memorylimiter.NewFactory(),
+		},
+		[]component.ExporterFactory{
+			otlpexporter.NewFactory(),
+			otlphttp.NewFactory(),
+			debug.NewFactory(),
+			file.NewFactory(),
+		},
+	)
+}

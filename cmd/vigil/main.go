@@ -1,0 +1,160 @@
+// Command vigil is an observability agent: it receives logs, metrics and traces, processes them
+// and ships them to the backends you run. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/vigilhq/vigil/config"
+	"github.com/vigilhq/vigil/internal/agent"
+	"github.com/vigilhq/vigil/internal/component"
+	"github.com/vigilhq/vigil/internal/selftelemetry"
+)
+
+// Set at build time with -ldflags "-X main.version=… -X main.revision=…".
+var (
+	version  = "dev"
+	revision = ""
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `Usage: vigil <command> [flags]
+
+Commands:
+  run       run the agent (with no --config: the embedded default config)
+  validate  check a config file and print every problem found
+  version   print the version
+  default-config  print the embedded default config
+
+Run "vigil <command> -h" for a command's flags.
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "vigil %s (revision %s, %s, %s/%s)\n", version, buildRevision(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return 0
+	case "default-config":
+		_, _ = stdout.Write(config.Default())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "vigil: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func buildRevision() string {
+	if revision != "" {
+		return revision
+	}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}
+
+func loadConfig(path string, f component.Factories) (*config.Config, error) {
+	if path == "" {
+		return config.LoadDefault(f)
+	}
+	return config.LoadFile(path, f)
+}
+
+func printConfigError(stderr io.Writer, err error) {
+	var errs config.Errors
+	if errors.As(err, &errs) {
+		fmt.Fprintf(stderr, "vigil: config has %d problem(s):\n", len(errs))
+		for _, e := range errs {
+			fmt.Fprintf(stderr, "  %s\n", e)
+		}
+		return
+	}
+	fmt.Fprintf(stderr, "vigil: %v\n", err)
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file to check (required)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "vigil validate: --config is required")
+		return 2
+	}
+	f, err := components()
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil: %v\n", err)
+		return 1
+	}
+	if _, err := loadConfig(*path, f); err != nil {
+		printConfigError(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: valid\n", *path)
+	return 0
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file (default: the embedded default config)")
+	grace := fs.Duration("grace-period", 20*time.Second, "how long shutdown may take to drain in-flight data")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	f, err := components()
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil: %v\n", err)
+		return 1
+	}
+	cfg, err := loadConfig(*path, f)
+	if err != nil {
+		printConfigError(stderr, err)
+		return 1
+	}
+	a, err := agent.New(cfg, f, agent.Options{
+		Build:       selftelemetry.Build{Version: version, Revision: buildRevision()},
+		LogOutput:   stderr,
+		GracePeriod: *grace,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := a.Run(ctx); err != nil {
+		a.Logger.Error("vigil exited with an error", "error", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,154 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/vigilhq/vigil/config"
+	"github.com/vigilhq/vigil/internal/component"
+	"github.com/vigilhq/vigil/internal/pipeline"
+	"github.com/vigilhq/vigil/internal/selftelemetry"
+)
+
+// Options for an agent.
+type Options struct {
+	Build selftelemetry.Build
+	// LogOutput receives Vigil's own logs (default: the caller passes os.Stderr).
+	LogOutput io.Writer
+	// GracePeriod bounds shutdown: draining in-flight data and flushing queues.
+	GracePeriod time.Duration
+	Pipeline    pipeline.Options
+}
+
+// Agent is a running Vigil.
+type Agent struct {
+	opts      Options
+	Logger    *slog.Logger
+	telemetry *selftelemetry.Telemetry
+	health    *selftelemetry.Health
+	graph     *pipeline.Graph
+	listen    string
+
+	mu     sync.Mutex // guards server, which Start sets while others may read the address
+	server *selftelemetry.Server
+
+	fatalOnce sync.Once
+	fatal     chan error
+}
+
+// NewLogger builds Vigil's own logger from service.telemetry.logs.
+func NewLogger(cfg config.LogsTelemetry, out io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	switch cfg.Level {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Encoding == "console" {
+		return slog.New(slog.NewTextHandler(out, opts))
+	}
+	return slog.New(slog.NewJSONHandler(out, opts))
+}
+
+// New builds the components of cfg; nothing listens or runs until Start.
+func New(cfg *config.Config, f component.Factories, opts Options) (*Agent, error) {
+	if opts.GracePeriod <= 0 {
+		opts.GracePeriod = 20 * time.Second
+	}
+	a := &Agent{
+		opts:      opts,
+		Logger:    NewLogger(cfg.Service.Telemetry.Logs, opts.LogOutput),
+		telemetry: selftelemetry.New(opts.Build),
+		health:    selftelemetry.NewHealth(),
+		listen:    cfg.Service.Telemetry.Metrics.ListenAddress(),
+		fatal:     make(chan error, 1),
+	}
+	g, err := pipeline.Build(cfg, f, a.telemetry, a.Logger, opts.Pipeline)
+	if err != nil {
+		return nil, err
+	}
+	a.graph = g
+	return a, nil
+}
+
+// ReportFatal implements component.Host.
+func (a *Agent) ReportFatal(err error) {
+	a.health.Report("agent", err)
+	a.fatalOnce.Do(func() { a.fatal <- err })
+}
+
+// Start serves self-telemetry, then starts the pipelines; /readyz turns ready once all started.
+func (a *Agent) Start(ctx context.Context) error {
+	if a.listen != "" {
+		s, err := selftelemetry.Listen(a.listen, a.telemetry, a.health, a.Logger, a.ReportFatal)
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.server = s
+		a.mu.Unlock()
+		a.Logger.Info("self-telemetry listening", "address", s.Addr(), "paths", "/metrics /healthz /readyz")
+	}
+	if err := a.graph.Start(ctx, a); err != nil {
+		if a.server != nil {
+			_ = a.server.Shutdown(ctx)
+		}
+		return err
+	}
+	a.health.SetReady(true)
+	a.Logger.Info("vigil started", "version", a.opts.Build.Version)
+	return nil
+}
+
+// TelemetryAddr is the bound self-telemetry address ("" when off or not started yet); safe to
+// call while Start runs.
+func (a *Agent) TelemetryAddr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.server == nil {
+		return ""
+	}
+	return a.server.Addr()
+}
+
+// Shutdown drains and stops everything within ctx.
+func (a *Agent) Shutdown(ctx context.Context) error {
+	a.health.SetStopping()
+	err := a.graph.Shutdown(ctx)
+	if a.server != nil {
+		err = errors.Join(err, a.server.Shutdown(ctx))
+	}
+	return err
+}
+
+// Run starts the agent and blocks until ctx ends (a signal) or a component fails fatally, then
+// shuts down within the grace period. It returns nil after a clean, signalled shutdown.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	var cause error
+	select {
+	case <-ctx.Done():
+		a.Logger.Info("shutting down", "grace_period", a.opts.GracePeriod.String())
+	case cause = <-a.fatal:
+		a.Logger.Error("fatal component error, shutting down", "error", cause)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.opts.GracePeriod)
+	defer cancel()
+	if err := a.Shutdown(sctx); err != nil {
+		a.Logger.Error("shutdown incomplete", "error", err)
+		return errors.Join(cause, fmt.Errorf("shutdown: %w", err))
+	}
+	a.Logger.Info("vigil stopped")
+	return cause
+}

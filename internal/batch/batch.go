@@ -1,0 +1,355 @@
+package batch
+
+import (
+	"fmt"
+
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// Batch holds one signal's items in at least one of two representations:
+//   - encoded: the serialized Export…ServiceRequest protobuf, exactly as a client sent it (or
+//     several such requests concatenated, which protobuf defines to be one valid request);
+//   - decoded: pdata.
+//
+// Conversions happen lazily and once. Reading the decoded form keeps the encoded bytes valid;
+// asking for a mutable decoded form drops them, since they would no longer match.
+//
+// Ownership: a component that receives a *Batch in Consume owns it and the caller must not touch it
+// again. Encoded bytes are never written to after construction, so clones may share them.
+type Batch struct {
+	sig   Signal
+	items int
+
+	enc    []byte // valid when hasEnc
+	hasEnc bool
+
+	traces  ptrace.Traces
+	metrics pmetric.Metrics
+	logs    plog.Logs
+	hasDec  bool
+}
+
+// FromEncoded wraps a serialized Export…ServiceRequest. It scans the bytes to count items and to
+// reject malformed input before anything downstream sees it. b must not be modified afterwards.
+func FromEncoded(sig Signal, b []byte) (*Batch, error) {
+	n, err := Scan(sig, b)
+	if err != nil {
+		return nil, err
+	}
+	return &Batch{sig: sig, items: n, enc: b, hasEnc: true}, nil
+}
+
+// FromTraces wraps decoded traces.
+func FromTraces(td ptrace.Traces) *Batch {
+	return &Batch{sig: Traces, items: td.SpanCount(), traces: td, hasDec: true}
+}
+
+// FromMetrics wraps decoded metrics.
+func FromMetrics(md pmetric.Metrics) *Batch {
+	return &Batch{sig: Metrics, items: md.DataPointCount(), metrics: md, hasDec: true}
+}
+
+// FromLogs wraps decoded logs.
+func FromLogs(ld plog.Logs) *Batch {
+	return &Batch{sig: Logs, items: ld.LogRecordCount(), logs: ld, hasDec: true}
+}
+
+// Signal reports what the batch carries.
+func (b *Batch) Signal() Signal { return b.sig }
+
+// Items is the number of spans, metric data points or log records.
+func (b *Batch) Items() int { return b.items }
+
+// IsEncoded reports whether the encoded form is available without work.
+func (b *Batch) IsEncoded() bool { return b.hasEnc }
+
+// IsDecoded reports whether the decoded form is available without work.
+func (b *Batch) IsDecoded() bool { return b.hasDec }
+
+// EncodedSize is the size of the encoded form, computed without encoding when only pdata exists.
+func (b *Batch) EncodedSize() int {
+	if b.hasEnc {
+		return len(b.enc)
+	}
+	switch b.sig {
+	case Traces:
+		return (&ptrace.ProtoMarshaler{}).TracesSize(b.traces)
+	case Metrics:
+		return (&pmetric.ProtoMarshaler{}).MetricsSize(b.metrics)
+	default:
+		return (&plog.ProtoMarshaler{}).LogsSize(b.logs)
+	}
+}
+
+// Encoded returns the serialized Export…ServiceRequest, encoding the pdata form if needed.
+// The returned bytes are shared: callers must not modify them.
+func (b *Batch) Encoded() ([]byte, error) {
+	if b.hasEnc {
+		return b.enc, nil
+	}
+	var (
+		buf []byte
+		err error
+	)
+	switch b.sig {
+	case Traces:
+		buf, err = (&ptrace.ProtoMarshaler{}).MarshalTraces(b.traces)
+	case Metrics:
+		buf, err = (&pmetric.ProtoMarshaler{}).MarshalMetrics(b.metrics)
+	default:
+		buf, err = (&plog.ProtoMarshaler{}).MarshalLogs(b.logs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", b.sig, err)
+	}
+	b.enc, b.hasEnc = buf, true
+	// From now on the bytes and the pdata must agree: a later mutation goes through a copy.
+	b.markReadOnly()
+	return b.enc, nil
+}
+
+func (b *Batch) decode() error {
+	if b.hasDec {
+		return nil
+	}
+	var err error
+	switch b.sig {
+	case Traces:
+		b.traces, err = (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(b.enc)
+	case Metrics:
+		b.metrics, err = (&pmetric.ProtoUnmarshaler{}).UnmarshalMetrics(b.enc)
+	default:
+		b.logs, err = (&plog.ProtoUnmarshaler{}).UnmarshalLogs(b.enc)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: decode %s: %v", ErrMalformed, b.sig, err)
+	}
+	b.hasDec = true
+	return nil
+}
+
+func (b *Batch) mustBe(sig Signal) error {
+	if b.sig != sig {
+		return fmt.Errorf("batch carries %s, not %s", b.sig, sig)
+	}
+	return nil
+}
+
+// Traces returns the decoded traces for reading. The result is read-only while the encoded form
+// is still valid; use MutableTraces to change it.
+func (b *Batch) Traces() (ptrace.Traces, error) {
+	if err := b.mustBe(Traces); err != nil {
+		return ptrace.Traces{}, err
+	}
+	if err := b.decode(); err != nil {
+		return ptrace.Traces{}, err
+	}
+	if b.hasEnc && !b.traces.IsReadOnly() {
+		b.traces.MarkReadOnly()
+	}
+	return b.traces, nil
+}
+
+// MutableTraces returns decoded traces the caller may change. The encoded form is dropped.
+// Call Recount after changing the number of spans.
+func (b *Batch) MutableTraces() (ptrace.Traces, error) {
+	if err := b.mustBe(Traces); err != nil {
+		return ptrace.Traces{}, err
+	}
+	if err := b.decode(); err != nil {
+		return ptrace.Traces{}, err
+	}
+	if b.traces.IsReadOnly() {
+		// Decoded while still read-only: hand out a private copy.
+		td := ptrace.NewTraces()
+		b.traces.CopyTo(td)
+		b.traces = td
+	}
+	b.enc, b.hasEnc = nil, false
+	return b.traces, nil
+}
+
+// Metrics returns the decoded metrics for reading; see Traces.
+func (b *Batch) Metrics() (pmetric.Metrics, error) {
+	if err := b.mustBe(Metrics); err != nil {
+		return pmetric.Metrics{}, err
+	}
+	if err := b.decode(); err != nil {
+		return pmetric.Metrics{}, err
+	}
+	if b.hasEnc && !b.metrics.IsReadOnly() {
+		b.metrics.MarkReadOnly()
+	}
+	return b.metrics, nil
+}
+
+// MutableMetrics returns decoded metrics the caller may change; see MutableTraces.
+func (b *Batch) MutableMetrics() (pmetric.Metrics, error) {
+	if err := b.mustBe(Metrics); err != nil {
+		return pmetric.Metrics{}, err
+	}
+	if err := b.decode(); err != nil {
+		return pmetric.Metrics{}, err
+	}
+	if b.metrics.IsReadOnly() {
+		md := pmetric.NewMetrics()
+		b.metrics.CopyTo(md)
+		b.metrics = md
+	}
+	b.enc, b.hasEnc = nil, false
+	return b.metrics, nil
+}
+
+// Logs returns the decoded logs for reading; see Traces.
+func (b *Batch) Logs() (plog.Logs, error) {
+	if err := b.mustBe(Logs); err != nil {
+		return plog.Logs{}, err
+	}
+	if err := b.decode(); err != nil {
+		return plog.Logs{}, err
+	}
+	if b.hasEnc && !b.logs.IsReadOnly() {
+		b.logs.MarkReadOnly()
+	}
+	return b.logs, nil
+}
+
+// MutableLogs returns decoded logs the caller may change; see MutableTraces.
+func (b *Batch) MutableLogs() (plog.Logs, error) {
+	if err := b.mustBe(Logs); err != nil {
+		return plog.Logs{}, err
+	}
+	if err := b.decode(); err != nil {
+		return plog.Logs{}, err
+	}
+	if b.logs.IsReadOnly() {
+		ld := plog.NewLogs()
+		b.logs.CopyTo(ld)
+		b.logs = ld
+	}
+	b.enc, b.hasEnc = nil, false
+	return b.logs, nil
+}
+
+// Recount refreshes the item count after a mutable view changed it.
+func (b *Batch) Recount() {
+	if !b.hasDec {
+		return
+	}
+	switch b.sig {
+	case Traces:
+		b.items = b.traces.SpanCount()
+	case Metrics:
+		b.items = b.metrics.DataPointCount()
+	default:
+		b.items = b.logs.LogRecordCount()
+	}
+}
+
+// Clone returns an independent batch with the same content, for fan-out to a branch that mutates.
+// Encoded bytes are shared (they are immutable); decoded data is copied only when it is the sole
+// representation.
+func (b *Batch) Clone() *Batch {
+	c := &Batch{sig: b.sig, items: b.items}
+	if b.hasEnc {
+		c.enc, c.hasEnc = b.enc, true
+		return c
+	}
+	c.hasDec = true
+	switch b.sig {
+	case Traces:
+		c.traces = ptrace.NewTraces()
+		b.traces.CopyTo(c.traces)
+	case Metrics:
+		c.metrics = pmetric.NewMetrics()
+		b.metrics.CopyTo(c.metrics)
+	default:
+		c.logs = plog.NewLogs()
+		b.logs.CopyTo(c.logs)
+	}
+	return c
+}
+
+func (b *Batch) markReadOnly() {
+	switch b.sig {
+	case Traces:
+		b.traces.MarkReadOnly()
+	case Metrics:
+		b.metrics.MarkReadOnly()
+	default:
+		b.logs.MarkReadOnly()
+	}
+}
+
+// Share returns a batch that shares this one's content, for read-only branches of a fan-out.
+// Neither the original nor the share may be mutated afterwards.
+func (b *Batch) Share() *Batch {
+	if b.hasDec {
+		b.markReadOnly()
+	}
+	c := *b
+	return &c
+}
+
+// Concat joins batches of one signal into one, consuming them. When every part has its encoded
+// form the result is the concatenation of the bytes (a valid request, by protobuf's rules for
+// repeated fields) and nothing is decoded; otherwise the parts are merged as pdata.
+func Concat(parts []*Batch) (*Batch, error) {
+	switch len(parts) {
+	case 0:
+		return nil, fmt.Errorf("concat of no batches")
+	case 1:
+		return parts[0], nil
+	}
+	sig := parts[0].sig
+	allEnc, size, items := true, 0, 0
+	for _, p := range parts {
+		if p.sig != sig {
+			return nil, fmt.Errorf("concat of %s and %s", sig, p.sig)
+		}
+		allEnc = allEnc && p.hasEnc
+		size += len(p.enc)
+		items += p.items
+	}
+	if allEnc {
+		buf := make([]byte, 0, size)
+		for _, p := range parts {
+			buf = append(buf, p.enc...)
+		}
+		return &Batch{sig: sig, items: items, enc: buf, hasEnc: true}, nil
+	}
+	switch sig {
+	case Traces:
+		out := ptrace.NewTraces()
+		for _, p := range parts {
+			td, err := p.MutableTraces()
+			if err != nil {
+				return nil, err
+			}
+			td.ResourceSpans().MoveAndAppendTo(out.ResourceSpans())
+		}
+		return FromTraces(out), nil
+	case Metrics:
+		out := pmetric.NewMetrics()
+		for _, p := range parts {
+			md, err := p.MutableMetrics()
+			if err != nil {
+				return nil, err
+			}
+			md.ResourceMetrics().MoveAndAppendTo(out.ResourceMetrics())
+		}
+		return FromMetrics(out), nil
+	default:
+		out := plog.NewLogs()
+		for _, p := range parts {
+			ld, err := p.MutableLogs()
+			if err != nil {
+				return nil, err
+			}
+			ld.ResourceLogs().MoveAndAppendTo(out.ResourceLogs())
+		}
+		return FromLogs(out), nil
+	}
+}

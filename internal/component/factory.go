@@ -1,0 +1,82 @@
+package component
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/vigilhq/vigil/internal/batch"
+)
+
+// ReceiverFactory creates receivers of one type. One receiver instance serves every pipeline
+// that names its ID: next holds one consumer per signal it is used for.
+type ReceiverFactory struct {
+	Type      string
+	Signals   []batch.Signal
+	NewConfig func() Config
+	Create    func(set Settings, cfg Config, next map[batch.Signal]Consumer) (Component, error)
+}
+
+// ProcessorFactory creates processors of one type; each pipeline gets its own instance.
+type ProcessorFactory struct {
+	Type    string
+	Signals []batch.Signal
+	// MutatesData tells fan-out to hand this pipeline its own copy of shared data.
+	MutatesData bool
+	NewConfig   func() Config
+	Create      func(set Settings, cfg Config, sig batch.Signal, next Consumer) (Processor, error)
+}
+
+// ExporterFactory creates exporters of one type.
+type ExporterFactory struct {
+	Type      string
+	Signals   []batch.Signal
+	NewConfig func() Config
+	Create    func(set Settings, cfg Config) (Exporter, error)
+}
+
+// Factories is the set of component types an agent is built with.
+type Factories struct {
+	Receivers  map[string]ReceiverFactory
+	Processors map[string]ProcessorFactory
+	Exporters  map[string]ExporterFactory
+}
+
+// MakeFactories indexes factories by type and fails on a duplicate or incomplete factory.
+func MakeFactories(rs []ReceiverFactory, ps []ProcessorFactory, es []ExporterFactory) (Factories, error) {
+	f := Factories{
+		Receivers:  map[string]ReceiverFactory{},
+		Processors: map[string]ProcessorFactory{},
+		Exporters:  map[string]ExporterFactory{},
+	}
+	for _, r := range rs {
+		if r.Type == "" || r.NewConfig == nil || r.Create == nil || len(r.Signals) == 0 {
+			return Factories{}, fmt.Errorf("receiver factory %q is incomplete", r.Type)
+		}
+		if _, dup := f.Receivers[r.Type]; dup {
+			return Factories{}, fmt.Errorf("receiver type %q registered twice", r.Type)
+		}
+		f.Receivers[r.Type] = r
+	}
+	for _, p := range ps {
+		if p.Type == "" || p.NewConfig == nil || p.Create == nil || len(p.Signals) == 0 {
+			return Factories{}, fmt.Errorf("processor factory %q is incomplete", p.Type)
+		}
+		if _, dup := f.Processors[p.Type]; dup {
+			return Factories{}, fmt.Errorf("processor type %q registered twice", p.Type)
+		}
+		f.Processors[p.Type] = p
+	}
+	for _, e := range es {
+		if e.Type == "" || e.NewConfig == nil || e.Create == nil || len(e.Signals) == 0 {
+			return Factories{}, fmt.Errorf("exporter factory %q is incomplete", e.Type)
+		}
+		if _, dup := f.Exporters[e.Type]; dup {
+			return Factories{}, fmt.Errorf("exporter type %q registered twice", e.Type)
+		}
+		f.Exporters[e.Type] = e
+	}
+	return f, nil
+}
+
+// Supports reports whether sig is in signals.
+func Supports(signals []batch.Signal, sig batch.Signal) bool { return slices.Contains(signals, sig) }

@@ -1,0 +1,80 @@
+package consumererror
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Permanent marks an error that retrying cannot fix: bad data, rejected credentials, a request
+// the peer will never accept. The data is dropped and counted.
+type Permanent struct{ Err error }
+
+func (e *Permanent) Error() string { return "permanent error: " + e.Err.Error() }
+func (e *Permanent) Unwrap() error { return e.Err }
+
+// NewPermanent wraps err as permanent; nil stays nil.
+func NewPermanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Permanent{Err: err}
+}
+
+// IsPermanent reports whether err, or anything it wraps, is permanent.
+func IsPermanent(err error) bool {
+	var p *Permanent
+	return errors.As(err, &p)
+}
+
+// Retryable marks an error worth retrying, optionally after a delay the peer asked for
+// (HTTP Retry-After, gRPC RetryInfo) or that Vigil itself suggests to its clients.
+type Retryable struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *Retryable) Error() string {
+	if e.After > 0 {
+		return fmt.Sprintf("retryable error (retry after %s): %v", e.After, e.Err)
+	}
+	return "retryable error: " + e.Err.Error()
+}
+func (e *Retryable) Unwrap() error { return e.Err }
+
+// NewRetryable wraps err as retryable after the given delay (0: the caller's backoff decides).
+func NewRetryable(err error, after time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &Retryable{Err: err, After: after}
+}
+
+// RetryAfter returns the delay a retryable error asks for, and whether err is explicitly retryable.
+func RetryAfter(err error) (time.Duration, bool) {
+	var r *Retryable
+	if errors.As(err, &r) {
+		return r.After, true
+	}
+	return 0, false
+}
+
+// Partial reports that a consumer accepted a batch except for Rejected items, which are dropped
+// and must not be retried (OTLP partial success).
+type Partial struct {
+	Rejected int
+	Message  string
+}
+
+func (e *Partial) Error() string {
+	return fmt.Sprintf("partially rejected: %d items: %s", e.Rejected, e.Message)
+}
+
+// AsPartial returns the partial-success detail carried by err, if any.
+func AsPartial(err error) (*Partial, bool) {
+	var p *Partial
+	if errors.As(err, &p) {
+		return p, true
+	}
+	return nil, false
+}

@@ -1,0 +1,58 @@
+package otlpgrpc
+
+import (
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+
+	"github.com/vigilhq/vigil/internal/batch"
+)
+
+// Full method names of the OTLP Export calls.
+const (
+	TracesMethod  = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+	MetricsMethod = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+	LogsMethod    = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+)
+
+// Method returns the Export method for a signal.
+func Method(sig batch.Signal) string {
+	switch sig {
+	case batch.Traces:
+		return TracesMethod
+	case batch.Metrics:
+		return MetricsMethod
+	default:
+		return LogsMethod
+	}
+}
+
+// Raw is a message whose serialized form is carried as is.
+type Raw struct{ Bytes []byte }
+
+// Codec marshals *Raw by handing over its bytes and unmarshals into *Raw by copying the wire
+// bytes out of gRPC's pooled buffers; any other message goes to the standard proto codec.
+// It keeps the name "proto" so peers see ordinary application/grpc+proto traffic.
+type Codec struct{}
+
+var protoCodec = encoding.GetCodecV2(proto.Name)
+
+// Name is the content subtype.
+func (Codec) Name() string { return proto.Name }
+
+// Marshal serializes v.
+func (Codec) Marshal(v any) (mem.BufferSlice, error) {
+	if r, ok := v.(*Raw); ok {
+		return mem.BufferSlice{mem.SliceBuffer(r.Bytes)}, nil
+	}
+	return protoCodec.Marshal(v)
+}
+
+// Unmarshal deserializes data into v.
+func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if r, ok := v.(*Raw); ok {
+		r.Bytes = data.Materialize()
+		return nil
+	}
+	return protoCodec.Unmarshal(data, v)
+}

@@ -1,0 +1,97 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/component"
+	"github.com/vigilhq/vigil/internal/consumererror"
+	"github.com/vigilhq/vigil/internal/ring"
+)
+
+// job is a batch in flight between a receiver's goroutine and a worker.
+type job struct {
+	ctx  context.Context
+	b    *batch.Batch
+	done chan error // buffered: the worker never blocks on a caller that gave up
+}
+
+// entry is the front of a pipeline: receivers push batches into a bounded lock-free ring, and a
+// fixed set of workers (one per core) run the processors. The caller waits for its batch's result,
+// so an error from a processor or exporter (a memory-limiter refusal, say) reaches the client and
+// nothing is acknowledged that the pipeline did not take.
+type entry struct {
+	ring    *ring.Ring[*job]
+	next    component.Consumer
+	workers int
+	wg      sync.WaitGroup
+	stop    sync.Once
+}
+
+var errStopping = errors.New("pipeline is shutting down")
+
+func newEntry(capacity, workers int, next component.Consumer) *entry {
+	return &entry{ring: ring.New[*job](capacity), next: next, workers: workers}
+}
+
+func (e *entry) start() {
+	for i := 0; i < e.workers; i++ {
+		e.wg.Add(1)
+		go e.work()
+	}
+}
+
+func (e *entry) work() {
+	defer e.wg.Done()
+	for {
+		j, err := e.ring.Pop(context.Background())
+		if err != nil {
+			return // closed and drained
+		}
+		j.done <- e.consume(j)
+	}
+}
+
+// consume runs the processors, turning a panic in a component into an error for this batch only.
+func (e *entry) consume(j *job) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = consumererror.NewPermanent(fmt.Errorf("component panicked: %v", r))
+		}
+	}()
+	return e.next.Consume(j.ctx, j.b)
+}
+
+// Consume hands b to a worker and waits for the pipeline's answer.
+func (e *entry) Consume(ctx context.Context, b *batch.Batch) error {
+	j := &job{ctx: ctx, b: b, done: make(chan error, 1)}
+	if err := e.ring.Push(ctx, j); err != nil {
+		if errors.Is(err, ring.ErrClosed) {
+			return consumererror.NewRetryable(errStopping, 0)
+		}
+		return consumererror.NewRetryable(fmt.Errorf("pipeline queue full: %w", err), 0)
+	}
+	select {
+	case err := <-j.done:
+		return err
+	case <-ctx.Done():
+		// The worker still owns the batch and will finish it; the client is told it may retry.
+		return consumererror.NewRetryable(ctx.Err(), 0)
+	}
+}
+
+// shutdown stops taking batches, lets the workers finish what the ring holds, and waits.
+func (e *entry) shutdown(ctx context.Context) error {
+	e.stop.Do(e.ring.Close)
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("pipeline workers still busy: %w", ctx.Err())
+	}
+}

@@ -1,0 +1,128 @@
+// Package tlsconfig turns the tls: blocks of listeners and clients into *tls.Config, with the key
+// names the OpenTelemetry Collector uses so that existing configs carry over.
+package tlsconfig
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// Common holds the settings listeners and clients share.
+type Common struct {
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	MinVersion string `yaml:"min_version"` // "1.2" (default) or "1.3"
+	MaxVersion string `yaml:"max_version"`
+}
+
+// Server is a listener's tls: block. Present (non-nil) means TLS is on.
+type Server struct {
+	Common `yaml:",inline"`
+	// ClientCAFile turns on mutual TLS: clients must present a certificate signed by this CA.
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Client is an exporter's tls: block.
+type Client struct {
+	Common `yaml:",inline"`
+	// Insecure sends plaintext (gRPC: no TLS at all). Off by default: TLS is the default.
+	Insecure           bool   `yaml:"insecure"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	ServerNameOverride string `yaml:"server_name_override"`
+}
+
+var versions = map[string]uint16{"": 0, "1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}
+
+// Validate checks the block without reading files.
+func (c *Common) Validate() error {
+	var errs []error
+	if _, ok := versions[c.MinVersion]; !ok {
+		errs = append(errs, fmt.Errorf("min_version: must be \"1.2\" or \"1.3\", got %q", c.MinVersion))
+	}
+	if _, ok := versions[c.MaxVersion]; !ok {
+		errs = append(errs, fmt.Errorf("max_version: must be \"1.2\" or \"1.3\", got %q", c.MaxVersion))
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		errs = append(errs, errors.New("cert_file and key_file: set both or neither"))
+	}
+	return errors.Join(errs...)
+}
+
+// Validate checks a server block: a listener needs a certificate.
+func (s *Server) Validate() error {
+	err := s.Common.Validate()
+	if s.CertFile == "" {
+		err = errors.Join(err, errors.New("cert_file: required when tls is set on a listener"))
+	}
+	return err
+}
+
+func (c *Common) base() (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if v := versions[c.MinVersion]; v != 0 {
+		cfg.MinVersion = v
+	}
+	cfg.MaxVersion = versions[c.MaxVersion]
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load cert_file/key_file: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+func loadPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// Load builds the server's *tls.Config.
+func (s *Server) Load() (*tls.Config, error) {
+	cfg, err := s.base()
+	if err != nil {
+		return nil, err
+	}
+	if s.ClientCAFile != "" {
+		pool, err := loadPool(s.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("client_ca_file: %w", err)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// Load builds the client's *tls.Config, or nil when Insecure asks for plaintext.
+func (c *Client) Load() (*tls.Config, error) {
+	if c.Insecure {
+		return nil, nil
+	}
+	cfg, err := c.base()
+	if err != nil {
+		return nil, err
+	}
+	if c.CAFile != "" {
+		pool, err := loadPool(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ca_file: %w", err)
+		}
+		cfg.RootCAs = pool
+	}
+	cfg.InsecureSkipVerify = c.InsecureSkipVerify
+	cfg.ServerName = c.ServerNameOverride
+	return cfg, nil
+}

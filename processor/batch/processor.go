@@ -1,0 +1,294 @@
+package batchprocessor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/component"
+)
+
+// errLogEvery bounds how often a failing downstream is logged: a dead backend would otherwise
+// log once per batch.
+const errLogEvery = 10 * time.Second
+
+// processor buffers batches and sends them on joined. Consume only appends under a short lock;
+// joining, splitting and the downstream call happen outside it, in whichever goroutine tipped
+// the size over (a pipeline worker) or in the timer loop.
+type processor struct {
+	set     component.Settings
+	sig     batch.Signal
+	next    component.Consumer
+	size    int
+	max     int // 0: no cap
+	timeout time.Duration
+	errLog  rateLimited
+
+	mu      sync.Mutex
+	pending []*batch.Batch
+	items   int
+	firstAt time.Time // when the oldest pending item arrived
+	started bool
+	closed  bool
+	// flushes counts sends running outside the lock, so Shutdown can wait for them. Add is
+	// called only under mu while !closed, so it never races with Shutdown's Wait.
+	flushes sync.WaitGroup
+
+	kick     chan struct{} // the first item arrived: the loop arms its timer
+	stop     chan struct{}
+	loopDone chan struct{}
+}
+
+var _ component.Processor = (*processor)(nil)
+
+func newProcessor(set component.Settings, cfg *Config, sig batch.Signal, next component.Consumer) *processor {
+	return &processor{
+		set:      set,
+		sig:      sig,
+		next:     next,
+		size:     int(cfg.SendBatchSize),
+		max:      int(cfg.SendBatchMaxSize),
+		timeout:  cfg.Timeout,
+		errLog:   rateLimited{every: errLogEvery},
+		kick:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+	}
+}
+
+// Start runs the timer loop. With timeout 0 every batch is sent at once and no loop is needed.
+func (p *processor) Start(context.Context, component.Host) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.started || p.closed {
+		return nil
+	}
+	p.started = true
+	if p.timeout > 0 {
+		go p.loop()
+	} else {
+		close(p.loopDone)
+	}
+	return nil
+}
+
+// Consume takes ownership of b and returns nil once it is buffered. Errors from downstream are
+// logged, and counted by the framework on this processor's output edge.
+func (p *processor) Consume(ctx context.Context, b *batch.Batch) error {
+	if b.Signal() != p.sig {
+		return fmt.Errorf("%s: got %s in a %s pipeline", p.set.ID, b.Signal(), p.sig)
+	}
+	p.mu.Lock()
+	if p.closed {
+		// Stopped: pass through rather than hold data nobody would send.
+		p.mu.Unlock()
+		p.send(ctx, pendingSet{batches: []*batch.Batch{b}, items: b.Items()}, false)
+		return nil
+	}
+	if len(p.pending) == 0 {
+		p.firstAt = time.Now()
+		select {
+		case p.kick <- struct{}{}:
+		default: // a kick is already waiting
+		}
+	}
+	p.pending = append(p.pending, b)
+	p.items += b.Items()
+	if p.timeout > 0 && p.items < p.size {
+		p.mu.Unlock()
+		return nil
+	}
+	set := p.take()
+	p.flushes.Add(1)
+	p.mu.Unlock()
+	defer p.flushes.Done()
+	p.send(ctx, set, true)
+	return nil
+}
+
+// pendingSet is what one send takes out of the buffer.
+type pendingSet struct {
+	batches []*batch.Batch
+	items   int
+	firstAt time.Time
+}
+
+// take empties the buffer; the caller holds mu.
+func (p *processor) take() pendingSet {
+	s := pendingSet{batches: p.pending, items: p.items, firstAt: p.firstAt}
+	p.pending, p.items = nil, 0
+	return s
+}
+
+// send joins and splits a taken set and hands the parts downstream. Encoded and decoded batches
+// are joined separately, so encoded data stays encoded even in a pipeline that mixes both. When
+// the size triggered the send and a cap split the result, a last part smaller than the trigger
+// goes back to the buffer to wait for more, as in the Collector.
+func (p *processor) send(ctx context.Context, s pendingSet, sizeTriggered bool) {
+	var enc, dec []*batch.Batch
+	for _, b := range s.batches {
+		if b.IsEncoded() {
+			enc = append(enc, b)
+		} else {
+			dec = append(dec, b)
+		}
+	}
+	for _, group := range [][]*batch.Batch{enc, dec} {
+		if len(group) == 0 {
+			continue
+		}
+		joined, err := batch.Concat(group)
+		if err != nil {
+			// Only a mix of signals gets here, which Consume refuses; count it rather than hide it.
+			n := 0
+			for _, b := range group {
+				n += b.Items()
+			}
+			p.set.Counters.Add(component.Dropped, p.sig, n)
+			p.set.Logger.Error("cannot join batches; dropped", "error", err, "items", n)
+			continue
+		}
+		parts := []*batch.Batch{joined}
+		if p.max > 0 && joined.Items() > p.max {
+			if parts, err = batch.Split(joined, p.max); err != nil {
+				// Split leaves its input whole on error: better late and big than lost.
+				p.set.Logger.Warn("cannot split batch; sending it whole", "error", err, "items", joined.Items())
+				parts = []*batch.Batch{joined}
+			}
+		}
+		if last := parts[len(parts)-1]; sizeTriggered && p.timeout > 0 && len(parts) > 1 && last.Items() < p.size {
+			if p.keep(last, s.firstAt) {
+				parts = parts[:len(parts)-1]
+			}
+		}
+		for _, part := range parts {
+			n := part.Items()
+			if err := p.next.Consume(ctx, part); err != nil {
+				p.errLog.log(p.set.Logger, "downstream refused a batch", err, n)
+			}
+		}
+	}
+}
+
+// keep puts a remainder back at the head of the buffer, unless the processor is stopping.
+func (p *processor) keep(b *batch.Batch, firstAt time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	if len(p.pending) == 0 || firstAt.Before(p.firstAt) {
+		p.firstAt = firstAt // the remainder has waited since its own first item
+	}
+	p.pending = append([]*batch.Batch{b}, p.pending...)
+	p.items += b.Items()
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// loop sends the buffer once its oldest item has waited for the timeout. It sleeps on kick while
+// the buffer is empty, so an idle pipeline costs no wake-ups.
+func (p *processor) loop() {
+	defer close(p.loopDone)
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-p.kick:
+		}
+		for {
+			p.mu.Lock()
+			if len(p.pending) == 0 {
+				p.mu.Unlock()
+				break
+			}
+			wait := time.Until(p.firstAt.Add(p.timeout))
+			if wait <= 0 {
+				s := p.take()
+				p.mu.Unlock()
+				p.send(context.Background(), s, false)
+				continue
+			}
+			p.mu.Unlock()
+			// The deadline may move (a size-triggered send took the buffer): check again on wake-up.
+			t := time.NewTimer(wait)
+			select {
+			case <-p.stop:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+	}
+}
+
+// Shutdown sends what is buffered, stops the timer loop and waits for sends in flight. It is
+// idempotent; a Consume after it passes batches straight through.
+func (p *processor) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	started := p.started
+	s := p.take()
+	p.mu.Unlock()
+
+	if started {
+		close(p.stop)
+		if err := wait(ctx, p.loopDone); err != nil {
+			return fmt.Errorf("%s: stopping the timer: %w", p.set.ID, err)
+		}
+	}
+	if len(s.batches) > 0 {
+		p.send(ctx, s, false)
+	}
+	flushed := make(chan struct{})
+	go func() {
+		p.flushes.Wait()
+		close(flushed)
+	}()
+	if err := wait(ctx, flushed); err != nil {
+		return fmt.Errorf("%s: waiting for sends in flight: %w", p.set.ID, err)
+	}
+	return nil
+}
+
+func wait(ctx context.Context, done <-chan struct{}) error {
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// rateLimited logs at most once per interval and says how many it left out.
+type rateLimited struct {
+	every time.Duration
+
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (r *rateLimited) log(l *slog.Logger, msg string, err error, items int) {
+	r.mu.Lock()
+	now := time.Now()
+	if !r.last.IsZero() && now.Sub(r.last) < r.every {
+		r.suppressed++
+		r.mu.Unlock()
+		return
+	}
+	skipped := r.suppressed
+	r.last, r.suppressed = now, 0
+	r.mu.Unlock()
+	l.Warn(msg, "error", err, "items", items, "suppressed_since_last", skipped)
+}

@@ -1,0 +1,35 @@
+package memorylimiter
+
+import (
+	"fmt"
+
+	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/component"
+)
+
+// Type is the name configs use for this processor.
+const Type = "memory_limiter"
+
+// NewFactory returns the memory limiter's factory. Put the processor first in each pipeline, so
+// data is refused before other processors spend memory on it.
+func NewFactory() component.ProcessorFactory {
+	return component.ProcessorFactory{
+		Type:        Type,
+		Signals:     batch.Signals,
+		MutatesData: false,
+		NewConfig:   func() component.Config { return NewConfig() },
+		Create: func(set component.Settings, cfg component.Config, _ batch.Signal, next component.Consumer) (component.Processor, error) {
+			c, ok := cfg.(*Config)
+			if !ok {
+				return nil, fmt.Errorf("%s: config is %T, want *memorylimiter.Config", set.ID, cfg)
+			}
+			hard, soft, err := c.limits(func() (uint64, error) { return totalMemory("/") })
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", set.ID, err)
+			}
+			set.Logger.Debug("memory limiter configured", "limit_mib", hard/mib, "soft_limit_mib", soft/mib,
+				"check_interval", c.CheckInterval)
+			return newLimiter(set, c, hard, soft, next), nil
+		},
+	}
+}

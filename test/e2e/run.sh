@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# End-to-end tests: makes sure telemetrygen and Jaeger v2 are built (into $VIGIL_CACHE/bin, once),
+# builds vigil, and runs the tests in test/e2e against them. Works from any directory.
+# Extra arguments go to `go test`, e.g. `bash test/e2e/run.sh -run TestJaeger`.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+
+TELEMETRYGEN_VERSION=v0.161.0
+JAEGER_VERSION=v1.76.0
+cache=${VIGIL_CACHE:-$HOME/.cache/vigil}
+mkdir -p "$cache/bin"
+
+log() { echo "e2e: $*" >&2; }
+
+# timed NAME CMD...: runs CMD, logging how long it took.
+timed() {
+  local name=$1 start=$SECONDS
+  shift
+  log "building $name (first run only; may take minutes)"
+  "$@"
+  log "built $name in $((SECONDS - start))s"
+}
+
+build_telemetrygen() {
+  local gobin="$cache/bin-tg"
+  mkdir -p "$gobin"
+  # Outside the repository, so that its go.mod plays no part.
+  (cd "$cache" && GOBIN="$gobin" go install \
+    "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@$TELEMETRYGEN_VERSION")
+  mv "$gobin/telemetrygen" "$cache/bin/telemetrygen-$TELEMETRYGEN_VERSION"
+}
+
+build_jaeger() {
+  # `go install …/cmd/jaeger@version` is refused (the module has replace directives), so Jaeger
+  # is built in a throwaway module of its own, never in this repository's go.mod.
+  local src="$cache/src/jaeger"
+  mkdir -p "$src"
+  (
+    cd "$src"
+    export GOFLAGS="${GOFLAGS:-} -mod=mod"
+    [[ -f go.mod ]] || go mod init jaegerbuild
+    go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION"
+    go build -o "$cache/bin/jaeger-$JAEGER_VERSION" github.com/jaegertracing/jaeger/cmd/jaeger
+  )
+}
+
+TELEMETRYGEN_BIN="$cache/bin/telemetrygen-$TELEMETRYGEN_VERSION"
+JAEGER_BIN="$cache/bin/jaeger-$JAEGER_VERSION"
+[[ -x "$TELEMETRYGEN_BIN" ]] || timed "telemetrygen $TELEMETRYGEN_VERSION" build_telemetrygen
+[[ -x "$JAEGER_BIN" ]] || timed "jaeger $JAEGER_VERSION" build_jaeger
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+log "building vigil"
+go build -o "$tmp/vigil" ./cmd/vigil
+
+export VIGIL_BIN="$tmp/vigil" TELEMETRYGEN_BIN JAEGER_BIN
+cd "$repo"
+go test -tags e2e -count=1 -v -timeout 15m ./test/e2e/... "$@"
