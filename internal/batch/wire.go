@@ -96,6 +96,8 @@ func scanResource(sig Signal, b []byte) (int, error) {
 }
 
 func scanMetric(b []byte) (int, error) {
+	// data is a oneof: when a (malformed but parseable) metric carries several data fields, the
+	// last one wins, as it does when pdata decodes it.
 	points := 0
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
 		for _, f := range metricDataFields {
@@ -105,6 +107,7 @@ func scanMetric(b []byte) (int, error) {
 			if typ != protowire.BytesType {
 				return fmt.Errorf("metric data has wire type %d", typ)
 			}
+			points = 0
 			return eachField(v, func(num protowire.Number, typ protowire.Type, v []byte) error {
 				if num == 1 {
 					if typ != protowire.BytesType {

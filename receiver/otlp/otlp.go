@@ -156,8 +156,9 @@ func (r *otlp) Start(_ context.Context, host component.Host) error {
 		if httpL, err = h.Listen(); err != nil {
 			if grpcL != nil {
 				grpcL.Close()
+				r.grpcSrv.Stop()
+				r.grpcSrv = nil
 			}
-			r.grpcSrv = nil
 			return fmt.Errorf("receiver %s: protocols.http: %w", r.set.ID, err)
 		}
 		r.httpSrv = h.NewServer(r,

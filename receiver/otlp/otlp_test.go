@@ -496,10 +496,11 @@ func TestTooLarge(t *testing.T) {
 			t.Fatalf("http too_large count %d, want %d", got, before+1)
 		}
 	}
-	f("", bytes.NewReader(big))                    // declared too large: refused before reading
-	f("", io.MultiReader(bytes.NewReader(big)))    // chunked: cut off while reading
-	bomb := make([]byte, 64<<20)                   // 64 MiB of zeros…
-	f("gzip", bytes.NewReader(compress(t, "gzip", bomb))) // …is a 64 KiB gzip body
+	f("", bytes.NewReader(big))                 // declared too large: refused before reading
+	f("", io.MultiReader(bytes.NewReader(big))) // chunked: cut off while reading
+	// Zip bombs: 16 MiB of zeros is a few KiB compressed, well under the body limit.
+	bomb := make([]byte, 16<<20)
+	f("gzip", bytes.NewReader(compress(t, "gzip", bomb)))
 	f("zstd", bytes.NewReader(compress(t, "zstd", bomb)))
 	f("deflate", bytes.NewReader(compress(t, "deflate", bomb)))
 	if n := len(s[batch.Traces].Batches()); n != 0 {
@@ -871,5 +872,24 @@ func TestShutdownDeadline(t *testing.T) {
 	}
 	if err := <-done; status.Code(err) != codes.Unavailable {
 		t.Fatalf("client of a request cut by Shutdown: got %v, want Unavailable", err)
+	}
+}
+
+// TestReadmeTryIt posts the README's curl example, so that the documented command keeps working.
+func TestReadmeTryIt(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := bytes.Cut(readme, []byte("-d '"))
+	body, _, ok2 := bytes.Cut(rest, []byte("'\n```"))
+	if !ok || !ok2 {
+		t.Fatal("README.md has no curl -d '…' example")
+	}
+	s, next := newSinks(batch.Traces)
+	r := start(t, testConfig(), next)
+	resp, out := do(t, r.HTTPAddr(), httpReq{path: "/v1/traces", contentType: contentTypeJSON, body: bytes.NewReader(body)})
+	if resp.StatusCode != http.StatusOK || string(out) != `{"partialSuccess":{}}` || s[batch.Traces].Items() != 1 {
+		t.Fatalf("got %s %s and %d spans; want 200, the README's answer and 1 span", resp.Status, out, s[batch.Traces].Items())
 	}
 }
