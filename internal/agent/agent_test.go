@@ -51,7 +51,9 @@ func factories(t *testing.T) component.Factories {
 		nil,
 		[]component.ExporterFactory{{Type: "nop", Signals: batch.Signals,
 			NewConfig: func() component.Config { return &struct{}{} },
-			Create:    func(component.Settings, component.Config) (component.Exporter, error) { return nopExp{component.Discard}, nil }}},
+			Create: func(component.Settings, component.Config) (component.Exporter, error) {
+				return nopExp{component.Discard}, nil
+			}}},
 	)
 	if err != nil {
 		t.Fatal(err)

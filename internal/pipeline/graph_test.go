@@ -45,7 +45,10 @@ type lifecycle struct {
 	stop func(context.Context) error
 }
 
-func (l *lifecycle) Start(context.Context, component.Host) error { l.w.event("start " + l.name); return nil }
+func (l *lifecycle) Start(context.Context, component.Host) error {
+	l.w.event("start " + l.name)
+	return nil
+}
 func (l *lifecycle) Shutdown(ctx context.Context) error {
 	l.w.event("stop " + l.name)
 	if l.stop != nil {

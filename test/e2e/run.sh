@@ -10,6 +10,7 @@ TELEMETRYGEN_VERSION=v0.161.0
 JAEGER_VERSION=v1.76.0
 cache=${VIGIL_CACHE:-$HOME/.cache/vigil}
 mkdir -p "$cache/bin"
+cache=$(cd "$cache" && pwd) # absolute: the builds below run in other directories
 
 log() { echo "e2e: $*" >&2; }
 
