@@ -72,7 +72,9 @@ func New(cfg *config.Config, f component.Factories, opts Options) (*Agent, error
 		listen:    cfg.Service.Telemetry.Metrics.ListenAddress(),
 		fatal:     make(chan error, 1),
 	}
-	g, err := pipeline.Build(cfg, f, a.telemetry, a.Logger, opts.Pipeline)
+	popts := opts.Pipeline
+	popts.Health = a.health
+	g, err := pipeline.Build(cfg, f, a.telemetry, a.Logger, popts)
 	if err != nil {
 		return nil, err
 	}

@@ -83,6 +83,10 @@ type Settings struct {
 	Counters Counters
 	// Registerer takes a component's own metrics; it adds kind and component labels.
 	Registerer prometheus.Registerer
+	// ReportHealth marks the component degraded (err != nil) or healthy again (nil): an exporter
+	// whose backend keeps failing, a full queue. A degraded component makes /readyz fail and is
+	// named on /healthz; unlike Host.ReportFatal it does not stop the agent.
+	ReportHealth func(err error)
 }
 
 // Config is a component's configuration: a pointer to a struct decoded from YAML. If it

@@ -24,11 +24,12 @@ func (nopCounters) Add(Outcome, batch.Signal, int) {}
 // fresh registry.
 func NopSettings(kind Kind, id ID) Settings {
 	return Settings{
-		ID:         id,
-		Kind:       kind,
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Counters:   nopCounters{},
-		Registerer: prometheus.NewRegistry(),
+		ID:           id,
+		Kind:         kind,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Counters:     nopCounters{},
+		Registerer:   prometheus.NewRegistry(),
+		ReportHealth: func(error) {},
 	}
 }
 

@@ -32,6 +32,10 @@ func IsPermanent(err error) bool {
 type Retryable struct {
 	Err   error
 	After time.Duration
+	// Backpressure says the refusal is because Vigil is full (a sending queue at capacity), not
+	// because something failed: receivers answer gRPC RESOURCE_EXHAUSTED with RetryInfo and
+	// HTTP 429 with Retry-After, which clients treat as "slow down".
+	Backpressure bool
 }
 
 func (e *Retryable) Error() string {
@@ -48,6 +52,20 @@ func NewRetryable(err error, after time.Duration) error {
 		return nil
 	}
 	return &Retryable{Err: err, After: after}
+}
+
+// NewBackpressure wraps err as a retryable refusal because Vigil is full; see Retryable.
+func NewBackpressure(err error, after time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &Retryable{Err: err, After: after, Backpressure: true}
+}
+
+// IsBackpressure reports whether err is a refusal because Vigil is full.
+func IsBackpressure(err error) bool {
+	var r *Retryable
+	return errors.As(err, &r) && r.Backpressure
 }
 
 // RetryAfter returns the delay a retryable error asks for, and whether err is explicitly retryable.

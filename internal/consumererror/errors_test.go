@@ -24,6 +24,11 @@ func TestClassify(t *testing.T) {
 	f(fmt.Errorf("exporter otlp: %w", NewPermanent(base)), true, false, 0)
 	f(NewRetryable(base, 0), false, true, 0)
 	f(fmt.Errorf("wrapped: %w", NewRetryable(base, 3*time.Second)), false, true, 3*time.Second)
+	bp := fmt.Errorf("exporter: %w", NewBackpressure(base, 2*time.Second))
+	f(bp, false, true, 2*time.Second)
+	if !IsBackpressure(bp) || IsBackpressure(NewRetryable(base, 0)) || IsBackpressure(base) {
+		t.Error("IsBackpressure misclassifies")
+	}
 	if NewPermanent(nil) != nil || NewRetryable(nil, 1) != nil {
 		t.Fatal("nil must stay nil")
 	}

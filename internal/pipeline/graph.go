@@ -23,6 +23,8 @@ type Options struct {
 	RingCapacity int
 	// Workers per pipeline (default GOMAXPROCS).
 	Workers int
+	// Health receives components' degraded reports (nil: ignored).
+	Health *selftelemetry.Health
 }
 
 // Graph is a set of built components wired into pipelines.
@@ -74,6 +76,11 @@ func Build(cfg *config.Config, f component.Factories, tel *selftelemetry.Telemet
 			Logger:     logger.With(attrs...),
 			Counters:   tel.Counters(kind, id, pipeline, signals),
 			Registerer: tel.Registerer(kind, id, pipeline),
+			ReportHealth: func(err error) {
+				if opt.Health != nil {
+					opt.Health.Degrade(kind.String()+" "+id.String(), err)
+				}
+			},
 		}
 	}
 	g := &Graph{logger: logger}

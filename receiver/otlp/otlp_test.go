@@ -665,6 +665,8 @@ func TestErrorMapping(t *testing.T) {
 	f(consumererror.NewRetryable(errors.New("queue full"), 1500*time.Millisecond),
 		want{code: codes.Unavailable, http: 503, retryAfter: "2", retryInfo: 1500 * time.Millisecond})
 	f(consumererror.NewRetryable(errors.New("busy"), 0), want{code: codes.Unavailable, http: 503})
+	f(fmt.Errorf("exporter otlp: %w", consumererror.NewBackpressure(errors.New("sending queue is full"), time.Second)),
+		want{code: codes.ResourceExhausted, http: 429, retryAfter: "1", retryInfo: time.Second})
 	f(errors.New("something broke"), want{code: codes.Unavailable, http: 503})
 }
 

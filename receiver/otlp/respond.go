@@ -39,14 +39,19 @@ func classify(err error) result {
 	if consumererror.IsPermanent(err) {
 		return result{st: status.New(codes.InvalidArgument, err.Error()), httpStatus: http.StatusBadRequest}
 	}
-	st := status.New(codes.Unavailable, err.Error())
+	code, httpStatus := codes.Unavailable, http.StatusServiceUnavailable
+	if consumererror.IsBackpressure(err) {
+		// Full, not broken: the OTLP spec's throttling answer, which clients back off from.
+		code, httpStatus = codes.ResourceExhausted, http.StatusTooManyRequests
+	}
+	st := status.New(code, err.Error())
 	after, _ := consumererror.RetryAfter(err)
 	if after > 0 {
 		if withInfo, e := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(after)}); e == nil {
 			st = withInfo
 		}
 	}
-	return result{st: st, httpStatus: http.StatusServiceUnavailable, retryAfter: after}
+	return result{st: st, httpStatus: httpStatus, retryAfter: after}
 }
 
 // retryAfterSeconds rounds up, so that a client never comes back earlier than asked.
