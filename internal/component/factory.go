@@ -22,8 +22,18 @@ type ProcessorFactory struct {
 	Signals []batch.Signal
 	// MutatesData tells fan-out to hand this pipeline its own copy of shared data.
 	MutatesData bool
-	NewConfig   func() Config
-	Create      func(set Settings, cfg Config, sig batch.Signal, next Consumer) (Processor, error)
+	// Buffers says the processor answers its caller before the data moved on (it holds batches
+	// to join them). In front of a persistent exporter queue that breaks the durability boundary,
+	// and the agent warns about it.
+	Buffers   bool
+	NewConfig func() Config
+	Create    func(set Settings, cfg Config, sig batch.Signal, next Consumer) (Processor, error)
+}
+
+// Durable is implemented by exporter configs that can make data crash-safe (a persistent sending
+// queue): when Durable returns true, an acknowledgement means the data is on disk.
+type Durable interface {
+	Durable() bool
 }
 
 // ExporterFactory creates exporters of one type.

@@ -110,6 +110,7 @@ func Build(cfg *config.Config, f component.Factories, tel *selftelemetry.Telemet
 	pipelines := map[config.PipelineID]built{}
 	for _, pid := range sortedPipelines(cfg) {
 		p := cfg.Service.Pipelines[pid]
+		warnBufferBeforeDurable(logger, pid, p, cfg, f)
 		var branches []branch
 		var down []*node
 		for _, id := range p.Exporters {
@@ -271,6 +272,24 @@ func usedIDs(cfg *config.Config, list func(*config.Pipeline) []component.ID) []c
 	}
 	slices.SortFunc(ids, func(a, b component.ID) int { return strings.Compare(a.String(), b.String()) })
 	return ids
+}
+
+// warnBufferBeforeDurable warns when a processor that answers before passing data on (batch)
+// sits in front of an exporter whose acknowledgements mean "on disk": a crash would lose what the
+// processor holds although its clients were told it was safe.
+func warnBufferBeforeDurable(logger *slog.Logger, pid config.PipelineID, p *config.Pipeline, cfg *config.Config, f component.Factories) {
+	for _, proc := range p.Processors {
+		if !f.Processors[proc.Type].Buffers {
+			continue
+		}
+		for _, exp := range p.Exporters {
+			if d, ok := cfg.Exporters[exp].(component.Durable); ok && d.Durable() {
+				logger.Warn("a buffering processor sits in front of a persistent queue: data it holds is acknowledged "+
+					"but lost on a crash; remove it and batch in the exporter with sending_queue.batch",
+					"pipeline", pid.String(), "processor", proc.String(), "exporter", exp.String())
+			}
+		}
+	}
 }
 
 // usedSignals lists the signals of the pipelines that name id.

@@ -97,7 +97,7 @@ func (w *world) factories(t *testing.T) component.Factories {
 			},
 			{
 				// hold buffers everything and flushes on shutdown, like a batch processor.
-				Type: "hold", Signals: batch.Signals,
+				Type: "hold", Signals: batch.Signals, Buffers: true,
 				NewConfig: func() component.Config { return &struct{}{} },
 				Create: func(set component.Settings, _ component.Config, _ batch.Signal, next component.Consumer) (component.Processor, error) {
 					key := set.Pipeline
@@ -126,7 +126,7 @@ func (w *world) factories(t *testing.T) component.Factories {
 		},
 		[]component.ExporterFactory{{
 			Type: "sink", Signals: batch.Signals,
-			NewConfig: func() component.Config { return &struct{}{} },
+			NewConfig: func() component.Config { return &sinkConfig{} },
 			Create: func(set component.Settings, _ component.Config) (component.Exporter, error) {
 				s := &componenttest.Sink{}
 				w.sinks[set.ID.String()] = s
@@ -140,7 +140,18 @@ func (w *world) factories(t *testing.T) component.Factories {
 	return f
 }
 
+type sinkConfig struct {
+	Persistent bool `yaml:"persistent"`
+}
+
+func (c *sinkConfig) Durable() bool { return c.Persistent }
+
 func build(t *testing.T, yaml string) (*world, *Graph, *selftelemetry.Telemetry) {
+	t.Helper()
+	return buildWithLogger(t, yaml, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func buildWithLogger(t *testing.T, yaml string, logger *slog.Logger) (*world, *Graph, *selftelemetry.Telemetry) {
 	t.Helper()
 	w := &world{receivers: map[string]map[batch.Signal]component.Consumer{}, sinks: map[string]*componenttest.Sink{}, held: map[string][]*batch.Batch{}}
 	f := w.factories(t)
@@ -149,7 +160,7 @@ func build(t *testing.T, yaml string) (*world, *Graph, *selftelemetry.Telemetry)
 		t.Fatal(err)
 	}
 	tel := selftelemetry.New(selftelemetry.Build{Version: "test"})
-	g, err := Build(cfg, f, tel, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{RingCapacity: 8, Workers: 2})
+	g, err := Build(cfg, f, tel, logger, Options{RingCapacity: 8, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,5 +340,23 @@ service: {pipelines: {traces: {receivers: [src], exporters: [sink]}}}
 	err := w.receivers["src"][batch.Traces].Consume(context.Background(), encodedTraces(t, 1, 0))
 	if _, ok := consumererror.RetryAfter(err); !ok {
 		t.Fatalf("after shutdown, want a retryable refusal, got %v", err)
+	}
+}
+
+func TestWarnsAboutBufferingInFrontOfPersistentQueue(t *testing.T) {
+	var logs strings.Builder
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	buildWithLogger(t, `
+receivers: {src: {}}
+processors: {hold: {}}
+exporters: {sink/disk: {persistent: true}, sink/mem: {}}
+service:
+  pipelines:
+    traces: {receivers: [src], processors: [hold], exporters: [sink/disk, sink/mem]}
+    logs: {receivers: [src], exporters: [sink/disk]}
+`, logger)
+	out := logs.String()
+	if strings.Count(out, "level=WARN") != 1 || !strings.Contains(out, "exporter=sink/disk") || !strings.Contains(out, "processor=hold") {
+		t.Fatalf("want exactly one warning naming hold and sink/disk, got:\n%s", out)
 	}
 }

@@ -18,6 +18,7 @@ func NewFactory() component.ProcessorFactory {
 		// Joining moves items between batches, but only through the Mutable accessors, which copy
 		// shared data first: branches that share a batch with this one never see a change.
 		MutatesData: false,
+		Buffers:     true,
 		NewConfig:   func() component.Config { return NewConfig() },
 		Create: func(set component.Settings, cfg component.Config, sig batch.Signal, next component.Consumer) (component.Processor, error) {
 			c, ok := cfg.(*Config)
