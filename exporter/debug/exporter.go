@@ -11,7 +11,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
@@ -63,7 +62,7 @@ func (e *exporter) write(ctx context.Context, log *slog.Logger, b *batch.Batch) 
 	case Normal:
 		return perItem(ctx, log, b)
 	case Detailed:
-		raw, err := toJSON(b)
+		raw, err := b.JSON()
 		if err != nil {
 			return err
 		}
@@ -109,29 +108,6 @@ func resources(b *batch.Batch) int {
 		return -1
 	}
 	return n
-}
-
-func toJSON(b *batch.Batch) ([]byte, error) {
-	switch b.Signal() {
-	case batch.Traces:
-		td, err := b.Traces()
-		if err != nil {
-			return nil, err
-		}
-		return (&ptrace.JSONMarshaler{}).MarshalTraces(td)
-	case batch.Metrics:
-		md, err := b.Metrics()
-		if err != nil {
-			return nil, err
-		}
-		return (&pmetric.JSONMarshaler{}).MarshalMetrics(md)
-	default:
-		ld, err := b.Logs()
-		if err != nil {
-			return nil, err
-		}
-		return (&plog.JSONMarshaler{}).MarshalLogs(ld)
-	}
 }
 
 // perItem logs one line per span, data point or log record.

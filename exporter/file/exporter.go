@@ -13,9 +13,6 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-	"go.opentelemetry.io/collector/pdata/plog"
-	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
@@ -133,7 +130,7 @@ func (e *exporter) record(b *batch.Batch) ([][]byte, error) {
 	if e.cfg.Format == FormatProto {
 		payload, err = b.Encoded() // the request bytes as received: no decoding
 	} else {
-		payload, err = marshalJSON(b)
+		payload, err = b.JSON()
 	}
 	if err != nil {
 		return nil, err
@@ -150,29 +147,6 @@ func (e *exporter) record(b *batch.Batch) ([][]byte, error) {
 	var hdr [4]byte
 	binary.BigEndian.PutUint32(hdr[:], uint32(len(payload)))
 	return [][]byte{hdr[:], payload}, nil
-}
-
-func marshalJSON(b *batch.Batch) ([]byte, error) {
-	switch b.Signal() {
-	case batch.Traces:
-		td, err := b.Traces()
-		if err != nil {
-			return nil, err
-		}
-		return (&ptrace.JSONMarshaler{}).MarshalTraces(td)
-	case batch.Metrics:
-		md, err := b.Metrics()
-		if err != nil {
-			return nil, err
-		}
-		return (&pmetric.JSONMarshaler{}).MarshalMetrics(md)
-	default:
-		ld, err := b.Logs()
-		if err != nil {
-			return nil, err
-		}
-		return (&plog.JSONMarshaler{}).MarshalLogs(ld)
-	}
 }
 
 func (e *exporter) write(parts ...[]byte) error {

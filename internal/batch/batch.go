@@ -353,3 +353,28 @@ func Concat(parts []*Batch) (*Batch, error) {
 		return FromLogs(out), nil
 	}
 }
+
+// JSON returns the batch as an OTLP/JSON Export…ServiceRequest (decoding it if needed, for
+// reading only).
+func (b *Batch) JSON() ([]byte, error) {
+	switch b.sig {
+	case Traces:
+		td, err := b.Traces()
+		if err != nil {
+			return nil, err
+		}
+		return (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+	case Metrics:
+		md, err := b.Metrics()
+		if err != nil {
+			return nil, err
+		}
+		return (&pmetric.JSONMarshaler{}).MarshalMetrics(md)
+	default:
+		ld, err := b.Logs()
+		if err != nil {
+			return nil, err
+		}
+		return (&plog.JSONMarshaler{}).MarshalLogs(ld)
+	}
+}
