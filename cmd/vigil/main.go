@@ -38,6 +38,7 @@ Commands:
   validate  check a config file and print every problem found
   version   print the version
   default-config  print the embedded default config
+  queue     check a persistent sending queue: vigil queue check DIR [--repair]
 
 Run "vigil <command> -h" for a command's flags.
 `
@@ -55,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "vigil %s (revision %s, %s, %s/%s)\n", version, buildRevision(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
+	case "queue":
+		return cmdQueue(args[1:], stdout, stderr)
 	case "default-config":
 		_, _ = stdout.Write(config.Default())
 		return 0

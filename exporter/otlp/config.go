@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/vigilhq/vigil/internal/client"
+	"github.com/vigilhq/vigil/internal/component"
 	"github.com/vigilhq/vigil/internal/sender"
 )
 
@@ -24,3 +25,8 @@ func NewConfig() *Config {
 func (c *Config) Validate() error {
 	return errors.Join(c.Client.Validate(), c.Sender.Validate())
 }
+
+var _ component.Durable = (*Config)(nil)
+
+// Durable reports whether the sending queue is persistent (component.Durable).
+func (c *Config) Durable() bool { return c.Sender.Durable() }

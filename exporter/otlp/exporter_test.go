@@ -82,6 +82,7 @@ func TestConfig(t *testing.T) {
 		cfg.Client.Headers["authorization"].Value() != "Bearer abc" || cfg.Sender.Timeout != 10*time.Second ||
 		cfg.Sender.Retry.InitialInterval != time.Second || cfg.Sender.Retry.MaxElapsedTime != 0 ||
 		cfg.Sender.Queue.NumConsumers != 4 || cfg.Sender.Queue.QueueSize != 5000 ||
+		!cfg.Sender.Queue.Persistent || cfg.Sender.Queue.Directory != "/var/lib/vigil/queue" ||
 		!cfg.Sender.Retry.Enabled || cfg.Sender.Retry.Multiplier != 1.5 || cfg.Client.TLS.CAFile != "/etc/vigil/ca.pem" {
 		t.Fatalf("decoded %+v", cfg)
 	}
@@ -89,6 +90,8 @@ func TestConfig(t *testing.T) {
 	for _, want := range []string{
 		`compression: must be one of none, gzip, zstd; got "brotli"`,
 		"sending_queue.queue_size: must be > 0, got 0",
+		`sending_queue.when_full: must be block, drop_oldest or drop_newest; got "wait"`,
+		"sending_queue.directory: must be set when persistent is true",
 		"retry_on_failure.multiplier: must be >= 1",
 		"tls.cert_file and key_file",
 	} {

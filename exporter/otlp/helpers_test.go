@@ -169,7 +169,13 @@ func (s *logService) Export(ctx context.Context, req plogotlp.ExportRequest) (pl
 // startBackend serves the three OTLP services on a loopback port and returns the address.
 func startBackend(t testing.TB, b *backend) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	return startBackendAt(t, b, "127.0.0.1:0")
+}
+
+// startBackendAt serves the three OTLP services on addr and returns the address.
+func startBackendAt(t testing.TB, b *backend, addr string) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

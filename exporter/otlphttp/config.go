@@ -8,6 +8,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/client"
+	"github.com/vigilhq/vigil/internal/component"
 	"github.com/vigilhq/vigil/internal/sender"
 )
 
@@ -87,3 +88,8 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+var _ component.Durable = (*Config)(nil)
+
+// Durable reports whether the sending queue is persistent (component.Durable).
+func (c *Config) Durable() bool { return c.Sender.Durable() }

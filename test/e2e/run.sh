@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end tests: makes sure telemetrygen and Jaeger v2 are built (into $VIGIL_CACHE/bin, once),
-# builds vigil, and runs the tests in test/e2e against them. Works from any directory.
+# builds vigil and the faultsink (test/e2e/faultsink), and runs the tests in test/e2e against
+# them. Works from any directory.
 # Extra arguments go to `go test`, e.g. `bash test/e2e/run.sh -run TestJaeger`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -53,9 +54,10 @@ JAEGER_BIN="$cache/bin/jaeger-$JAEGER_VERSION"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-log "building vigil"
+log "building vigil and the faultsink"
 go build -o "$tmp/vigil" ./cmd/vigil
+go build -o "$tmp/faultsink" ./test/e2e/faultsink
 
-export VIGIL_BIN="$tmp/vigil" TELEMETRYGEN_BIN JAEGER_BIN
+export VIGIL_BIN="$tmp/vigil" FAULTSINK_BIN="$tmp/faultsink" TELEMETRYGEN_BIN JAEGER_BIN
 cd "$repo"
 go test -tags e2e -count=1 -v -timeout 15m ./test/e2e/... "$@"

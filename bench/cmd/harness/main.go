@@ -32,6 +32,7 @@ type options struct {
 	spans                int
 	rate                 float64
 	compressions         []string
+	queues               []string
 	batchSize            int
 	out                  string
 	keep                 bool
@@ -50,10 +51,13 @@ func main() {
 	flag.Float64Var(&o.rate, "rate", 0, "loadgen requests per second (0: as fast as vigil acknowledges)")
 	comp := flag.String("compression", "none,zstd", "comma-separated scenarios: compression on both hops (none, gzip, zstd)")
 	flag.IntVar(&o.batchSize, "batch-size", 8192, "vigil batch processor send_batch_size")
+	queues := flag.String("queue", "memory", "comma-separated scenarios: the exporter's sending queue: memory (batch processor in front), "+
+		"wal (persistent, fsync always, batching in the queue), wal-interval (the same with fsync interval)")
 	flag.StringVar(&o.out, "out", "bench/results/latest.md", "where to write the Markdown report (empty: stdout only)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs)")
 	flag.Parse()
 	o.compressions = strings.Split(*comp, ",")
+	o.queues = strings.Split(*queues, ",")
 	if err := run(o); err != nil {
 		log.Fatalf("harness: %v", err)
 	}
@@ -80,13 +84,16 @@ func run(o options) error {
 		}
 	}
 	var rows []row
-	for _, c := range o.compressions {
-		log.Printf("scenario compression=%s: %s warm-up, %s measured", c, o.warmup, o.duration)
-		r, err := scenario(o, dir, strings.TrimSpace(c))
-		if err != nil {
-			return fmt.Errorf("scenario %s: %w", c, err)
+	for _, q := range o.queues {
+		for _, c := range o.compressions {
+			q, c := strings.TrimSpace(q), strings.TrimSpace(c)
+			log.Printf("scenario queue=%s compression=%s: %s warm-up, %s measured", q, c, o.warmup, o.duration)
+			r, err := scenario(o, dir, c, q)
+			if err != nil {
+				return fmt.Errorf("scenario %s/%s: %w", q, c, err)
+			}
+			rows = append(rows, r)
 		}
-		rows = append(rows, r)
 	}
 	report := markdown(o, rows)
 	fmt.Print(report)
@@ -114,6 +121,7 @@ func build(dir, pkg string) (string, error) {
 // row is one scenario's figures.
 type row struct {
 	compression  string
+	queue        string
 	loadgen      loadResult // measured run only
 	sinkSpans    int64      // arriving at the sink during the measured run
 	seconds      float64    // measured run, from its start until the sink stopped growing
@@ -138,8 +146,8 @@ type loadResult struct {
 	P99        float64          `json:"latency_p99_ms"`
 }
 
-func scenario(o options, dir, compression string) (row, error) {
-	r := row{compression: compression}
+func scenario(o options, dir, compression, queueMode string) (row, error) {
+	r := row{compression: compression, queue: queueMode}
 	sinkGRPC, sinkHTTP, vigilGRPC, vigilMetrics := freePort(), freePort(), freePort(), freePort()
 
 	sink := exec.Command(o.sink, "-listen", sinkGRPC, "-http", sinkHTTP)
@@ -150,11 +158,16 @@ func scenario(o options, dir, compression string) (row, error) {
 	}
 	defer stop(sink, 5*time.Second)
 
-	cfgPath := filepath.Join(dir, "vigil-"+compression+".yaml")
-	if err := os.WriteFile(cfgPath, []byte(vigilConfig(vigilGRPC, sinkGRPC, vigilMetrics, compression, o.batchSize)), 0o644); err != nil {
+	name := queueMode + "-" + compression
+	cfg, err := vigilConfig(vigilGRPC, sinkGRPC, vigilMetrics, compression, queueMode, o.batchSize, filepath.Join(dir, "wal-"+name))
+	if err != nil {
 		return r, err
 	}
-	logPath := filepath.Join(dir, "vigil-"+compression+".log")
+	cfgPath := filepath.Join(dir, "vigil-"+name+".yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return r, err
+	}
+	logPath := filepath.Join(dir, "vigil-"+name+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return r, err
@@ -228,7 +241,29 @@ func scenario(o options, dir, compression string) (row, error) {
 	return r, nil
 }
 
-func vigilConfig(listen, sink, metrics, compression string, batchSize int) string {
+// vigilConfig is the relay under test. With the memory queue a batch processor batches in front
+// of the exporter (the usual setup); with a WAL the exporter's queue batches, after the WAL, as
+// Vigil recommends, so that nothing acknowledged sits outside the WAL.
+func vigilConfig(listen, sink, metrics, compression, queueMode string, batchSize int, walDir string) (string, error) {
+	processors, queueCfg := "[batch]", ""
+	switch queueMode {
+	case "memory":
+	case "wal", "wal-interval":
+		fsync := "always"
+		if queueMode == "wal-interval" {
+			fsync = "interval"
+		}
+		processors = "[]"
+		queueCfg = fmt.Sprintf(`
+    sending_queue:
+      persistent: true
+      directory: %s
+      fsync: %s
+      queue_size: 100000
+      batch: {min_size: %d, flush_timeout: 200ms}`, walDir, fsync, batchSize)
+	default:
+		return "", fmt.Errorf("unknown queue mode %q (want memory, wal or wal-interval)", queueMode)
+	}
 	return fmt.Sprintf(`receivers:
   otlp:
     protocols:
@@ -243,19 +278,19 @@ exporters:
     endpoint: %s
     tls:
       insecure: true
-    compression: %s
+    compression: %s%s
 service:
   pipelines:
     traces:
       receivers: [otlp]
-      processors: [batch]
+      processors: %s
       exporters: [otlp]
   telemetry:
     logs:
       level: warn
     metrics:
       address: %s
-`, listen, batchSize, sink, compression, metrics)
+`, listen, batchSize, sink, compression, queueCfg, processors, metrics), nil
 }
 
 func runLoad(bin string, args []string) (loadResult, error) {
@@ -415,11 +450,11 @@ func markdown(o options, rows []row) string {
 	fmt.Fprintf(&b, "# Vigil relay benchmark\n\n")
 	fmt.Fprintf(&b, "%s · %s · %d CPUs · %s · %s/%s\n\n", time.Now().UTC().Format(time.RFC3339), cpuModel(),
 		runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(&b, "loadgen → vigil (otlp gRPC → batch %d → otlp gRPC) → sink, all on this host. "+
+	fmt.Fprintf(&b, "loadgen → vigil (otlp gRPC → batch %d → otlp gRPC; with a WAL the batching happens in the exporter's queue) → sink, all on this host. "+
 		"%d spans per request, %d streams over %d connections, rate %s, %s warm-up, %s measured.\n\n",
 		o.batchSize, o.spans, o.concurrency, o.conns, rateText(o.rate), o.warmup, o.duration)
-	b.WriteString("| compression | sink spans/s | loadgen acked spans/s | p50 / p99 ms | vigil CPU s per M spans | spans per CPU-s | vigil peak RSS MiB | loss (acked − received) | loadgen errors | vigil exit / ERROR logs |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| queue | compression | sink spans/s | loadgen acked spans/s | p50 / p99 ms | vigil CPU s per M spans | spans per CPU-s | vigil peak RSS MiB | loss (acked − received) | loadgen errors | vigil exit / ERROR logs |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rows {
 		perM, perCPU := 0.0, 0.0
 		if r.sinkSpans > 0 {
@@ -429,8 +464,8 @@ func markdown(o options, rows []row) string {
 			perCPU = float64(r.sinkSpans) / r.cpuSeconds
 		}
 		loss := r.ackedTotal - r.sinkTotal
-		fmt.Fprintf(&b, "| %s | %s | %s | %.1f / %.1f | %.2f | %s | %.0f | %d of %s (%.4f%%) | %d | %d / %d |\n",
-			r.compression, human(float64(r.sinkSpans)/r.seconds), human(r.loadgen.SpansPerS),
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f / %.1f | %.2f | %s | %.0f | %d of %s (%.4f%%) | %d | %d / %d |\n",
+			r.queue, r.compression, human(float64(r.sinkSpans)/r.seconds), human(r.loadgen.SpansPerS),
 			r.loadgen.P50, r.loadgen.P99, perM, human(perCPU), r.peakRSSMiB,
 			loss, human(float64(r.ackedTotal)), pct(loss, r.ackedTotal), r.loadgen.Errors, r.vigilExit, r.vigilErrLogs)
 	}
@@ -440,7 +475,7 @@ func markdown(o options, rows []row) string {
 		"received by the time vigil exited; negative would mean duplicates.\n")
 	for _, r := range rows {
 		if r.loadgen.FirstError != "" {
-			fmt.Fprintf(&b, "\n%s: loadgen errors %v, first: %s\n", r.compression, r.loadgen.ErrorCodes, r.loadgen.FirstError)
+			fmt.Fprintf(&b, "\n%s/%s: loadgen errors %v, first: %s\n", r.queue, r.compression, r.loadgen.ErrorCodes, r.loadgen.FirstError)
 		}
 	}
 	return b.String()
