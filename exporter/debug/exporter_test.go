@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -35,26 +34,7 @@ func TestLifecycle(t *testing.T) {
 	componenttest.CheckExporter(t, NewFactory(), &Config{Verbosity: "Detailed", SamplingInitial: 1})
 }
 
-// counters records what the exporter reports.
-type counters struct {
-	mu sync.Mutex
-	n  map[component.Outcome]int
-}
-
-func (c *counters) Add(o component.Outcome, _ batch.Signal, n int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n = map[component.Outcome]int{}
-	}
-	c.n[o] += n
-}
-
-func (c *counters) get(o component.Outcome) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n[o]
-}
+type counters = componenttest.Counters
 
 // harness builds an exporter logging JSON into a buffer.
 type harness struct {
@@ -129,8 +109,8 @@ func TestBasicDoesNotDecode(t *testing.T) {
 	if l["msg"] != "traces" || l["spans"] != 12.0 || l["resources"] != 3.0 || l["encoded"] != true || l["bytes"] != float64(size) {
 		t.Errorf("line %v", l)
 	}
-	if h.cnt.get(component.Sent) != 12 {
-		t.Errorf("Sent %d, want 12", h.cnt.get(component.Sent))
+	if h.cnt.Get(component.Sent) != 12 {
+		t.Errorf("Sent %d, want 12", h.cnt.Get(component.Sent))
 	}
 }
 
@@ -240,8 +220,8 @@ func TestSampling(t *testing.T) {
 		if n := len(h.lines(t)); n != 6 {
 			t.Fatalf("a new second did not reset sampling: %d lines, want 6", n)
 		}
-		if h.cnt.get(component.Sent) != 12 {
-			t.Errorf("Sent %d, want 12: sampled-out batches count as sent", h.cnt.get(component.Sent))
+		if h.cnt.Get(component.Sent) != 12 {
+			t.Errorf("Sent %d, want 12: sampled-out batches count as sent", h.cnt.Get(component.Sent))
 		}
 	})
 }
@@ -273,8 +253,8 @@ func TestQuietLogger(t *testing.T) {
 	if err := exp.Consume(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	if b.IsDecoded() || buf.Len() != 0 || cnt.get(component.Sent) != 2 {
-		t.Errorf("decoded=%v logged=%q sent=%d", b.IsDecoded(), buf.String(), cnt.get(component.Sent))
+	if b.IsDecoded() || buf.Len() != 0 || cnt.Get(component.Sent) != 2 {
+		t.Errorf("decoded=%v logged=%q sent=%d", b.IsDecoded(), buf.String(), cnt.Get(component.Sent))
 	}
 }
 

@@ -43,26 +43,7 @@ func TestLifecycle(t *testing.T) {
 	componenttest.CheckExporter(t, NewFactory(), cfg)
 }
 
-// counters records what the exporter reports.
-type counters struct {
-	mu sync.Mutex
-	n  map[component.Outcome]int
-}
-
-func (c *counters) Add(o component.Outcome, _ batch.Signal, n int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n = map[component.Outcome]int{}
-	}
-	c.n[o] += n
-}
-
-func (c *counters) get(o component.Outcome) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n[o]
-}
+type counters = componenttest.Counters
 
 // start creates and starts an exporter writing to path; mutate adjusts the default config.
 func start(t *testing.T, path string, mutate func(*Config)) (*exporter, *counters) {
@@ -223,8 +204,8 @@ func TestJSONLinesRoundTrip(t *testing.T) {
 	if lr := ld.ResourceLogs().At(2).ScopeLogs().At(0).LogRecords().At(0); lr.Body().Str() != "request served" || seqOf(lr.Attributes()) != 2 {
 		t.Errorf("log record lost its content")
 	}
-	if got := cnt.get(component.Sent); got != 17 || cnt.get(component.Dropped) != 0 {
-		t.Errorf("Sent %d Dropped %d, want 17 0", got, cnt.get(component.Dropped))
+	if got := cnt.Get(component.Sent); got != 17 || cnt.Get(component.Dropped) != 0 {
+		t.Errorf("Sent %d Dropped %d, want 17 0", got, cnt.Get(component.Dropped))
 	}
 	assertMode(t, path, 0o600)
 	assertMode(t, filepath.Dir(path), 0o750|os.ModeDir)
@@ -466,8 +447,8 @@ func TestConcurrentWriters(t *testing.T) {
 	if !slices.Equal(got, upTo(0, 8*50*3)) {
 		t.Errorf("lines hold %d spans, want %d, each once", len(got), 8*50*3)
 	}
-	if cnt.get(component.Sent) != 8*50*3 {
-		t.Errorf("Sent %d", cnt.get(component.Sent))
+	if cnt.Get(component.Sent) != 8*50*3 {
+		t.Errorf("Sent %d", cnt.Get(component.Sent))
 	}
 }
 
@@ -492,8 +473,8 @@ func TestRefusesWhenNotRunning(t *testing.T) {
 	if err := e.Consume(context.Background(), batch.FromLogs(testdata.Logs(1, 3, 0))); !consumererror.IsPermanent(err) {
 		t.Errorf("after Shutdown: err = %v, want permanent", err)
 	}
-	if cnt.get(component.Dropped) != 5 || cnt.get(component.Sent) != 0 {
-		t.Errorf("Dropped %d Sent %d, want 5 0", cnt.get(component.Dropped), cnt.get(component.Sent))
+	if cnt.Get(component.Dropped) != 5 || cnt.Get(component.Sent) != 0 {
+		t.Errorf("Dropped %d Sent %d, want 5 0", cnt.Get(component.Dropped), cnt.Get(component.Sent))
 	}
 }
 

@@ -182,9 +182,9 @@ func TestRoundTrip(t *testing.T) {
 				}
 			}
 		}
-		if cnt.get(component.Sent) != 60 || cnt.get(component.Failed)+cnt.get(component.Dropped) != 0 {
-			t.Errorf("%s: counted sent %d, failed %d, dropped %d", comp, cnt.get(component.Sent),
-				cnt.get(component.Failed), cnt.get(component.Dropped))
+		if cnt.Get(component.Sent) != 60 || cnt.Get(component.Failed)+cnt.Get(component.Dropped) != 0 {
+			t.Errorf("%s: counted sent %d, failed %d, dropped %d", comp, cnt.Get(component.Sent),
+				cnt.Get(component.Failed), cnt.Get(component.Dropped))
 		}
 	}
 }
@@ -260,7 +260,7 @@ func TestBackendErrors(t *testing.T) {
 				t.Errorf("%s: retried after %v, want at least %v", name, gap, minGap)
 			}
 		}
-		if s, f, d := cnt.get(component.Sent), cnt.get(component.Failed), cnt.get(component.Dropped); s != wantSent || f != wantFailed || d != wantDropped {
+		if s, f, d := cnt.Get(component.Sent), cnt.Get(component.Failed), cnt.Get(component.Dropped); s != wantSent || f != wantFailed || d != wantDropped {
 			t.Errorf("%s: sent %d failed %d dropped %d; want %d %d %d\nlogs: %s", name, s, f, d, wantSent, wantFailed, wantDropped, logs)
 		}
 	}
@@ -403,8 +403,8 @@ func TestQueued(t *testing.T) {
 		seqs = append(seqs, r.seqs...)
 	}
 	slices.Sort(seqs)
-	if !slices.Equal(seqs, seqRange(0, 80)) || cnt.get(component.Sent) != 80 {
-		t.Fatalf("backend got %d items, counted %d", len(seqs), cnt.get(component.Sent))
+	if !slices.Equal(seqs, seqRange(0, 80)) || cnt.Get(component.Sent) != 80 {
+		t.Fatalf("backend got %d items, counted %d", len(seqs), cnt.Get(component.Sent))
 	}
 }
 
@@ -416,7 +416,7 @@ func TestUnreachable(t *testing.T) {
 	exp := startExporter(t, set, cfg)
 	b, _ := items(t, batch.Traces, 2, 0, true)
 	err := exp.Consume(context.Background(), b)
-	if _, ok := consumererror.RetryAfter(err); !ok || cnt.get(component.Failed) != 2 {
-		t.Fatalf("err %v, failed %d", err, cnt.get(component.Failed))
+	if _, ok := consumererror.RetryAfter(err); !ok || cnt.Get(component.Failed) != 2 {
+		t.Fatalf("err %v, failed %d", err, cnt.Get(component.Failed))
 	}
 }

@@ -1,7 +1,6 @@
 package otlp
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
+	"github.com/vigilhq/vigil/internal/componenttest"
 	"github.com/vigilhq/vigil/internal/otlpgrpc"
 )
 
@@ -222,43 +222,9 @@ func startRawSink(t testing.TB, s *rawSink) string {
 	return lis.Addr().String()
 }
 
-// counters records outcomes.
-type counters struct {
-	mu sync.Mutex
-	n  map[component.Outcome]int
-}
+type counters = componenttest.Counters
 
-func (c *counters) Add(o component.Outcome, _ batch.Signal, items int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n = map[component.Outcome]int{}
-	}
-	c.n[o] += items
-}
-
-func (c *counters) get(o component.Outcome) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n[o]
-}
-
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer = componenttest.LogBuffer
 
 func settings() (component.Settings, *counters, *logBuffer) {
 	cnt, logs := &counters{}, &logBuffer{}

@@ -55,8 +55,8 @@ func TestPersistentZeroLoss(t *testing.T) {
 	if err := exp.Shutdown(ctx); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if cnt.get(component.Sent) != 0 || cnt.get(component.Dropped) != 0 {
-		t.Fatalf("first run: sent %d dropped %d, want 0 and 0", cnt.get(component.Sent), cnt.get(component.Dropped))
+	if cnt.Get(component.Sent) != 0 || cnt.Get(component.Dropped) != 0 {
+		t.Fatalf("first run: sent %d dropped %d, want 0 and 0", cnt.Get(component.Sent), cnt.Get(component.Dropped))
 	}
 
 	// Second run: still down at first, more data comes in, then the backend starts.
@@ -67,7 +67,7 @@ func TestPersistentZeroLoss(t *testing.T) {
 	be := &backend{}
 	startBackendAt(t, be, addr)
 	deadline := time.Now().Add(20 * time.Second)
-	for cnt2.get(component.Sent) < next && time.Now().Before(deadline) {
+	for cnt2.Get(component.Sent) < next && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if err := exp2.Shutdown(context.Background()); err != nil {
@@ -80,8 +80,8 @@ func TestPersistentZeroLoss(t *testing.T) {
 		perSignal[r.sig] += len(r.seqs)
 	}
 	slices.Sort(got)
-	if !slices.Equal(got, seqRange(0, next)) || cnt2.get(component.Sent) != next {
-		t.Fatalf("backend got %d items (counted %d), want seq 0..%d exactly once: %v", len(got), cnt2.get(component.Sent), next-1, got)
+	if !slices.Equal(got, seqRange(0, next)) || cnt2.Get(component.Sent) != next {
+		t.Fatalf("backend got %d items (counted %d), want seq 0..%d exactly once: %v", len(got), cnt2.Get(component.Sent), next-1, got)
 	}
 	if perSignal[batch.Traces] != 20 || perSignal[batch.Metrics] != 20 || perSignal[batch.Logs] != 20 {
 		t.Fatalf("per signal %v", perSignal)

@@ -171,8 +171,8 @@ func TestRoundTrip(t *testing.T) {
 					}
 				}
 			}
-			if cnt.get(component.Sent) != 60 {
-				t.Errorf("%s/%s: counted %d sent", enc, comp, cnt.get(component.Sent))
+			if cnt.Get(component.Sent) != 60 {
+				t.Errorf("%s/%s: counted %d sent", enc, comp, cnt.Get(component.Sent))
 			}
 		}
 	}
@@ -299,8 +299,8 @@ func TestRetryAfterTiming(t *testing.T) {
 			if len(reqs) != 2 || reqs[1].at.Sub(reqs[0].at) != want {
 				t.Fatalf("%s: %d requests; gap %v, want %v", name, len(reqs), reqs[len(reqs)-1].at.Sub(reqs[0].at), want)
 			}
-			if cnt.get(component.Sent) != 2 {
-				t.Fatalf("%s: sent %d", name, cnt.get(component.Sent))
+			if cnt.Get(component.Sent) != 2 {
+				t.Fatalf("%s: sent %d", name, cnt.Get(component.Sent))
 			}
 		})
 	}
@@ -328,7 +328,7 @@ func TestBackendErrors(t *testing.T) {
 		if n := len(be.requests()); n != wantAttempts && (wantAttempts != many || n < 3) {
 			t.Errorf("%s: %d attempts, want %d", name, n, wantAttempts)
 		}
-		if s, f, d := cnt.get(component.Sent), cnt.get(component.Failed), cnt.get(component.Dropped); s != wantSent || f != wantFailed || d != wantDropped {
+		if s, f, d := cnt.Get(component.Sent), cnt.Get(component.Failed), cnt.Get(component.Dropped); s != wantSent || f != wantFailed || d != wantDropped {
 			t.Errorf("%s: sent %d failed %d dropped %d; want %d %d %d\n%s", name, s, f, d, wantSent, wantFailed, wantDropped, logs)
 		}
 	}
@@ -374,8 +374,8 @@ func TestNoURLForSignal(t *testing.T) {
 	if err := exp.Consume(context.Background(), lg); !consumererror.IsPermanent(err) || !strings.Contains(err.Error(), "logs_endpoint") {
 		t.Fatalf("logs without a URL: %v", err)
 	}
-	if reqs := be.requests(); len(reqs) != 1 || reqs[0].path != "/custom/traces" || cnt.get(component.Dropped) != 2 {
-		t.Fatalf("requests %v, dropped %d", reqs, cnt.get(component.Dropped))
+	if reqs := be.requests(); len(reqs) != 1 || reqs[0].path != "/custom/traces" || cnt.Get(component.Dropped) != 2 {
+		t.Fatalf("requests %v, dropped %d", reqs, cnt.Get(component.Dropped))
 	}
 }
 
@@ -438,7 +438,7 @@ func TestQueued(t *testing.T) {
 		seqs = append(seqs, r.seqs...)
 	}
 	slices.Sort(seqs)
-	if !slices.Equal(seqs, seqRange(0, 80)) || cnt.get(component.Sent) != 80 {
-		t.Fatalf("backend got %d items, counted %d", len(seqs), cnt.get(component.Sent))
+	if !slices.Equal(seqs, seqRange(0, 80)) || cnt.Get(component.Sent) != 80 {
+		t.Fatalf("backend got %d items, counted %d", len(seqs), cnt.Get(component.Sent))
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
+	"github.com/vigilhq/vigil/internal/componenttest"
 	"github.com/vigilhq/vigil/internal/testdata"
 )
 
@@ -182,42 +183,9 @@ func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return rec.Result(), nil
 }
 
-type counters struct {
-	mu sync.Mutex
-	n  map[component.Outcome]int
-}
+type counters = componenttest.Counters
 
-func (c *counters) Add(o component.Outcome, _ batch.Signal, items int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n = map[component.Outcome]int{}
-	}
-	c.n[o] += items
-}
-
-func (c *counters) get(o component.Outcome) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n[o]
-}
-
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer = componenttest.LogBuffer
 
 func settings() (component.Settings, *counters, *logBuffer) {
 	cnt, logs := &counters{}, &logBuffer{}

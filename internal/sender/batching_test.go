@@ -99,8 +99,8 @@ func TestBatchingMergesEncoded(t *testing.T) {
 				if !bytes.Equal(all, want) {
 					t.Errorf("the requests sent are not the queued bytes, concatenated in order")
 				}
-				if e.cnt.get(component.Sent) != first {
-					t.Errorf("sent %d, want %d", e.cnt.get(component.Sent), first)
+				if e.cnt.Get(component.Sent) != first {
+					t.Errorf("sent %d, want %d", e.cnt.Get(component.Sent), first)
 				}
 			})
 		})

@@ -1,7 +1,6 @@
 package sender
 
 import (
-	"bytes"
 	"log/slog"
 	"sync"
 	"testing"
@@ -12,50 +11,16 @@ import (
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
+	"github.com/vigilhq/vigil/internal/componenttest"
 	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/testdata"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// counters records outcomes per signal.
-type counters struct {
-	mu sync.Mutex
-	n  map[component.Outcome]int
-}
+type counters = componenttest.Counters
 
-func (c *counters) Add(o component.Outcome, _ batch.Signal, items int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.n == nil {
-		c.n = map[component.Outcome]int{}
-	}
-	c.n[o] += items
-}
-
-func (c *counters) get(o component.Outcome) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.n[o]
-}
-
-// logBuffer is a goroutine-safe log sink.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer = componenttest.LogBuffer
 
 type env struct {
 	set    component.Settings

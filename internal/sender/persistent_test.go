@@ -87,8 +87,8 @@ func TestPersistentRestart(t *testing.T) {
 			if err := s.Shutdown(ctx); err != nil {
 				t.Fatalf("Shutdown: %v", err)
 			}
-			if e.cnt.get(component.Dropped) != 0 || e.cnt.get(component.Sent) != 0 {
-				t.Fatalf("first run counted dropped %d sent %d, want 0 and 0", e.cnt.get(component.Dropped), e.cnt.get(component.Sent))
+			if e.cnt.Get(component.Dropped) != 0 || e.cnt.Get(component.Sent) != 0 {
+				t.Fatalf("first run counted dropped %d sent %d, want 0 and 0", e.cnt.Get(component.Dropped), e.cnt.Get(component.Sent))
 			}
 			if out := e.logs.String(); !strings.Contains(out, "keeps unsent data") || !strings.Contains(out, "items=9") {
 				t.Fatalf("what stays in the WAL is not logged:\n%s", out)
@@ -101,8 +101,8 @@ func TestPersistentRestart(t *testing.T) {
 			if err := s2.Shutdown(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			if got := r.got(); !slices.Equal(got, seqRange(0, 9)) || e2.cnt.get(component.Sent) != 9 {
-				t.Fatalf("after restart the backend got %v (counted %d), want seq 0..8 once each", got, e2.cnt.get(component.Sent))
+			if got := r.got(); !slices.Equal(got, seqRange(0, 9)) || e2.cnt.Get(component.Sent) != 9 {
+				t.Fatalf("after restart the backend got %v (counted %d), want seq 0..8 once each", got, e2.cnt.Get(component.Sent))
 			}
 			if !strings.Contains(e2.logs.String(), "persistent queue is empty") {
 				t.Fatalf("second run did not empty the WAL:\n%s", e2.logs)
@@ -141,7 +141,7 @@ func TestPersistentGivesUp(t *testing.T) {
 	if err := s.Consume(context.Background(), encodedTraces(t, 3, 0)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the batch to be given up", func() bool { return e.cnt.get(component.Dropped) == 3 })
+	waitFor(t, "the batch to be given up", func() bool { return e.cnt.Get(component.Dropped) == 3 })
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -160,8 +160,8 @@ func TestPersistentBeforeStart(t *testing.T) {
 	e := newEnv()
 	s := mustNewStopped(t, e, cfg, (&sink{}).send)
 	err := s.Consume(context.Background(), traces(2))
-	if _, ok := consumererror.RetryAfter(err); !ok || e.cnt.get(component.Failed) != 2 {
-		t.Fatalf("Consume before Start: %v, failed %d", err, e.cnt.get(component.Failed))
+	if _, ok := consumererror.RetryAfter(err); !ok || e.cnt.Get(component.Failed) != 2 {
+		t.Fatalf("Consume before Start: %v, failed %d", err, e.cnt.Get(component.Failed))
 	}
 }
 

@@ -179,7 +179,7 @@ func TestWhenFull(t *testing.T) {
 					t.Fatal(err)
 				}
 				got := want{wait: w.wait, backpressure: w.backpressure, reason: w.reason,
-					failed: e.cnt.get(component.Failed), dropped: e.cnt.get(component.Dropped), sent: e.cnt.get(component.Sent)}
+					failed: e.cnt.Get(component.Failed), dropped: e.cnt.Get(component.Dropped), sent: e.cnt.Get(component.Sent)}
 				if got != w || k.items() != w.sent {
 					t.Errorf("counted %+v (backend got %d), want %+v", got, k.items(), w)
 				}
@@ -233,8 +233,8 @@ func TestBlockWaits(t *testing.T) {
 		if err := s.Shutdown(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if g.items() != 2 || e.cnt.get(component.Sent) != 2 || e.cnt.get(component.Failed) != 1 {
-			t.Fatalf("sent %d (counted %d) failed %d, want 2, 2, 1", g.items(), e.cnt.get(component.Sent), e.cnt.get(component.Failed))
+		if g.items() != 2 || e.cnt.Get(component.Sent) != 2 || e.cnt.Get(component.Failed) != 1 {
+			t.Fatalf("sent %d (counted %d) failed %d, want 2, 2, 1", g.items(), e.cnt.Get(component.Sent), e.cnt.Get(component.Failed))
 		}
 	})
 }
@@ -251,8 +251,8 @@ func TestQueuedRetriesExhausted(t *testing.T) {
 		_ = s.Consume(context.Background(), traces(3))
 		time.Sleep(time.Minute)
 		synctest.Wait()
-		if sc.attempts() != 3 || e.cnt.get(component.Dropped) != 3 || e.cnt.get(component.Failed) != 0 {
-			t.Fatalf("attempts %d dropped %d failed %d, want 3, 3, 0", sc.attempts(), e.cnt.get(component.Dropped), e.cnt.get(component.Failed))
+		if sc.attempts() != 3 || e.cnt.Get(component.Dropped) != 3 || e.cnt.Get(component.Failed) != 0 {
+			t.Fatalf("attempts %d dropped %d failed %d, want 3, 3, 0", sc.attempts(), e.cnt.Get(component.Dropped), e.cnt.Get(component.Failed))
 		}
 		if got, _ := metric(t, e, "vigil_exporter_dropped_items_total", "reason="+dropExhausted); got != 3 {
 			t.Fatalf("dropped_items_total{reason=retries_exhausted} %v", got)
@@ -277,8 +277,8 @@ func TestShutdownDrains(t *testing.T) {
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if k.items() != 100 || e.cnt.get(component.Sent) != 100 {
-		t.Fatalf("sent %d, counted %d; want 100", k.items(), e.cnt.get(component.Sent))
+	if k.items() != 100 || e.cnt.Get(component.Sent) != 100 {
+		t.Fatalf("sent %d, counted %d; want 100", k.items(), e.cnt.Get(component.Sent))
 	}
 	err := s.Consume(ctx, traces(1))
 	if _, ok := consumererror.RetryAfter(err); !ok || !errors.Is(err, queue.ErrClosed) {
@@ -309,8 +309,8 @@ func TestShutdownGracePeriod(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "dropped 15 items in 5 batches") {
 			t.Fatalf("Shutdown returned %v", err)
 		}
-		if e.cnt.get(component.Dropped) != 15 || e.cnt.get(component.Sent) != 0 {
-			t.Fatalf("dropped %d sent %d, want 15 and 0", e.cnt.get(component.Dropped), e.cnt.get(component.Sent))
+		if e.cnt.Get(component.Dropped) != 15 || e.cnt.Get(component.Sent) != 0 {
+			t.Fatalf("dropped %d sent %d, want 15 and 0", e.cnt.Get(component.Dropped), e.cnt.Get(component.Sent))
 		}
 		if !strings.Contains(e.logs.String(), "items=15") {
 			t.Fatalf("loss not logged:\n%s", e.logs)
@@ -338,9 +338,9 @@ func TestShutdownKeepsRetryingWithinGrace(t *testing.T) {
 			start := time.Now()
 			err := s.Shutdown(ctx)
 			took := time.Since(start)
-			if got := e.cnt.get(component.Sent); got != wantSent || e.cnt.get(component.Dropped) != wantDropped {
+			if got := e.cnt.Get(component.Sent); got != wantSent || e.cnt.Get(component.Dropped) != wantDropped {
 				t.Fatalf("interval %v, grace %v: sent %d dropped %d; want %d and %d (err %v)",
-					interval, grace, got, e.cnt.get(component.Dropped), wantSent, wantDropped, err)
+					interval, grace, got, e.cnt.Get(component.Dropped), wantSent, wantDropped, err)
 			}
 			if (err != nil) != (wantDropped > 0) {
 				t.Fatalf("Shutdown error %v with %d dropped", err, wantDropped)
@@ -391,8 +391,8 @@ func TestShutdownWithoutStart(t *testing.T) {
 	if err := s.Shutdown(context.Background()); err == nil {
 		t.Fatal("queued data lost without an error")
 	}
-	if e.cnt.get(component.Dropped) != 3 {
-		t.Fatalf("dropped %d, want 3", e.cnt.get(component.Dropped))
+	if e.cnt.Get(component.Dropped) != 3 {
+		t.Fatalf("dropped %d, want 3", e.cnt.Get(component.Dropped))
 	}
 	if err := s.Start(context.Background()); err == nil {
 		t.Fatal("Start after Shutdown succeeded")
@@ -435,8 +435,8 @@ func TestEnqueueErrors(t *testing.T) {
 			if !check(err) || !errors.Is(err, putErr) {
 				t.Errorf("Consume returned %v", err)
 			}
-			if e.cnt.get(component.Failed) != failed || e.cnt.get(component.Dropped) != dropped {
-				t.Errorf("failed %d dropped %d, want %d and %d", e.cnt.get(component.Failed), e.cnt.get(component.Dropped), failed, dropped)
+			if e.cnt.Get(component.Failed) != failed || e.cnt.Get(component.Dropped) != dropped {
+				t.Errorf("failed %d dropped %d, want %d and %d", e.cnt.Get(component.Failed), e.cnt.Get(component.Dropped), failed, dropped)
 			}
 			if got, _ := metric(t, e, "vigil_exporter_enqueue_failures_total", "reason="+reason); got != 1 {
 				t.Errorf("enqueue_failures_total{reason=%s} %v", reason, got)

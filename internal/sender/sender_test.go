@@ -95,7 +95,7 @@ func TestRetryTiming(t *testing.T) {
 			if got := sc.gaps(); !equalDurations(got, wantGaps) {
 				t.Errorf("%s: gaps between attempts %v, want %v", name, got, wantGaps)
 			}
-			if got := e.cnt.get(wantOutcome); got != 4 {
+			if got := e.cnt.Get(wantOutcome); got != 4 {
 				t.Errorf("%s: %v count %d, want 4 (err %v)", name, wantOutcome, got, err)
 			}
 			if (err == nil) != (wantOutcome == component.Sent) {
@@ -178,8 +178,8 @@ func TestOutcomes(t *testing.T) {
 			if !c.want.check(err) {
 				t.Errorf("Consume returned %v", err)
 			}
-			got := want{sent: e.cnt.get(component.Sent), failed: e.cnt.get(component.Failed),
-				dropped: e.cnt.get(component.Dropped), attempts: sc.attempts()}
+			got := want{sent: e.cnt.Get(component.Sent), failed: e.cnt.Get(component.Failed),
+				dropped: e.cnt.Get(component.Dropped), attempts: sc.attempts()}
 			if got.sent != c.want.sent || got.failed != c.want.failed || got.dropped != c.want.dropped || got.attempts != c.want.attempts {
 				t.Errorf("got sent %d failed %d dropped %d attempts %d; want %d %d %d %d", got.sent, got.failed, got.dropped,
 					got.attempts, c.want.sent, c.want.failed, c.want.dropped, c.want.attempts)
@@ -232,8 +232,8 @@ func TestLogThrottle(t *testing.T) {
 		if !strings.Contains(out, "suppressed_since_last_log=4") {
 			t.Fatalf("second line does not report the 4 held back:\n%s", out)
 		}
-		if e.cnt.get(component.Dropped) != 6 {
-			t.Fatalf("dropped %d, want 6", e.cnt.get(component.Dropped))
+		if e.cnt.Get(component.Dropped) != 6 {
+			t.Fatalf("dropped %d, want 6", e.cnt.Get(component.Dropped))
 		}
 	})
 }
