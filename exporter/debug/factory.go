@@ -1,7 +1,6 @@
 package debug
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/vigilhq/vigil/internal/batch"
@@ -17,12 +16,8 @@ func NewFactory() component.ExporterFactory {
 		Type:      Type,
 		Signals:   batch.Signals,
 		NewConfig: func() component.Config { return NewConfig() },
-		Create: func(set component.Settings, cfg component.Config) (component.Exporter, error) {
-			c, ok := cfg.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("%s: config is %T, want *debug.Config", set.ID, cfg)
-			}
+		Create: component.CreateExporter(func(set component.Settings, c *Config) (component.Exporter, error) {
 			return newExporter(set, strings.ToLower(c.Verbosity), c.SamplingInitial, c.SamplingThereafter), nil
-		},
+		}),
 	}
 }

@@ -1,8 +1,6 @@
 package file
 
 import (
-	"fmt"
-
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
 )
@@ -16,12 +14,6 @@ func NewFactory() component.ExporterFactory {
 		Type:      Type,
 		Signals:   batch.Signals,
 		NewConfig: func() component.Config { return NewConfig() },
-		Create: func(set component.Settings, cfg component.Config) (component.Exporter, error) {
-			c, ok := cfg.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("%s: config is %T, want *file.Config", set.ID, cfg)
-			}
-			return newExporter(set, c)
-		},
+		Create:    component.CreateExporter(newExporter),
 	}
 }

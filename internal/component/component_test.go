@@ -1,6 +1,8 @@
 package component
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -45,5 +47,32 @@ func TestMakeFactoriesRejectsDuplicatesAndGaps(t *testing.T) {
 	f, err := MakeFactories([]ReceiverFactory{rf}, nil, nil)
 	if err != nil || f.Receivers["r"].Type != "r" {
 		t.Errorf("valid: %v", err)
+	}
+}
+
+type myConfig struct{ N int }
+
+type myExporter struct{ ConsumerFunc }
+
+func (*myExporter) Start(context.Context, Host) error { return nil }
+func (*myExporter) Shutdown(context.Context) error    { return nil }
+
+func TestCreateAdaptersCheckTheConfigType(t *testing.T) {
+	create := CreateExporter(func(_ Settings, c *myConfig) (*myExporter, error) {
+		if c.N < 0 {
+			return nil, errors.New("negative")
+		}
+		return &myExporter{}, nil
+	})
+	set := NopSettings(KindExporter, ID{Type: "mine"})
+	if e, err := create(set, &myConfig{N: 1}); err != nil || e == nil {
+		t.Fatalf("create = %v, %v", e, err)
+	}
+	if _, err := create(set, &struct{}{}); err == nil || !strings.Contains(err.Error(), "want *component.myConfig") {
+		t.Errorf("wrong config type: %v", err)
+	}
+	// A failed create returns a nil interface, not an interface holding a nil pointer.
+	if e, err := create(set, &myConfig{N: -1}); err == nil || e != nil {
+		t.Errorf("failed create = %#v, %v; want a nil Exporter", e, err)
 	}
 }

@@ -90,3 +90,58 @@ func MakeFactories(rs []ReceiverFactory, ps []ProcessorFactory, es []ExporterFac
 
 // Supports reports whether sig is in signals.
 func Supports(signals []batch.Signal, sig batch.Signal) bool { return slices.Contains(signals, sig) }
+
+// typed asserts a component's config to the type its package defines.
+func typed[C any](set Settings, cfg Config) (*C, error) {
+	c, ok := cfg.(*C)
+	if !ok {
+		return nil, fmt.Errorf("%s %s: config is %T, want %T", set.Kind, set.ID, cfg, (*C)(nil))
+	}
+	return c, nil
+}
+
+// CreateReceiver adapts a create function that takes the package's own config type and returns
+// its own receiver type.
+func CreateReceiver[C any, R Component](create func(Settings, *C, map[batch.Signal]Consumer) (R, error)) func(Settings, Config, map[batch.Signal]Consumer) (Component, error) {
+	return func(set Settings, cfg Config, next map[batch.Signal]Consumer) (Component, error) {
+		c, err := typed[C](set, cfg)
+		if err != nil {
+			return nil, err
+		}
+		r, err := create(set, c, next)
+		if err != nil {
+			return nil, err // not r: a nil pointer in an interface is not nil
+		}
+		return r, nil
+	}
+}
+
+// CreateProcessor adapts a create function that takes the package's own config type.
+func CreateProcessor[C any, P Processor](create func(Settings, *C, batch.Signal, Consumer) (P, error)) func(Settings, Config, batch.Signal, Consumer) (Processor, error) {
+	return func(set Settings, cfg Config, sig batch.Signal, next Consumer) (Processor, error) {
+		c, err := typed[C](set, cfg)
+		if err != nil {
+			return nil, err
+		}
+		p, err := create(set, c, sig, next)
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
+}
+
+// CreateExporter adapts a create function that takes the package's own config type.
+func CreateExporter[C any, E Exporter](create func(Settings, *C) (E, error)) func(Settings, Config) (Exporter, error) {
+	return func(set Settings, cfg Config) (Exporter, error) {
+		c, err := typed[C](set, cfg)
+		if err != nil {
+			return nil, err
+		}
+		e, err := create(set, c)
+		if err != nil {
+			return nil, err
+		}
+		return e, nil
+	}
+}

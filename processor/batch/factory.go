@@ -1,8 +1,6 @@
 package batchprocessor
 
 import (
-	"fmt"
-
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
 )
@@ -20,12 +18,8 @@ func NewFactory() component.ProcessorFactory {
 		MutatesData: false,
 		Buffers:     true,
 		NewConfig:   func() component.Config { return NewConfig() },
-		Create: func(set component.Settings, cfg component.Config, sig batch.Signal, next component.Consumer) (component.Processor, error) {
-			c, ok := cfg.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("%s: config is %T, want *batchprocessor.Config", set.ID, cfg)
-			}
+		Create: component.CreateProcessor(func(set component.Settings, c *Config, sig batch.Signal, next component.Consumer) (component.Processor, error) {
 			return newProcessor(set, c, sig, next), nil
-		},
+		}),
 	}
 }

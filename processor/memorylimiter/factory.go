@@ -18,11 +18,7 @@ func NewFactory() component.ProcessorFactory {
 		Signals:     batch.Signals,
 		MutatesData: false,
 		NewConfig:   func() component.Config { return NewConfig() },
-		Create: func(set component.Settings, cfg component.Config, _ batch.Signal, next component.Consumer) (component.Processor, error) {
-			c, ok := cfg.(*Config)
-			if !ok {
-				return nil, fmt.Errorf("%s: config is %T, want *memorylimiter.Config", set.ID, cfg)
-			}
+		Create: component.CreateProcessor(func(set component.Settings, c *Config, _ batch.Signal, next component.Consumer) (component.Processor, error) {
 			hard, soft, err := c.limits(func() (uint64, error) { return totalMemory("/") })
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", set.ID, err)
@@ -30,6 +26,6 @@ func NewFactory() component.ProcessorFactory {
 			set.Logger.Debug("memory limiter configured", "limit_mib", hard/mib, "soft_limit_mib", soft/mib,
 				"check_interval", c.CheckInterval)
 			return newLimiter(set, c, hard, soft, next), nil
-		},
+		}),
 	}
 }
