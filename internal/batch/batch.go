@@ -272,14 +272,22 @@ func (b *Batch) Clone() *Batch {
 	return c
 }
 
+// markReadOnly marks the pdata read-only unless it is already. pdata's mark is a plain write to
+// state that shares hold in common, so once a share is out it must only ever be read.
 func (b *Batch) markReadOnly() {
 	switch b.sig {
 	case Traces:
-		b.traces.MarkReadOnly()
+		if !b.traces.IsReadOnly() {
+			b.traces.MarkReadOnly()
+		}
 	case Metrics:
-		b.metrics.MarkReadOnly()
+		if !b.metrics.IsReadOnly() {
+			b.metrics.MarkReadOnly()
+		}
 	default:
-		b.logs.MarkReadOnly()
+		if !b.logs.IsReadOnly() {
+			b.logs.MarkReadOnly()
+		}
 	}
 }
 

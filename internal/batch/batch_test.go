@@ -627,3 +627,34 @@ func decodeRaw(t testing.TB, sig batch.Signal, raw []byte) *batch.Batch {
 	}
 	return b
 }
+
+// TestSharesAreSafeConcurrently checks that fan-out branches can use their shares of one decoded
+// batch at once: an exporter's queue consumer encodes its share while the pipeline worker makes
+// the next share. Marking pdata read-only is a plain write in pdata, so it must happen only
+// before a share is handed out, never again afterwards (go test -race catches it).
+func TestSharesAreSafeConcurrently(t *testing.T) {
+	for _, sig := range batch.Signals {
+		var b *batch.Batch
+		switch sig {
+		case batch.Traces:
+			b = batch.FromTraces(testdata.Traces(2, 3, 0))
+		case batch.Metrics:
+			b = batch.FromMetrics(testdata.Metrics(2, 3, 0))
+		default:
+			b = batch.FromLogs(testdata.Logs(2, 3, 0))
+		}
+		first := b.Share()
+		done := make(chan error, 1)
+		go func() {
+			_, err := first.Encoded() // an exporter's consumer, in its own goroutine
+			done <- err
+		}()
+		second := b.Share() // the worker, fanning out to the next exporter
+		if _, err := second.Encoded(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

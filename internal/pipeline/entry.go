@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
@@ -33,6 +34,10 @@ type entry struct {
 
 var errStopping = errors.New("pipeline is shutting down")
 
+// fullWait bounds how long a receiver waits for room in a full ring before answering with
+// backpressure.
+const fullWait = 2 * time.Second
+
 func newEntry(capacity, workers int, next component.Consumer) *entry {
 	return &entry{ring: ring.New[*job](capacity), next: next, workers: workers}
 }
@@ -51,6 +56,12 @@ func (e *entry) work() {
 		if err != nil {
 			return // closed and drained
 		}
+		if err := j.ctx.Err(); err != nil {
+			// The client gave up and was told to retry: running the batch now would only
+			// duplicate what it sends again.
+			j.done <- consumererror.NewRetryable(err, 0)
+			continue
+		}
 		j.done <- e.consume(j)
 	}
 }
@@ -68,11 +79,20 @@ func (e *entry) consume(j *job) (err error) {
 // Consume hands b to a worker and waits for the pipeline's answer.
 func (e *entry) Consume(ctx context.Context, b *batch.Batch) error {
 	j := &job{ctx: ctx, b: b, done: make(chan error, 1)}
-	if err := e.ring.Push(ctx, j); err != nil {
-		if errors.Is(err, ring.ErrClosed) {
+	if !e.ring.TryPush(j) {
+		// Full: wait a little for a worker, then push back on the client rather than hold its
+		// request (and its memory) open for as long as it is willing to wait.
+		pctx, cancel := context.WithTimeout(ctx, fullWait)
+		err := e.ring.Push(pctx, j)
+		cancel()
+		switch {
+		case errors.Is(err, ring.ErrClosed):
 			return consumererror.NewRetryable(errStopping, 0)
+		case err != nil && ctx.Err() != nil:
+			return consumererror.NewRetryable(ctx.Err(), 0)
+		case err != nil:
+			return consumererror.NewBackpressure(errors.New("pipeline queue full: workers are busy"), time.Second)
 		}
-		return consumererror.NewRetryable(fmt.Errorf("pipeline queue full: %w", err), 0)
 	}
 	select {
 	case err := <-j.done:

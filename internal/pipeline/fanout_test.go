@@ -2,11 +2,15 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
 	"github.com/vigilhq/vigil/internal/componenttest"
+	"github.com/vigilhq/vigil/internal/consumererror"
 	"github.com/vigilhq/vigil/internal/testdata"
 )
 
@@ -60,4 +64,44 @@ func TestFanoutLastMutatingTakesOriginal(t *testing.T) {
 	if a.Batches()[0] == in {
 		t.Error("the first mutating branch must get a clone")
 	}
+}
+
+// TestFanoutJoinedErrorClassification checks that when branches disagree, the client is asked to
+// retry whenever some branch did not take the batch: a permanent refusal or a partial success in
+// another branch must not turn the answer into "do not retry", which would lose the data of the
+// branch that failed retryably.
+func TestFanoutJoinedErrorClassification(t *testing.T) {
+	perm := consumererror.NewPermanent(errors.New("bad data"))
+	partial := &consumererror.Partial{Rejected: 1, Message: "one bad span"}
+	full := consumererror.NewBackpressure(errors.New("queue full"), 2*time.Second)
+	plain := errors.New("connection reset")
+	f := func(name string, errs []error, wantPermanent, wantPartial, wantRetry bool) {
+		t.Helper()
+		var bs []branch
+		for _, err := range errs {
+			bs = append(bs, branch{c: component.ConsumerFunc(func(context.Context, *batch.Batch) error { return err })})
+		}
+		err := newFanout(bs).Consume(context.Background(), batch.FromTraces(testdata.Traces(1, 1, 0)))
+		_, isPartial := consumererror.AsPartial(err)
+		_, isRetry := consumererror.RetryAfter(err)
+		if consumererror.IsPermanent(err) != wantPermanent || isPartial != wantPartial || isRetry != wantRetry {
+			t.Errorf("%s: %v: permanent=%v partial=%v retryable=%v; want %v %v %v", name, err,
+				consumererror.IsPermanent(err), isPartial, isRetry, wantPermanent, wantPartial, wantRetry)
+		}
+		if err != nil {
+			for _, e := range errs {
+				if e != nil && !strings.Contains(err.Error(), e.Error()) {
+					t.Errorf("%s: %q does not mention %q", name, err, e)
+				}
+			}
+		}
+	}
+	f("all ok", []error{nil, nil}, false, false, false)
+	f("one permanent", []error{nil, perm}, true, false, false)
+	f("permanent and partial", []error{perm, partial}, true, true, false)
+	f("permanent then full", []error{perm, full}, false, false, true)
+	f("full then permanent", []error{full, perm}, false, false, true)
+	f("partial then full", []error{partial, full}, false, false, true)
+	f("permanent and unclassified", []error{perm, plain}, false, false, false)
+	f("all full", []error{full, full}, false, false, true)
 }

@@ -105,7 +105,9 @@ func (p *processor) Consume(ctx context.Context, b *batch.Batch) error {
 	p.flushes.Add(1)
 	p.mu.Unlock()
 	defer p.flushes.Done()
-	p.send(ctx, set, true)
+	// The set holds other callers' data, acknowledged already: this caller giving up (deadline,
+	// disconnect) must not cancel its delivery. Downstream bounds the send itself.
+	p.send(context.WithoutCancel(ctx), set, true)
 	return nil
 }
 

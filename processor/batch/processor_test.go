@@ -421,3 +421,24 @@ func TestCreateRejectsForeignConfig(t *testing.T) {
 		t.Error("Create accepted a config of another type")
 	}
 }
+
+// TestSizeTriggeredSendOutlivesTheCaller checks that a send tipped over by one client's request
+// does not run under that client's context: the buffer holds other clients' data, already
+// acknowledged, and a client that gives up (deadline, disconnect) must not cancel its delivery.
+func TestSizeTriggeredSendOutlivesTheCaller(t *testing.T) {
+	var sawCancelled bool
+	next := component.ConsumerFunc(func(ctx context.Context, b *batch.Batch) error {
+		sawCancelled = ctx.Err() != nil
+		return ctx.Err()
+	})
+	p := start(t, &Config{SendBatchSize: 4, Timeout: time.Hour}, next, settings())
+	consume(t, p, encoded(t, 1, 2, 0)) // another client's data: buffered and acknowledged
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the client that tips the size over has already given up
+	if err := p.Consume(ctx, encoded(t, 1, 2, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if sawCancelled {
+		t.Error("the size-triggered send ran under the caller's cancelled context; acknowledged data would be lost")
+	}
+}
