@@ -1,0 +1,289 @@
+package promrw
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/cespare/xxhash/v2"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// MetricNameLabel is the label that holds a series' metric name.
+const MetricNameLabel = "__name__"
+
+// LabelIter walks the labels of one series as raw byte slices that point into the request (for
+// 2.0, into its symbol table). It allocates nothing. The slices stay valid as long as the request
+// body does.
+//
+//	it := s.Labels()
+//	for name, value, ok := it.Next(); ok; name, value, ok = it.Next() { … }
+//	if err := it.Err(); err != nil { … }
+type LabelIter struct {
+	body   []byte   // remaining fields of the series (1.0) or exemplar/series (2.0) message
+	packed []byte   // 2.0: remaining refs of the packed labels_refs chunk being read
+	syms   [][]byte // 2.0: the request's symbol table
+	v2     bool
+	err    error
+}
+
+// Next returns the next label. ok is false at the end or on a malformed label; Err tells which.
+func (it *LabelIter) Next() (name, value []byte, ok bool) {
+	if it.err != nil {
+		return nil, nil, false
+	}
+	if it.v2 {
+		return it.nextV2()
+	}
+	for len(it.body) > 0 {
+		num, typ, v, _, n, err := nextField(it.body)
+		if err != nil {
+			it.err = err
+			return nil, nil, false
+		}
+		it.body = it.body[n:]
+		if num != 1 {
+			continue
+		}
+		if typ != protowire.BytesType {
+			it.err = wireTypeError("label", typ)
+			return nil, nil, false
+		}
+		name, value, it.err = parseLabelV1(v)
+		return name, value, it.err == nil
+	}
+	return nil, nil, false
+}
+
+// parseLabelV1 parses a prometheus.Label {name=1, value=2}. As in any protobuf decoder, a field
+// repeated inside the message overrides the earlier one.
+func parseLabelV1(b []byte) (name, value []byte, err error) {
+	for len(b) > 0 {
+		num, typ, v, _, n, err := nextField(b)
+		if err != nil {
+			return nil, nil, err
+		}
+		b = b[n:]
+		switch num {
+		case 1:
+			if typ != protowire.BytesType {
+				return nil, nil, wireTypeError("label name", typ)
+			}
+			name = v
+		case 2:
+			if typ != protowire.BytesType {
+				return nil, nil, wireTypeError("label value", typ)
+			}
+			value = v
+		}
+	}
+	return name, value, nil
+}
+
+var (
+	errOddRefs     = errors.New("odd number of label refs")
+	errRefRange    = errors.New("label ref out of range of the symbol table")
+	errRefOverflow = errors.New("label ref does not fit in uint32")
+)
+
+func (it *LabelIter) nextV2() (name, value []byte, ok bool) {
+	nameRef, ok := it.nextRef()
+	if !ok {
+		return nil, nil, false
+	}
+	valueRef, ok := it.nextRef()
+	if !ok {
+		if it.err == nil {
+			it.err = errOddRefs
+		}
+		return nil, nil, false
+	}
+	if nameRef >= uint64(len(it.syms)) || valueRef >= uint64(len(it.syms)) {
+		it.err = fmt.Errorf("%w: refs %d, %d with %d symbols", errRefRange, nameRef, valueRef, len(it.syms))
+		return nil, nil, false
+	}
+	return it.syms[nameRef], it.syms[valueRef], true
+}
+
+// nextRef returns the next labels_refs entry (field 1), packed or not: a protobuf parser must
+// accept both encodings of a repeated scalar, and several packed chunks.
+func (it *LabelIter) nextRef() (uint64, bool) {
+	for {
+		if len(it.packed) > 0 {
+			x, n := protowire.ConsumeVarint(it.packed)
+			if n < 0 {
+				it.err = errTruncated
+				return 0, false
+			}
+			it.packed = it.packed[n:]
+			if x > 0xffffffff {
+				it.err = errRefOverflow
+				return 0, false
+			}
+			return x, true
+		}
+		if len(it.body) == 0 {
+			return 0, false
+		}
+		num, typ, v, u, n, err := nextField(it.body)
+		if err != nil {
+			it.err = err
+			return 0, false
+		}
+		it.body = it.body[n:]
+		if num != 1 {
+			continue
+		}
+		switch typ {
+		case protowire.BytesType:
+			it.packed = v
+		case protowire.VarintType:
+			if u > 0xffffffff {
+				it.err = errRefOverflow
+				return 0, false
+			}
+			return u, true
+		default:
+			it.err = wireTypeError("labels_refs", typ)
+			return 0, false
+		}
+	}
+}
+
+// Err returns the error that stopped the iteration, if any.
+func (it *LabelIter) Err() error { return it.err }
+
+// hashLabels hashes a label set the way Prometheus's labels.Labels.Hash does (xxhash over
+// name, 0xff, value, 0xff for each label in order), so that 1.0 and 2.0 copies of a series, and
+// Prometheus itself, agree on it. A malformed label ends the hash early: the result is still
+// deterministic, and a validating scan has already rejected such a series.
+func hashLabels(it LabelIter) uint64 {
+	const sep = 0xff
+	var buf [1024]byte
+	b := buf[:0]
+	for name, value, ok := it.Next(); ok; name, value, ok = it.Next() {
+		if len(b)+len(name)+len(value)+2 > len(buf) {
+			return hashLabelsLong(b, name, value, it)
+		}
+		b = append(b, name...)
+		b = append(b, sep)
+		b = append(b, value...)
+		b = append(b, sep)
+	}
+	return xxhash.Sum64(b)
+}
+
+// hashLabelsLong finishes a hash whose input does not fit the stack buffer.
+func hashLabelsLong(prefix, name, value []byte, it LabelIter) uint64 {
+	sep := []byte{0xff}
+	var d xxhash.Digest
+	d.Reset()
+	_, _ = d.Write(prefix)
+	for ok := true; ok; name, value, ok = it.Next() {
+		_, _ = d.Write(name)
+		_, _ = d.Write(sep)
+		_, _ = d.Write(value)
+		_, _ = d.Write(sep)
+	}
+	return d.Sum64()
+}
+
+// metricName returns the value of __name__, or nil.
+func metricName(it LabelIter) []byte {
+	for name, value, ok := it.Next(); ok; name, value, ok = it.Next() {
+		if string(name) == MetricNameLabel {
+			return value
+		}
+	}
+	return nil
+}
+
+// Character classes of the classic (pre-UTF-8) Prometheus name rules:
+// metric names [a-zA-Z_:][a-zA-Z0-9_:]*, label names [a-zA-Z_][a-zA-Z0-9_]*.
+const (
+	cLabelFirst = 1 << iota
+	cLabel
+	cMetricFirst
+	cMetric
+)
+
+var nameClass = func() (t [256]uint8) {
+	for c := range 256 {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_':
+			t[c] = cLabelFirst | cLabel | cMetricFirst | cMetric
+		case c >= '0' && c <= '9':
+			t[c] = cLabel | cMetric
+		case c == ':':
+			t[c] = cMetricFirst | cMetric
+		}
+	}
+	return t
+}()
+
+func validName(b []byte, first, rest uint8) bool {
+	if len(b) == 0 || nameClass[b[0]]&first == 0 {
+		return false
+	}
+	for _, c := range b[1:] {
+		if nameClass[c]&rest == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidLabelName reports whether b is a label name under the classic rules
+// ([a-zA-Z_][a-zA-Z0-9_]*). Prometheus 3 also accepts any UTF-8 name when both ends agree to;
+// that is not supported here yet.
+func ValidLabelName(b []byte) bool { return validName(b, cLabelFirst, cLabel) }
+
+// ValidMetricName reports whether b is a metric name under the classic rules
+// ([a-zA-Z_:][a-zA-Z0-9_:]*).
+func ValidMetricName(b []byte) bool { return validName(b, cMetricFirst, cMetric) }
+
+// labelChecker applies the remote-write label rules to one series' labels, in wire order.
+type labelChecker struct {
+	prev    []byte
+	n       int
+	hasName bool
+}
+
+func (c *labelChecker) check(name, value []byte) error {
+	if !ValidLabelName(name) {
+		return fmt.Errorf("invalid label name %q", name)
+	}
+	if c.n > 0 {
+		switch bytes.Compare(c.prev, name) {
+		case 0:
+			return fmt.Errorf("duplicate label name %q", name)
+		case 1:
+			return fmt.Errorf("labels not sorted: %q after %q", name, c.prev)
+		}
+	}
+	if len(value) == 0 {
+		return fmt.Errorf("label %q has an empty value", name)
+	}
+	if string(name) == MetricNameLabel {
+		if !ValidMetricName(value) {
+			return fmt.Errorf("invalid metric name %q", value)
+		}
+		c.hasName = true
+	} else if !utf8.Valid(value) {
+		return fmt.Errorf("label %q value is not valid UTF-8", name)
+	}
+	c.prev = name
+	c.n++
+	return nil
+}
+
+func (c *labelChecker) done() error {
+	if c.n == 0 {
+		return errors.New("series has no labels")
+	}
+	if !c.hasName {
+		return errors.New("series has no __name__ label")
+	}
+	return nil
+}
