@@ -14,10 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/plog"
-	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.opentelemetry.io/collector/pdata/ptrace"
-
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/client"
 	"github.com/vigilhq/vigil/internal/component"
@@ -104,26 +100,7 @@ func (e *exporter) body(b *batch.Batch) ([]byte, error) {
 	if !e.json {
 		return b.Encoded()
 	}
-	switch b.Signal() {
-	case batch.Traces:
-		td, err := b.Traces()
-		if err != nil {
-			return nil, err
-		}
-		return (&ptrace.JSONMarshaler{}).MarshalTraces(td)
-	case batch.Metrics:
-		md, err := b.Metrics()
-		if err != nil {
-			return nil, err
-		}
-		return (&pmetric.JSONMarshaler{}).MarshalMetrics(md)
-	default:
-		ld, err := b.Logs()
-		if err != nil {
-			return nil, err
-		}
-		return (&plog.JSONMarshaler{}).MarshalLogs(ld)
-	}
+	return b.JSON()
 }
 
 // send is one export attempt.
