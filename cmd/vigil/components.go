@@ -5,6 +5,7 @@ import (
 	"github.com/vigilhq/vigil/exporter/file"
 	otlpexporter "github.com/vigilhq/vigil/exporter/otlp"
 	"github.com/vigilhq/vigil/exporter/otlphttp"
+	promexporter "github.com/vigilhq/vigil/exporter/prometheus"
 	"github.com/vigilhq/vigil/internal/component"
 	batchprocessor "github.com/vigilhq/vigil/processor/batch"
 	"github.com/vigilhq/vigil/processor/memorylimiter"
@@ -27,6 +28,7 @@ func components() (component.Factories, error) {
 			otlphttp.NewFactory(),
 			debug.NewFactory(),
 			file.NewFactory(),
+			promexporter.NewFactory(),
 		},
 	)
 }

@@ -52,12 +52,27 @@ JAEGER_BIN="$cache/bin/jaeger-$JAEGER_VERSION"
 [[ -x "$TELEMETRYGEN_BIN" ]] || timed "telemetrygen $TELEMETRYGEN_VERSION" build_telemetrygen
 [[ -x "$JAEGER_BIN" ]] || timed "jaeger $JAEGER_VERSION" build_jaeger
 
+# Prometheus (TestPrometheus scrapes vigil's prometheus exporter with it) comes from Debian. As CI
+# runs, as root; apt-get update only when the install fails without it.
+install_prometheus() {
+  apt-get install -y --no-install-recommends prometheus >/dev/null ||
+    { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }
+}
+if ! command -v prometheus >/dev/null; then
+  if [[ $(id -u) -eq 0 ]]; then
+    timed "prometheus (apt)" install_prometheus
+  else
+    log "prometheus is not on PATH and this is not root: install it (apt-get install prometheus), or TestPrometheus fails"
+  fi
+fi
+PROMETHEUS_BIN=$(command -v prometheus || true)
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 log "building vigil and the faultsink"
 go build -o "$tmp/vigil" ./cmd/vigil
 go build -o "$tmp/faultsink" ./test/e2e/faultsink
 
-export VIGIL_BIN="$tmp/vigil" FAULTSINK_BIN="$tmp/faultsink" TELEMETRYGEN_BIN JAEGER_BIN
+export VIGIL_BIN="$tmp/vigil" FAULTSINK_BIN="$tmp/faultsink" TELEMETRYGEN_BIN JAEGER_BIN PROMETHEUS_BIN
 cd "$repo"
 go test -tags e2e -count=1 -v -timeout 15m ./test/e2e/... "$@"
