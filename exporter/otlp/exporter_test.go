@@ -67,12 +67,7 @@ func TestConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dec := yaml.NewDecoder(strings.NewReader(string(b)))
-		dec.KnownFields(true)
-		if err := dec.Decode(cfg); err != nil {
-			return nil, err
-		}
-		return cfg, cfg.Validate()
+		return cfg, componenttest.DecodeConfig(b, cfg)
 	}
 	cfg, err := decode("testdata/config.yaml")
 	if err != nil {

@@ -54,12 +54,7 @@ func decodeConfig(t *testing.T, file string) (*Config, error) {
 		t.Fatal(err)
 	}
 	cfg := NewConfig()
-	dec := yaml.NewDecoder(bytes.NewReader(out))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil {
-		return nil, err
-	}
-	return cfg, cfg.Validate()
+	return cfg, componenttest.DecodeConfig(out, cfg)
 }
 
 func TestConfig(t *testing.T) {

@@ -24,7 +24,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/goleak"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
@@ -50,11 +49,7 @@ func TestConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg := NewConfig()
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err = dec.Decode(cfg); err == nil {
-			err = cfg.Validate()
-		}
+		err = componenttest.DecodeConfig(data, cfg)
 		for _, w := range wantErrs {
 			if err == nil || !strings.Contains(err.Error(), w) {
 				t.Errorf("%s: error %v, want it to contain %q", name, err, w)

@@ -1,7 +1,6 @@
 package memorylimiter
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/vigilhq/vigil/internal/componenttest"
 )
 
 // load decodes a testdata file the way the config loader does: strictly, over the defaults.
@@ -20,12 +19,7 @@ func load(t *testing.T, name string) (*Config, error) {
 		t.Fatal(err)
 	}
 	cfg := NewConfig()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil {
-		return nil, err
-	}
-	return cfg, cfg.Validate()
+	return cfg, componenttest.DecodeConfig(data, cfg)
 }
 
 func TestConfig(t *testing.T) {

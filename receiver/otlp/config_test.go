@@ -1,14 +1,12 @@
 package otlp
 
 import (
-	"bytes"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
+	"github.com/vigilhq/vigil/internal/componenttest"
 	"github.com/vigilhq/vigil/internal/server"
 )
 
@@ -16,12 +14,7 @@ import (
 func decode(t *testing.T, src string) (*Config, error) {
 	t.Helper()
 	cfg := NewConfig()
-	dec := yaml.NewDecoder(bytes.NewReader([]byte(src)))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && err.Error() != "EOF" {
-		return nil, err
-	}
-	return cfg, cfg.Validate()
+	return cfg, componenttest.DecodeConfig([]byte(src), cfg)
 }
 
 func TestConfigDecode(t *testing.T) {
