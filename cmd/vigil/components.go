@@ -6,10 +6,12 @@ import (
 	otlpexporter "github.com/vigilhq/vigil/exporter/otlp"
 	"github.com/vigilhq/vigil/exporter/otlphttp"
 	promexporter "github.com/vigilhq/vigil/exporter/prometheus"
+	prwexporter "github.com/vigilhq/vigil/exporter/prometheusremotewrite"
 	"github.com/vigilhq/vigil/internal/component"
 	batchprocessor "github.com/vigilhq/vigil/processor/batch"
 	"github.com/vigilhq/vigil/processor/memorylimiter"
 	otlpreceiver "github.com/vigilhq/vigil/receiver/otlp"
+	prwreceiver "github.com/vigilhq/vigil/receiver/prometheusremotewrite"
 )
 
 // components is the one list of what this binary is built with. Adding a component is one
@@ -18,6 +20,7 @@ func components() (component.Factories, error) {
 	return component.MakeFactories(
 		[]component.ReceiverFactory{
 			otlpreceiver.NewFactory(),
+			prwreceiver.NewFactory(),
 		},
 		[]component.ProcessorFactory{
 			batchprocessor.NewFactory(),
@@ -29,6 +32,7 @@ func components() (component.Factories, error) {
 			debug.NewFactory(),
 			file.NewFactory(),
 			promexporter.NewFactory(),
+			prwexporter.NewFactory(),
 		},
 	)
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
-	"net/url"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -73,8 +72,8 @@ func (e *exporter) Start(ctx context.Context, _ component.Host) error {
 		return fmt.Errorf("exporter %s: %w", e.set.ID, err)
 	}
 	e.client.Store(hc)
-	e.set.Logger.Info("exporter started", "traces_url", redacted(e.urls[batch.Traces]),
-		"metrics_url", redacted(e.urls[batch.Metrics]), "logs_url", redacted(e.urls[batch.Logs]),
+	e.set.Logger.Info("exporter started", "traces_url", client.Redact(e.urls[batch.Traces]),
+		"metrics_url", client.Redact(e.urls[batch.Metrics]), "logs_url", client.Redact(e.urls[batch.Logs]),
 		"encoding", e.cfg.Encoding, "compression", string(e.cfg.Client.Compression),
 		"headers", slices.Sorted(maps.Keys(e.cfg.Client.Headers)))
 	return nil
@@ -151,16 +150,4 @@ func (e *exporter) send(ctx context.Context, b *batch.Batch) error {
 		return consumererror.NewRetryable(fmt.Errorf("export %s: read response: %w", sig, err), 0)
 	}
 	return outcome(sig, resp, body, e.json, time.Now())
-}
-
-// redacted hides the password of a URL for logs.
-func redacted(u string) string {
-	if u == "" {
-		return ""
-	}
-	if p, err := url.Parse(u); err == nil && p.User != nil {
-		p.User = nil
-		return p.String()
-	}
-	return u
 }

@@ -251,7 +251,7 @@ func TestOutcome(t *testing.T) {
 	f("502 no header", 502, nil, nil, false, retry, 0, "")
 	f("504 past date", 504, map[string]string{"Retry-After": now.Add(-time.Hour).Format(http.TimeFormat)}, nil, false, retry, 0, "")
 	f("429 nonsense header", 429, map[string]string{"Retry-After": "soon"}, nil, false, retry, 0, "")
-	f("429 huge header", 429, map[string]string{"Retry-After": "99999999999999999"}, nil, false, retry, maxRetryAfter, "")
+	f("429 huge header", 429, map[string]string{"Retry-After": "99999999999999999"}, nil, false, retry, client.MaxRetryAfter, "")
 	f("400 status proto", 400, pb, statusBody(t, "span id is empty", false), false, permanent, 0, "span id is empty")
 	f("400 status json", 400, js, statusBody(t, "bad json", true), true, permanent, 0, "bad json")
 	f("401", 401, map[string]string{"Content-Type": "text/plain"}, []byte("token expired\n"), false, permanent, 0, "token expired")

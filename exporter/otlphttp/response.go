@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/vigilhq/vigil/exporter/otlp"
 	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/client"
 	"github.com/vigilhq/vigil/internal/consumererror"
 )
 
@@ -24,9 +24,6 @@ const (
 	maxResponseBody = 64 << 10
 	// maxMessage bounds the backend's error text carried into errors and logs.
 	maxMessage = 256
-	// maxRetryAfter keeps an absurd Retry-After from overflowing a Duration; the sender caps
-	// the wait far lower anyway.
-	maxRetryAfter = 24 * time.Hour
 )
 
 const (
@@ -65,7 +62,7 @@ func outcome(sig batch.Signal, resp *http.Response, body []byte, sentJSON bool, 
 	}
 	switch code {
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return consumererror.NewRetryable(err, retryAfter(resp.Header.Get("Retry-After"), now))
+		return consumererror.NewRetryable(err, client.RetryAfter(resp.Header.Get("Retry-After"), now))
 	}
 	return consumererror.NewPermanent(err)
 }
@@ -112,24 +109,3 @@ func clean(s string) string {
 }
 
 func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
-
-// retryAfter reads a Retry-After header: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
-// Zero means none was given, or it named the past.
-func retryAfter(h string, now time.Time) time.Duration {
-	h = strings.TrimSpace(h)
-	if h == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
-		if secs <= 0 {
-			return 0
-		}
-		return min(time.Duration(min(secs, int64(maxRetryAfter/time.Second)))*time.Second, maxRetryAfter)
-	}
-	if t, err := http.ParseTime(h); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return min(d, maxRetryAfter)
-		}
-	}
-	return 0
-}

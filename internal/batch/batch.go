@@ -3,14 +3,19 @@ package batch
 import (
 	"fmt"
 
+	"github.com/vigilhq/vigil/internal/promconv"
+	"github.com/vigilhq/vigil/internal/promrw"
+
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
-// Batch holds one signal's items in at least one of two representations:
+// Batch holds one signal's items in at least one of these representations:
 //   - encoded: the serialized Export…ServiceRequest protobuf, exactly as a client sent it (or
 //     several such requests concatenated, which protobuf defines to be one valid request);
+//   - remote write (metrics only): an uncompressed Prometheus remote-write 1.0 WriteRequest body,
+//     as the remote-write and scrape receivers produce it (concatenable the same way);
 //   - decoded: pdata.
 //
 // Conversions happen lazily and once. Reading the decoded form keeps the encoded bytes valid;
@@ -24,6 +29,9 @@ type Batch struct {
 
 	enc    []byte // valid when hasEnc
 	hasEnc bool
+
+	rw    []byte // valid when hasRW
+	hasRW bool
 
 	traces  ptrace.Traces
 	metrics pmetric.Metrics
@@ -39,6 +47,23 @@ func FromEncoded(sig Signal, b []byte) (*Batch, error) {
 		return nil, err
 	}
 	return &Batch{sig: sig, items: n, enc: b, hasEnc: true}, nil
+}
+
+// FromPromRW wraps an uncompressed remote-write 1.0 body from outside (a client): it is fully
+// validated (label rules, sample order) and its samples and histogram samples are the items.
+// b must not be modified afterwards.
+func FromPromRW(b []byte) (*Batch, error) {
+	samples, hists, _, err := promrw.CountV1(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return &Batch{sig: Metrics, items: samples + hists, rw: b, hasRW: true}, nil
+}
+
+// FromPromRWTrusted wraps a remote-write 1.0 body Vigil built itself (through promconv), whose
+// item count is known. b must not be modified afterwards.
+func FromPromRWTrusted(b []byte, items int) *Batch {
+	return &Batch{sig: Metrics, items: items, rw: b, hasRW: true}
 }
 
 // FromTraces wraps decoded traces.
@@ -65,6 +90,35 @@ func (b *Batch) Items() int { return b.items }
 // IsEncoded reports whether the encoded form is available without work.
 func (b *Batch) IsEncoded() bool { return b.hasEnc }
 
+// IsPromRW reports whether the remote-write form is available without work.
+func (b *Batch) IsPromRW() bool { return b.hasRW }
+
+// PromRW returns the remote-write 1.0 body if the batch has one. The bytes are shared: callers
+// must not modify them. Converting other forms to remote write is promconv.FromMetrics's job,
+// since it takes the exporter's naming settings.
+func (b *Batch) PromRW() ([]byte, bool) { return b.rw, b.hasRW }
+
+// Form says which representation a batch would be forwarded in without conversion, so that
+// batching joins like with like.
+type Form uint8
+
+const (
+	FormPData Form = iota
+	FormOTLP
+	FormPromRW
+)
+
+// Form reports the batch's cheapest representation to forward.
+func (b *Batch) Form() Form {
+	switch {
+	case b.hasEnc:
+		return FormOTLP
+	case b.hasRW:
+		return FormPromRW
+	}
+	return FormPData
+}
+
 // IsDecoded reports whether the decoded form is available without work.
 func (b *Batch) IsDecoded() bool { return b.hasDec }
 
@@ -72,6 +126,9 @@ func (b *Batch) IsDecoded() bool { return b.hasDec }
 func (b *Batch) EncodedSize() int {
 	if b.hasEnc {
 		return len(b.enc)
+	}
+	if b.hasRW && !b.hasDec {
+		return len(b.rw)
 	}
 	switch b.sig {
 	case Traces:
@@ -88,6 +145,9 @@ func (b *Batch) EncodedSize() int {
 func (b *Batch) Encoded() ([]byte, error) {
 	if b.hasEnc {
 		return b.enc, nil
+	}
+	if err := b.decode(); err != nil {
+		return nil, err
 	}
 	var (
 		buf []byte
@@ -115,6 +175,13 @@ func (b *Batch) decode() error {
 		return nil
 	}
 	var err error
+	if !b.hasEnc && b.hasRW {
+		if b.metrics, err = promconv.ToMetrics(b.rw); err != nil {
+			return fmt.Errorf("%w: decode remote write: %v", ErrMalformed, err)
+		}
+		b.hasDec = true
+		return nil
+	}
 	switch b.sig {
 	case Traces:
 		b.traces, err = (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(b.enc)
@@ -179,7 +246,7 @@ func (b *Batch) Metrics() (pmetric.Metrics, error) {
 	if err := b.decode(); err != nil {
 		return pmetric.Metrics{}, err
 	}
-	if b.hasEnc && !b.metrics.IsReadOnly() {
+	if (b.hasEnc || b.hasRW) && !b.metrics.IsReadOnly() {
 		b.metrics.MarkReadOnly()
 	}
 	return b.metrics, nil
@@ -199,6 +266,7 @@ func (b *Batch) MutableMetrics() (pmetric.Metrics, error) {
 		b.metrics = md
 	}
 	b.enc, b.hasEnc = nil, false
+	b.rw, b.hasRW = nil, false
 	return b.metrics, nil
 }
 
@@ -253,8 +321,9 @@ func (b *Batch) Recount() {
 // representation.
 func (b *Batch) Clone() *Batch {
 	c := &Batch{sig: b.sig, items: b.items}
-	if b.hasEnc {
-		c.enc, c.hasEnc = b.enc, true
+	if b.hasEnc || b.hasRW {
+		c.enc, c.hasEnc = b.enc, b.hasEnc
+		c.rw, c.hasRW = b.rw, b.hasRW
 		return c
 	}
 	c.hasDec = true
@@ -302,8 +371,9 @@ func (b *Batch) Share() *Batch {
 }
 
 // Concat joins batches of one signal into one, consuming them. When every part has its encoded
-// form the result is the concatenation of the bytes (a valid request, by protobuf's rules for
-// repeated fields) and nothing is decoded; otherwise the parts are merged as pdata.
+// form (or every part its remote-write form) the result is the concatenation of the bytes (a
+// valid request, by protobuf's rules for repeated fields) and nothing is decoded; otherwise the
+// parts are merged as pdata.
 func Concat(parts []*Batch) (*Batch, error) {
 	switch len(parts) {
 	case 0:
@@ -312,13 +382,15 @@ func Concat(parts []*Batch) (*Batch, error) {
 		return parts[0], nil
 	}
 	sig := parts[0].sig
-	allEnc, size, items := true, 0, 0
+	allEnc, allRW, size, rwSize, items := true, true, 0, 0, 0
 	for _, p := range parts {
 		if p.sig != sig {
 			return nil, fmt.Errorf("concat of %s and %s", sig, p.sig)
 		}
 		allEnc = allEnc && p.hasEnc
+		allRW = allRW && p.hasRW
 		size += len(p.enc)
+		rwSize += len(p.rw)
 		items += p.items
 	}
 	if allEnc {
@@ -327,6 +399,13 @@ func Concat(parts []*Batch) (*Batch, error) {
 			buf = append(buf, p.enc...)
 		}
 		return &Batch{sig: sig, items: items, enc: buf, hasEnc: true}, nil
+	}
+	if allRW {
+		buf := make([]byte, 0, rwSize)
+		for _, p := range parts {
+			buf = append(buf, p.rw...)
+		}
+		return FromPromRWTrusted(buf, items), nil
 	}
 	switch sig {
 	case Traces:

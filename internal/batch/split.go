@@ -3,6 +3,8 @@ package batch
 import (
 	"fmt"
 
+	"github.com/vigilhq/vigil/internal/promrw"
+
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -30,6 +32,9 @@ func Split(b *Batch, max int) ([]*Batch, error) {
 	if b.hasEnc {
 		return splitEncoded(b, max)
 	}
+	if b.hasRW {
+		return splitPromRW(b, max)
+	}
 	switch b.sig {
 	case Traces:
 		td, err := b.MutableTraces()
@@ -50,6 +55,52 @@ func Split(b *Batch, max int) ([]*Batch, error) {
 		}
 		return splitLogs(ld, max), nil
 	}
+}
+
+// splitPromRW groups runs of whole series of a remote-write body into byte ranges of at most
+// max samples; a single series holding more than max samples becomes a part of its own.
+// Everything between series (metadata entries) rides with the first part.
+func splitPromRW(b *Batch, max int) ([]*Batch, error) {
+	var (
+		out           []*Batch
+		start, end, n int
+		outside       []byte
+		sc            = promrw.Scanner{Trusted: true}
+	)
+	flush := func() {
+		if n > 0 || end > start {
+			out = append(out, FromPromRWTrusted(b.rw[start:end:end], n))
+		}
+		n = 0
+	}
+	err := sc.ScanV1(b.rw, func(s promrw.SeriesV1) error {
+		if s.Start > end {
+			outside = append(outside, b.rw[end:s.Start]...)
+		}
+		k := s.Samples + s.Histograms
+		if n > 0 && (n+k > max || s.Start != end) {
+			flush()
+		}
+		if n == 0 {
+			start = s.Start
+		}
+		end = s.End
+		n += k
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	outside = append(outside, b.rw[end:]...)
+	flush()
+	if len(out) == 0 {
+		return []*Batch{b}, nil
+	}
+	if len(outside) > 0 {
+		first := out[0]
+		first.rw = append(append(make([]byte, 0, len(first.rw)+len(outside)), first.rw...), outside...)
+	}
+	return out, nil
 }
 
 // splitEncoded groups whole resource entries into byte ranges of at most max items.

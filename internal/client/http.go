@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -188,4 +189,41 @@ func (h *HTTP) NewClient() (*http.Client, error) {
 	}
 	tr.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	return &http.Client{Transport: tr}, nil
+}
+
+// MaxRetryAfter keeps an absurd Retry-After from overflowing a Duration; senders cap the wait
+// far lower anyway.
+const MaxRetryAfter = 24 * time.Hour
+
+// RetryAfter reads a Retry-After header: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+// Zero means none was given, or it named the past.
+func RetryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return min(time.Duration(min(secs, int64(MaxRetryAfter/time.Second)))*time.Second, MaxRetryAfter)
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return min(d, MaxRetryAfter)
+		}
+	}
+	return 0
+}
+
+// Redact hides the password of a URL for logs.
+func Redact(u string) string {
+	if u == "" {
+		return ""
+	}
+	if p, err := url.Parse(u); err == nil && p.User != nil {
+		p.User = nil
+		return p.String()
+	}
+	return u
 }

@@ -17,7 +17,7 @@ func validSegment(t testing.TB) []byte {
 		if err != nil {
 			t.Fatal(err)
 		}
-		seg = appendRecord(seg, 1, 2, uint64(i), int64(i), enc)
+		seg = appendRecord(seg, 1, bodyOTLP, 2, uint64(i), int64(i), enc)
 	}
 	return seg
 }

@@ -42,19 +42,26 @@ type record struct {
 	off   int // where the frame starts in its segment
 	size  int // frame + payload
 	sig   batch.Signal
+	form  byte // bodyOTLP or bodyPromRW
 	items int
 	seq   uint64
 	at    int64 // enqueue time, unix nanoseconds
 	body  []byte
 }
 
+// Body formats (payload byte 2).
+const (
+	bodyOTLP   = 0 // an Export…ServiceRequest
+	bodyPromRW = 1 // a remote-write 1.0 WriteRequest (metrics only)
+)
+
 // appendRecord frames a batch's encoded request and appends it to dst.
-func appendRecord(dst []byte, sig batch.Signal, items int, seq uint64, at int64, body []byte) []byte {
+func appendRecord(dst []byte, sig batch.Signal, form byte, items int, seq uint64, at int64, body []byte) []byte {
 	start := len(dst)
 	dst = append(dst, recordMagic[:]...)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(payloadHeaderLen+len(body)))
 	dst = append(dst, 0, 0, 0, 0) // CRC, filled in below
-	dst = append(dst, recordVersion, byte(sig), 0, 0)
+	dst = append(dst, recordVersion, byte(sig), form, 0)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(items))
 	dst = binary.LittleEndian.AppendUint64(dst, seq)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(at))
@@ -100,7 +107,9 @@ func parseRecord(data []byte, off int) (r record, st parseStatus, why string) {
 		return r, bad, fmt.Sprintf("unsupported record version %d (written by a newer vigil?)", p[0])
 	}
 	sig := batch.Signal(p[1])
-	if sig < batch.Traces || sig > batch.Logs || p[2] != 0 || p[3] != 0 {
+	form := p[2]
+	if sig < batch.Traces || sig > batch.Logs || p[3] != 0 ||
+		(form != bodyOTLP && (form != bodyPromRW || sig != batch.Metrics)) {
 		return r, bad, "malformed record header"
 	}
 	if crc32.Checksum(p, castagnoli) != binary.LittleEndian.Uint32(rest[8:]) {
@@ -110,6 +119,7 @@ func parseRecord(data []byte, off int) (r record, st parseStatus, why string) {
 		off:   off,
 		size:  frameLen + n,
 		sig:   sig,
+		form:  form,
 		items: int(binary.LittleEndian.Uint32(p[4:])),
 		seq:   binary.LittleEndian.Uint64(p[8:]),
 		at:    int64(binary.LittleEndian.Uint64(p[16:])),

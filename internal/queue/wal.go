@@ -474,9 +474,15 @@ func (w *wal) takeWaiting() *entry {
 }
 
 func (w *wal) Put(ctx context.Context, b *batch.Batch) error {
-	enc, err := b.Encoded()
-	if err != nil {
-		return fmt.Errorf("persistent queue %s: %w", w.dir, err)
+	form := byte(bodyOTLP)
+	enc, isRW := b.PromRW()
+	if isRW && !b.IsEncoded() {
+		form = bodyPromRW
+	} else {
+		var err error
+		if enc, err = b.Encoded(); err != nil {
+			return fmt.Errorf("persistent queue %s: %w", w.dir, err)
+		}
 	}
 	if payloadHeaderLen+len(enc) > maxPayload {
 		return fmt.Errorf("persistent queue %s: batch of %d bytes is larger than a record may be (%d bytes)",
@@ -509,7 +515,7 @@ func (w *wal) Put(ctx context.Context, b *batch.Batch) error {
 		w.stage = g
 	}
 	e.off = int64(len(g.buf))
-	g.buf = appendRecord(g.buf, b.Signal(), e.items, e.seq, e.at, enc)
+	g.buf = appendRecord(g.buf, b.Signal(), form, e.items, e.seq, e.at, enc)
 	g.entries = append(g.entries, e)
 	// A batch that also holds pdata is not kept: the budget counts encoded bytes, and pdata
 	// takes several times as much memory. It is read back from disk (the page cache) instead.
@@ -725,6 +731,9 @@ func (w *wal) read(e *entry) (*batch.Batch, error) {
 		return nil, errors.New(why)
 	case r.seq != e.seq || int64(r.size) != e.disk:
 		return nil, fmt.Errorf("found record %d where record %d was", r.seq, e.seq)
+	}
+	if r.form == bodyPromRW {
+		return batch.FromPromRW(r.body)
 	}
 	return batch.FromEncoded(r.sig, r.body)
 }

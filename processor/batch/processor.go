@@ -128,17 +128,15 @@ func (p *processor) take() pendingSet {
 // send joins and splits a taken set and hands the parts downstream. Encoded and decoded batches
 // are joined separately, so encoded data stays encoded even in a pipeline that mixes both. When
 // the size triggered the send and a cap split the result, a last part smaller than the trigger
-// goes back to the buffer to wait for more, as in the Collector.
+// goes back to the buffer to wait for more, as in the Collector. Remote-write batches are joined
+// among themselves the same way.
 func (p *processor) send(ctx context.Context, s pendingSet, sizeTriggered bool) {
-	var enc, dec []*batch.Batch
+	var groups [3][]*batch.Batch // by batch.Form
 	for _, b := range s.batches {
-		if b.IsEncoded() {
-			enc = append(enc, b)
-		} else {
-			dec = append(dec, b)
-		}
+		groups[b.Form()] = append(groups[b.Form()], b)
 	}
-	for _, group := range [][]*batch.Batch{enc, dec} {
+	for _, f := range []batch.Form{batch.FormOTLP, batch.FormPromRW, batch.FormPData} {
+		group := groups[f]
 		if len(group) == 0 {
 			continue
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
 	"github.com/vigilhq/vigil/internal/otlpgrpc"
+	"github.com/vigilhq/vigil/internal/selftelemetry"
 	"github.com/vigilhq/vigil/internal/server"
 )
 
@@ -99,19 +100,9 @@ func registerRejected(reg prometheus.Registerer, cfg *Config) (*prometheus.Count
 		Name: "vigil_receiver_otlp_rejected_requests_total",
 		Help: "Requests the OTLP receiver refused before they reached a pipeline, by protocol and reason.",
 	}, []string{"protocol", "reason"})
-	if reg != nil {
-		if err := reg.Register(c); err != nil {
-			// Another instance with the same ID (a restart, a lifecycle test) registered it already.
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, fmt.Errorf("register metrics: %w", err)
-			}
-			existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
-			if !ok {
-				return nil, fmt.Errorf("register metrics: %w", err)
-			}
-			c = existing
-		}
+	c, err := selftelemetry.Register(reg, c)
+	if err != nil {
+		return nil, err
 	}
 	// Create the series up front so that rate() over them works from the first scrape.
 	if cfg.Protocols.GRPC != nil {

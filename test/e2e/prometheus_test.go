@@ -195,8 +195,15 @@ type promSeries struct {
 }
 
 // promQuery runs an instant query and returns the series with their values parsed.
-func promQuery(addr, query string) ([]promSeries, error) {
-	resp, err := httpClient.Get("http://" + addr + "/api/v1/query?query=" + url.QueryEscape(query))
+func promQuery(addr, query string) ([]promSeries, error) { return promQueryAt(addr, query, "") }
+
+// promQueryAt runs an instant query at an evaluation time (Unix seconds; "" for now).
+func promQueryAt(addr, query, at string) ([]promSeries, error) {
+	u := "http://" + addr + "/api/v1/query?query=" + url.QueryEscape(query)
+	if at != "" {
+		u += "&time=" + at
+	}
+	resp, err := httpClient.Get(u)
 	if err != nil {
 		return nil, err
 	}

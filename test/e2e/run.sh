@@ -52,20 +52,24 @@ JAEGER_BIN="$cache/bin/jaeger-$JAEGER_VERSION"
 [[ -x "$TELEMETRYGEN_BIN" ]] || timed "telemetrygen $TELEMETRYGEN_VERSION" build_telemetrygen
 [[ -x "$JAEGER_BIN" ]] || timed "jaeger $JAEGER_VERSION" build_jaeger
 
-# Prometheus (TestPrometheus scrapes vigil's prometheus exporter with it) comes from Debian. As CI
-# runs, as root; apt-get update only when the install fails without it.
-install_prometheus() {
-  apt-get install -y --no-install-recommends prometheus >/dev/null ||
-    { apt-get update >/dev/null && apt-get install -y --no-install-recommends prometheus >/dev/null; }
+# Prometheus and VictoriaMetrics (the Prometheus-path tests read data back from them) come from
+# Debian. As CI runs, as root; apt-get update only when the install fails without it.
+apt_install() {
+  apt-get install -y --no-install-recommends "$@" >/dev/null ||
+    { apt-get update >/dev/null && apt-get install -y --no-install-recommends "$@" >/dev/null; }
 }
-if ! command -v prometheus >/dev/null; then
+need_apt() { # need_apt COMMAND PACKAGE
+  command -v "$1" >/dev/null && return
   if [[ $(id -u) -eq 0 ]]; then
-    timed "prometheus (apt)" install_prometheus
+    timed "$2 (apt)" apt_install "$2"
   else
-    log "prometheus is not on PATH and this is not root: install it (apt-get install prometheus), or TestPrometheus fails"
+    log "$1 is not on PATH and this is not root: install it (apt-get install $2), or the tests that use it fail"
   fi
-fi
+}
+need_apt prometheus prometheus
+need_apt victoria-metrics victoria-metrics
 PROMETHEUS_BIN=$(command -v prometheus || true)
+VICTORIAMETRICS_BIN=$(command -v victoria-metrics || true)
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -73,6 +77,6 @@ log "building vigil and the faultsink"
 go build -o "$tmp/vigil" ./cmd/vigil
 go build -o "$tmp/faultsink" ./test/e2e/faultsink
 
-export VIGIL_BIN="$tmp/vigil" FAULTSINK_BIN="$tmp/faultsink" TELEMETRYGEN_BIN JAEGER_BIN PROMETHEUS_BIN
+export VIGIL_BIN="$tmp/vigil" FAULTSINK_BIN="$tmp/faultsink" TELEMETRYGEN_BIN JAEGER_BIN PROMETHEUS_BIN VICTORIAMETRICS_BIN
 cd "$repo"
 go test -tags e2e -count=1 -v -timeout 15m ./test/e2e/... "$@"

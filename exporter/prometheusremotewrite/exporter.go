@@ -1,0 +1,346 @@
+package prometheusremotewrite
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/client"
+	"github.com/vigilhq/vigil/internal/component"
+	"github.com/vigilhq/vigil/internal/consumererror"
+	"github.com/vigilhq/vigil/internal/promconv"
+	"github.com/vigilhq/vigil/internal/promrw"
+	"github.com/vigilhq/vigil/internal/selftelemetry"
+	"github.com/vigilhq/vigil/internal/sender"
+)
+
+const (
+	// maxResponseBody bounds what is read of an answer; maxMessage what of it goes into errors.
+	maxResponseBody = 64 << 10
+	maxMessage      = 256
+)
+
+type exporter struct {
+	set    component.Settings
+	cfg    *Config
+	conv   promconv.Settings
+	ext    []promrw.Label // sorted by name
+	v2     bool
+	sender *sender.Sender
+	client atomic.Pointer[http.Client]
+
+	requests *prometheus.CounterVec
+	shardsG  prometheus.Gauge
+
+	// sendMu makes sends one batch at a time: a series' samples in batch n+1 must not overtake
+	// those in batch n, or the backend refuses them as out of order.
+	sendMu sync.Mutex
+	cur    *attemptState // the batch being sent, kept across the sender's retries
+	bld    *promrw.Builder
+	v2enc  promrw.V2Encoder
+	rs     *resharder
+}
+
+// attemptState is a batch cut into per-shard requests. A retry of the same batch sends only the
+// requests not yet accepted, so that a failure in one shard does not duplicate the others.
+type attemptState struct {
+	b        *batch.Batch
+	shards   [][]request
+	next     []int // per shard: the first request not yet done
+	rejected int   // items refused for good (by the backend or the translation)
+	why      []string
+}
+
+type request struct {
+	body  []byte // compressed
+	items int    // samples + histogram samples
+}
+
+var _ component.Exporter = (*exporter)(nil)
+
+func newExporter(set component.Settings, cfg *Config) (*exporter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("exporter %s: %w", set.ID, err)
+	}
+	if set.Logger == nil {
+		set.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &exporter{
+		set: set,
+		cfg: cfg,
+		conv: promconv.Settings{
+			Namespace:                    cfg.Namespace,
+			AddMetricSuffixes:            cfg.AddMetricSuffixes,
+			PromoteAllResourceAttributes: cfg.ResourceToTelemetryConversion.Enabled,
+			DisableTargetInfo:            !cfg.TargetInfo.Enabled,
+		},
+		v2: cfg.Protocol == ProtocolV2,
+		rs: newResharder(cfg.Shards, time.Now()),
+	}
+	for _, k := range slices.Sorted(maps.Keys(cfg.ExternalLabels)) {
+		e.ext = append(e.ext, promrw.Label{Name: k, Value: cfg.ExternalLabels[k]})
+	}
+	var err error
+	if e.requests, err = selftelemetry.Register(set.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_exporter_prometheusremotewrite_requests_total",
+		Help: "Remote-write requests sent, by outcome: the HTTP status class, or error when no answer came.",
+	}, []string{"outcome"})); err != nil {
+		return nil, fmt.Errorf("exporter %s: %w", set.ID, err)
+	}
+	if e.shardsG, err = selftelemetry.Register(set.Registerer, prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "vigil_exporter_prometheusremotewrite_shards",
+		Help: "Shards (parallel senders) the exporter uses now.",
+	})); err != nil {
+		return nil, fmt.Errorf("exporter %s: %w", set.ID, err)
+	}
+	e.shardsG.Set(float64(e.rs.shards))
+	if e.sender, err = sender.New(set, cfg.Sender, e.send); err != nil {
+		return nil, fmt.Errorf("exporter %s: %w", set.ID, err)
+	}
+	return e, nil
+}
+
+// Start builds the HTTP client; connections are made on the first send.
+func (e *exporter) Start(ctx context.Context, _ component.Host) error {
+	cl := e.cfg.Client
+	cl.Compression = client.None // the body is compressed here, with snappy or zstd
+	hc, err := cl.NewClient()
+	if err != nil {
+		return fmt.Errorf("exporter %s: %w", e.set.ID, err)
+	}
+	if err := e.sender.Start(ctx); err != nil {
+		return fmt.Errorf("exporter %s: %w", e.set.ID, err)
+	}
+	e.client.Store(hc)
+	e.set.Logger.Info("exporter started", "endpoint", client.Redact(e.cfg.Client.Endpoint),
+		"protocol", e.cfg.Protocol, "compression", string(e.cfg.Client.Compression),
+		"shards_min", e.cfg.Shards.Min, "shards_max", e.cfg.Shards.Max,
+		"external_labels", slices.Sorted(maps.Keys(e.cfg.ExternalLabels)))
+	return nil
+}
+
+// Shutdown drains the sender, then closes idle connections.
+func (e *exporter) Shutdown(ctx context.Context) error {
+	err := e.sender.Shutdown(ctx)
+	if hc := e.client.Swap(nil); hc != nil {
+		hc.CloseIdleConnections()
+	}
+	return err
+}
+
+// Consume hands b to the sender (queue, retries), which calls send.
+func (e *exporter) Consume(ctx context.Context, b *batch.Batch) error {
+	return e.sender.Consume(ctx, b)
+}
+
+// send is one attempt at a batch: every request not yet accepted is posted, shards in
+// parallel, each shard's requests in order.
+func (e *exporter) send(ctx context.Context, b *batch.Batch) error {
+	hc := e.client.Load()
+	if hc == nil {
+		return consumererror.NewRetryable(errors.New("exporter not started"), 0)
+	}
+	e.sendMu.Lock()
+	defer e.sendMu.Unlock()
+	st := e.cur
+	if st == nil || st.b != b {
+		var err error
+		if st, err = e.prepare(ctx, b); err != nil {
+			return consumererror.NewPermanent(err)
+		}
+		e.cur = st
+	}
+
+	start := time.Now()
+	errs := make([]error, len(st.shards))
+	var mu sync.Mutex // guards st.rejected and st.why
+	var wg sync.WaitGroup
+	for i := range st.shards {
+		if st.next[i] >= len(st.shards[i]) {
+			continue
+		}
+		wg.Go(func() {
+			for st.next[i] < len(st.shards[i]) {
+				r := st.shards[i][st.next[i]]
+				err := e.post(ctx, hc, r)
+				if err != nil && !consumererror.IsPermanent(err) {
+					errs[i] = err
+					return
+				}
+				if err != nil {
+					mu.Lock()
+					st.rejected += r.items
+					st.why = append(st.why, err.Error())
+					mu.Unlock()
+				}
+				st.next[i]++
+			}
+		})
+	}
+	wg.Wait()
+	e.shardsG.Set(float64(e.rs.observeSend(time.Since(start), time.Now())))
+
+	var failed []error
+	var after time.Duration
+	for _, err := range errs {
+		if err != nil {
+			failed = append(failed, err)
+			if a, _ := consumererror.RetryAfter(err); a > after {
+				after = a
+			}
+		}
+	}
+	if len(failed) > 0 {
+		return consumererror.NewRetryable(errors.Join(failed...), after)
+	}
+	e.cur = nil
+	if st.rejected > 0 {
+		msg := strings.Join(st.why, "; ")
+		if len(st.why) > 3 {
+			msg = strings.Join(st.why[:3], "; ") + fmt.Sprintf("; and %d more", len(st.why)-3)
+		}
+		return &consumererror.Partial{Rejected: min(st.rejected, b.Items()), Message: msg}
+	}
+	return nil
+}
+
+// prepare turns a batch into compressed requests, sharded by series.
+func (e *exporter) prepare(ctx context.Context, b *batch.Batch) (*attemptState, error) {
+	st := &attemptState{b: b}
+	body, ok := b.PromRW()
+	if !ok {
+		md, err := b.Metrics()
+		if err != nil {
+			return nil, err
+		}
+		res, rejected, err := promconv.FromMetrics(ctx, md, e.conv)
+		if err != nil {
+			st.rejected += rejected
+			st.why = append(st.why, err.Error())
+			e.set.Logger.Warn("some metrics cannot be sent as Prometheus data; dropping them", "error", err.Error(), "data_points", rejected)
+		}
+		body = res.Bytes
+	}
+
+	n := e.rs.current()
+	if e.bld == nil || e.bld.Shards() != n {
+		e.bld = promrw.NewBuilder(n)
+	}
+	bld := e.bld
+	bld.Reset()
+	st.shards = make([][]request, n)
+	st.next = make([]int, n)
+	meta := promrw.MetadataOf(body)
+	var firstErr error
+	flush := func(i int) {
+		raw, c := bld.Request(i)
+		if c.Series == 0 {
+			return
+		}
+		payload := raw
+		if e.v2 {
+			payload = e.v2enc.Encode(nil, raw, meta)
+		} else if len(meta.Raw) > 0 && i == 0 && len(st.shards[0]) == 0 {
+			// 1.0 metadata rides once per batch, with the first request.
+			payload = append(slices.Clip(raw), meta.Raw...)
+		}
+		out, err := e.compress(payload)
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		st.shards[i] = append(st.shards[i], request{body: out, items: c.Samples + c.Histograms})
+		bld.ResetShard(i)
+	}
+	var (
+		sc      = promrw.Scanner{Trusted: true}
+		scratch []byte
+		max     = e.cfg.Shards.MaxSamplesPerSend
+	)
+	err := sc.ScanV1(body, func(s promrw.SeriesV1) error {
+		if len(e.ext) > 0 {
+			scratch = promrw.AppendWithLabels(scratch[:0], s.Raw, e.ext)
+			s.Raw = scratch
+		}
+		i := bld.Add(s)
+		if _, c := bld.Request(i); c.Samples+c.Histograms >= max {
+			flush(i)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read batch: %w", err)
+	}
+	for i := range n {
+		flush(i)
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return st, nil
+}
+
+func (e *exporter) compress(b []byte) ([]byte, error) {
+	if e.cfg.Client.Compression == Zstd {
+		return client.Zstd.Compress(nil, b)
+	}
+	return promrw.Encode(nil, b), nil
+}
+
+// post sends one request and classifies the answer the way remote-write senders do: 2xx done,
+// 429 and 5xx retry (after Retry-After when given), any other status is final.
+func (e *exporter) post(ctx context.Context, hc *http.Client, r request) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.cfg.Client.Endpoint, bytes.NewReader(r.body))
+	if err != nil {
+		return consumererror.NewPermanent(fmt.Errorf("build request: %w", err))
+	}
+	req.Header.Set("User-Agent", client.UserAgent)
+	e.cfg.Client.SetHeaders(req.Header)
+	if e.v2 {
+		req.Header.Set("Content-Type", "application/x-protobuf;proto=io.prometheus.write.v2.Request")
+		req.Header.Set("X-Prometheus-Remote-Write-Version", "2.0.0")
+	} else {
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	}
+	req.Header.Set("Content-Encoding", string(e.cfg.Client.Compression))
+	resp, err := hc.Do(req)
+	if err != nil {
+		e.requests.WithLabelValues("error").Inc()
+		return consumererror.NewRetryable(fmt.Errorf("remote write: %w", err), 0)
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBody))
+		_ = resp.Body.Close()
+	}()
+	code := resp.StatusCode
+	e.requests.WithLabelValues(strconv.Itoa(code/100) + "xx").Inc()
+	if code/100 == 2 {
+		return nil
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, maxMessage))
+	err = fmt.Errorf("remote write: HTTP %d %s", code, http.StatusText(code))
+	if m := strings.TrimSpace(strings.ToValidUTF8(string(msg), "")); m != "" {
+		err = fmt.Errorf("%w: %s", err, m)
+	}
+	switch {
+	case code == http.StatusTooManyRequests || code/100 == 5:
+		return consumererror.NewRetryable(err, client.RetryAfter(resp.Header.Get("Retry-After"), time.Now()))
+	case code == http.StatusUnsupportedMediaType && e.v2:
+		return consumererror.NewPermanent(fmt.Errorf("%w (the receiver does not take remote write 2.0: set protocol: \"1.0\")", err))
+	}
+	return consumererror.NewPermanent(err)
+}

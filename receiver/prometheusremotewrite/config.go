@@ -1,0 +1,58 @@
+package prometheusremotewrite
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/vigilhq/vigil/internal/server"
+)
+
+// Defaults.
+const (
+	// DefaultEndpoint is on loopback, so that nothing is exposed unless the config says so.
+	DefaultEndpoint = "127.0.0.1:9201"
+	DefaultPath     = "/api/v1/write"
+	// DefaultMaxDecompressedBodySize bounds a body after snappy. Remote-write bodies compress
+	// about 5–10×, so this is generous for the 20 MiB compressed default.
+	DefaultMaxDecompressedBodySize = 128 << 20
+)
+
+// Config is the receiver's configuration.
+type Config struct {
+	server.HTTP `yaml:",inline"`
+	// Path is the URL path requests are posted to.
+	Path string `yaml:"path"`
+	// MaxDecompressedBodySize bounds a body after snappy decoding; checked against snappy's
+	// declared length before anything is allocated.
+	MaxDecompressedBodySize int `yaml:"max_decompressed_body_size"`
+	// MaxSeriesPerRequest refuses (400) requests with more series; 0 means no limit.
+	MaxSeriesPerRequest int `yaml:"max_series_per_request"`
+}
+
+// NewConfig returns the defaults.
+func NewConfig() *Config {
+	return &Config{
+		HTTP:                    server.NewHTTP(DefaultEndpoint),
+		Path:                    DefaultPath,
+		MaxDecompressedBodySize: DefaultMaxDecompressedBodySize,
+	}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	errs := []error{c.HTTP.Validate()}
+	switch {
+	case c.Path == "" || !strings.HasPrefix(c.Path, "/"):
+		errs = append(errs, fmt.Errorf("path: must be a URL path starting with /, got %q", c.Path))
+	case strings.ContainsAny(c.Path, " ?#"):
+		errs = append(errs, fmt.Errorf("path: must be a plain URL path, got %q", c.Path))
+	}
+	if c.MaxDecompressedBodySize <= 0 {
+		errs = append(errs, fmt.Errorf("max_decompressed_body_size: must be > 0, got %d", c.MaxDecompressedBodySize))
+	}
+	if c.MaxSeriesPerRequest < 0 {
+		errs = append(errs, fmt.Errorf("max_series_per_request: must be >= 0 (0: no limit), got %d", c.MaxSeriesPerRequest))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,321 @@
+package prometheusremotewrite
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/component"
+	"github.com/vigilhq/vigil/internal/consumererror"
+	"github.com/vigilhq/vigil/internal/promrw"
+	"github.com/vigilhq/vigil/internal/selftelemetry"
+	"github.com/vigilhq/vigil/internal/server"
+)
+
+// Remote-write protocol names and headers (see the 1.0 and 2.0 specifications).
+const (
+	contentTypeProto = "application/x-protobuf"
+	protoV1          = "prometheus.WriteRequest"
+	protoV2          = "io.prometheus.write.v2.Request"
+
+	headerSamples    = "X-Prometheus-Remote-Write-Samples-Written"
+	headerHistograms = "X-Prometheus-Remote-Write-Histograms-Written"
+	headerExemplars  = "X-Prometheus-Remote-Write-Exemplars-Written"
+)
+
+// Reasons for vigil_receiver_prometheusremotewrite_rejected_requests_total.
+const (
+	reasonMalformed        = "malformed"
+	reasonTooLarge         = server.ReasonTooLarge
+	reasonUnauthenticated  = server.ReasonUnauthenticated
+	reasonUnsupportedMedia = "unsupported_media_type"
+	reasonMethod           = "method_not_allowed"
+	reasonTooManySeries    = "too_many_series"
+)
+
+type receiver struct {
+	set      component.Settings
+	cfg      Config
+	next     component.Consumer
+	rejected *prometheus.CounterVec
+	bufs     sync.Pool // *bytes.Buffer for compressed bodies
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	srv     *http.Server
+	addr    string
+	serving sync.WaitGroup
+}
+
+var _ component.Component = (*receiver)(nil)
+
+func newReceiver(set component.Settings, cfg *Config, next map[batch.Signal]component.Consumer) (*receiver, error) {
+	if set.Logger == nil {
+		set.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &receiver{set: set, cfg: *cfg}
+	for sig, c := range next {
+		if sig != batch.Metrics {
+			return nil, fmt.Errorf("receiver %s: remote write carries metrics only, not %s", set.ID, sig)
+		}
+		r.next = c
+	}
+	if r.next == nil {
+		return nil, fmt.Errorf("receiver %s: no metrics pipeline", set.ID)
+	}
+	rej, err := selftelemetry.Register(set.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_receiver_prometheusremotewrite_rejected_requests_total",
+		Help: "Remote-write requests the receiver refused before they reached a pipeline, by reason.",
+	}, []string{"reason"}))
+	if err != nil {
+		return nil, fmt.Errorf("receiver %s: %w", set.ID, err)
+	}
+	for _, reason := range []string{reasonMalformed, reasonTooLarge, reasonUnauthenticated, reasonUnsupportedMedia, reasonMethod, reasonTooManySeries} {
+		rej.WithLabelValues(reason)
+	}
+	r.rejected = rej
+	return r, nil
+}
+
+// Start opens the listener, so that a taken port fails start-up, then serves in the background.
+func (r *receiver) Start(_ context.Context, host component.Host) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started || r.stopped {
+		return fmt.Errorf("receiver %s: already started", r.set.ID)
+	}
+	l, err := r.cfg.HTTP.Listen()
+	if err != nil {
+		return fmt.Errorf("receiver %s: %w", r.set.ID, err)
+	}
+	r.srv = r.cfg.HTTP.NewServer(r,
+		server.OnReject(func(reason string) { r.rejected.WithLabelValues(reason).Inc() }),
+		server.ErrorLog(r.set.Logger))
+	r.started = true
+	r.addr = server.Addr(l)
+	r.serving.Add(1)
+	go func() {
+		defer r.serving.Done()
+		if err := r.srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			host.ReportFatal(fmt.Errorf("receiver %s: %w", r.set.ID, err))
+		}
+	}()
+	r.set.Logger.Info("remote-write receiver listening", "endpoint", r.addr, "path", r.cfg.Path)
+	return nil
+}
+
+// Shutdown stops accepting and lets requests in flight get the pipeline's answer until ctx ends.
+func (r *receiver) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	first := r.started && !r.stopped
+	r.stopped = true
+	srv := r.srv
+	r.mu.Unlock()
+	if !first {
+		return nil
+	}
+	var err error
+	if err = srv.Shutdown(ctx); err != nil {
+		srv.Close()
+		err = fmt.Errorf("receiver %s: shutdown: %w", r.set.ID, err)
+	}
+	r.serving.Wait()
+	return err
+}
+
+// Addr is the listener's address ("" before Start); tests use it with port 0.
+func (r *receiver) Addr() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.addr
+}
+
+// version is the remote-write protocol of a request, from its Content-Type.
+type version uint8
+
+const (
+	v1 version = iota + 1
+	v2
+)
+
+// parseContentType follows the 2.0 specification: no Content-Type or a plain
+// application/x-protobuf is 1.0; the proto parameter names the message otherwise.
+func parseContentType(v string) (version, error) {
+	if v == "" || v == contentTypeProto {
+		return v1, nil
+	}
+	mt, params, err := mime.ParseMediaType(v)
+	if err != nil || mt != contentTypeProto {
+		return 0, fmt.Errorf("unsupported Content-Type %q: use %s (remote write 1.0) or %s;proto=%s (2.0)", v, contentTypeProto, contentTypeProto, protoV2)
+	}
+	switch params["proto"] {
+	case "", protoV1:
+		return v1, nil
+	case protoV2:
+		return v2, nil
+	}
+	return 0, fmt.Errorf("unsupported proto %q in Content-Type: use %s or %s", params["proto"], protoV1, protoV2)
+}
+
+// ServeHTTP answers remote-write POSTs.
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path != r.cfg.Path {
+		http.NotFound(w, req)
+		return
+	}
+	if req.Method != http.MethodPost {
+		r.reject(w, reasonMethod, http.StatusMethodNotAllowed, "method "+req.Method+" not allowed: use POST")
+		return
+	}
+	ver, err := parseContentType(req.Header.Get("Content-Type"))
+	if err != nil {
+		r.reject(w, reasonUnsupportedMedia, http.StatusUnsupportedMediaType, err.Error())
+		return
+	}
+	// Snappy is the only encoding either version defines; senders that leave the header out
+	// still mean it.
+	if enc := req.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "snappy") {
+		r.reject(w, reasonUnsupportedMedia, http.StatusUnsupportedMediaType,
+			fmt.Sprintf("unsupported Content-Encoding %q: remote write uses snappy", enc))
+		return
+	}
+
+	buf := r.getBuffer()
+	defer r.bufs.Put(buf)
+	if _, err := buf.ReadFrom(req.Body); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			r.reject(w, reasonTooLarge, http.StatusRequestEntityTooLarge,
+				fmt.Sprintf("request body is over the limit of %d bytes", mbe.Limit))
+			return
+		}
+		r.reject(w, reasonMalformed, http.StatusBadRequest, "reading the request body: "+err.Error())
+		return
+	}
+	// The decoded body becomes the batch's, so it is not pooled.
+	body, err := promrw.Decode(nil, buf.Bytes(), r.cfg.MaxDecompressedBodySize)
+	if err != nil {
+		if errors.Is(err, promrw.ErrTooLarge) {
+			r.reject(w, reasonTooLarge, http.StatusRequestEntityTooLarge, err.Error())
+		} else {
+			r.reject(w, reasonMalformed, http.StatusBadRequest, err.Error())
+		}
+		return
+	}
+
+	var (
+		b      *batch.Batch
+		counts promrw.Counts
+	)
+	if ver == v1 {
+		b, counts, err = fromV1(body)
+	} else {
+		b, counts, err = fromV2(body)
+	}
+	if err != nil {
+		r.set.Logger.Debug("malformed remote-write request", "error", err)
+		r.reject(w, reasonMalformed, http.StatusBadRequest, err.Error())
+		return
+	}
+	if max := r.cfg.MaxSeriesPerRequest; max > 0 && counts.Series > max {
+		r.reject(w, reasonTooManySeries, http.StatusBadRequest,
+			fmt.Sprintf("request holds %d series, over the limit of %d (max_series_per_request)", counts.Series, max))
+		return
+	}
+	if err := r.next.Consume(req.Context(), b); err != nil {
+		r.answerError(w, err)
+		return
+	}
+	if ver == v2 {
+		h := w.Header()
+		h.Set(headerSamples, strconv.Itoa(counts.Samples))
+		h.Set(headerHistograms, strconv.Itoa(counts.Histograms))
+		h.Set(headerExemplars, strconv.Itoa(counts.Exemplars))
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// fromV1 validates and counts a 1.0 body, which becomes the batch as it is.
+func fromV1(body []byte) (*batch.Batch, promrw.Counts, error) {
+	var c promrw.Counts
+	err := promrw.ScanV1(body, func(s promrw.SeriesV1) error {
+		c.Series++
+		c.Samples += s.Samples
+		c.Histograms += s.Histograms
+		c.Exemplars += s.Exemplars
+		return nil
+	})
+	if err != nil {
+		return nil, c, err
+	}
+	return batch.FromPromRWTrusted(body, c.Samples+c.Histograms), c, nil
+}
+
+// fromV2 validates a 2.0 body and rewrites it as 1.0 series (symbols resolved), the form every
+// batch of remote write takes inside Vigil.
+func fromV2(body []byte) (*batch.Batch, promrw.Counts, error) {
+	var sc promrw.Scanner
+	c, err := sc.CountV2(body)
+	if err != nil {
+		return nil, c, err
+	}
+	out := make([]byte, 0, len(body)+len(body)/2)
+	sc.Trusted = true
+	if err := sc.ScanV2(body, func(s promrw.SeriesV2) error {
+		out = promrw.AppendV2AsV1(out, s)
+		return nil
+	}); err != nil {
+		return nil, c, err
+	}
+	return batch.FromPromRWTrusted(out, c.Samples+c.Histograms), c, nil
+}
+
+// answerError maps the pipeline's refusal onto what remote-write senders understand: they retry
+// 5xx and 429 (with Retry-After) and drop on other 4xx.
+func (r *receiver) answerError(w http.ResponseWriter, err error) {
+	code := http.StatusServiceUnavailable
+	switch {
+	case consumererror.IsPermanent(err):
+		code = http.StatusBadRequest
+	case consumererror.IsBackpressure(err):
+		code = http.StatusTooManyRequests
+	}
+	if _, ok := consumererror.AsPartial(err); ok {
+		// Part of the request was refused for good: retrying the whole would duplicate the rest.
+		code = http.StatusBadRequest
+	}
+	if after, ok := consumererror.RetryAfter(err); ok && after > 0 && code != http.StatusBadRequest {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(after.Seconds())), 10))
+	} else if code == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
+	http.Error(w, err.Error(), code)
+}
+
+func (r *receiver) reject(w http.ResponseWriter, reason string, code int, msg string) {
+	r.rejected.WithLabelValues(reason).Inc()
+	if code == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", http.MethodPost)
+	}
+	http.Error(w, msg, code)
+}
+
+func (r *receiver) getBuffer() *bytes.Buffer {
+	if b, ok := r.bufs.Get().(*bytes.Buffer); ok {
+		b.Reset()
+		return b
+	}
+	return new(bytes.Buffer)
+}

@@ -1,0 +1,296 @@
+package prometheusremotewrite
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
+	"go.uber.org/goleak"
+
+	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/component"
+	"github.com/vigilhq/vigil/internal/componenttest"
+	"github.com/vigilhq/vigil/internal/consumererror"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// The upstream prompb types encode the requests, independently of Vigil's wire code.
+
+func v1Body(t testing.TB, ts ...prompb.TimeSeries) []byte {
+	t.Helper()
+	raw, err := (&prompb.WriteRequest{Timeseries: ts}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func series(name string, kv []string, samples ...prompb.Sample) prompb.TimeSeries {
+	ls := []prompb.Label{{Name: "__name__", Value: name}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		ls = append(ls, prompb.Label{Name: kv[i], Value: kv[i+1]})
+	}
+	return prompb.TimeSeries{Labels: ls, Samples: samples}
+}
+
+func v2Body(t testing.TB) []byte {
+	t.Helper()
+	st := writev2.NewSymbolTable()
+	req := writev2.Request{Timeseries: []writev2.TimeSeries{
+		{
+			LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "http_requests_total", "code", "200", "job", "api"), nil),
+			Samples:    []writev2.Sample{{Value: 1, Timestamp: 1000}, {Value: 2, Timestamp: 2000}},
+			Exemplars:  []writev2.Exemplar{{LabelsRefs: st.SymbolizeLabels(labels.FromStrings("trace_id", "abc"), nil), Value: 1, Timestamp: 1500}},
+			Metadata:   writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_COUNTER, HelpRef: st.Symbolize("Requests.")},
+		},
+		{
+			LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "temperature", "job", "api"), nil),
+			Samples:    []writev2.Sample{{Value: 21.5, Timestamp: 1000}},
+		},
+	}}
+	req.Symbols = st.Symbols()
+	raw, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+type consumerFunc func(context.Context, *batch.Batch) error
+
+func (f consumerFunc) Consume(ctx context.Context, b *batch.Batch) error { return f(ctx, b) }
+
+func newTestReceiver(t *testing.T, mod func(*Config), next component.Consumer) *receiver {
+	t.Helper()
+	cfg := NewConfig()
+	cfg.Endpoint = "127.0.0.1:0"
+	if mod != nil {
+		mod(cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := newReceiver(component.Settings{ID: component.ID{Type: Type}}, cfg, map[batch.Signal]component.Consumer{batch.Metrics: next})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+type request struct {
+	method, contentType, encoding string
+	body                          []byte
+	raw                           bool // body is already snappy-encoded (or deliberately not)
+}
+
+func (r *receiver) do(q request) *httptest.ResponseRecorder {
+	body := q.body
+	if !q.raw {
+		body = snappy.Encode(nil, body)
+	}
+	method := q.method
+	if method == "" {
+		method = http.MethodPost
+	}
+	req := httptest.NewRequest(method, DefaultPath, bytes.NewReader(body))
+	if q.contentType != "" {
+		req.Header.Set("Content-Type", q.contentType)
+	}
+	if q.encoding != "" {
+		req.Header.Set("Content-Encoding", q.encoding)
+	}
+	w := httptest.NewRecorder()
+	r.cfg.HTTP.NewServer(r).Handler.ServeHTTP(w, req)
+	return w
+}
+
+func TestRemoteWriteV1(t *testing.T) {
+	sink := &componenttest.Sink{}
+	r := newTestReceiver(t, nil, sink)
+	body := v1Body(t,
+		series("up", []string{"instance", "a:9100", "job", "node"}, prompb.Sample{Value: 1, Timestamp: 1000}),
+		series("http_requests_total", []string{"code", "200"}, prompb.Sample{Value: 5, Timestamp: 1000}, prompb.Sample{Value: 7, Timestamp: 2000}),
+	)
+	w := r.do(request{contentType: "application/x-protobuf", encoding: "snappy", body: body})
+	if w.Code != http.StatusNoContent {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	if w.Header().Get(headerSamples) != "" {
+		t.Errorf("1.0 answer carries the 2.0 header %s", headerSamples)
+	}
+	got := sink.Batches()
+	if len(got) != 1 || got[0].Items() != 3 {
+		t.Fatalf("want one batch of 3 samples, got %d batches (%v)", len(got), got)
+	}
+	rw, ok := got[0].PromRW()
+	if !ok || !bytes.Equal(rw, body) {
+		t.Fatalf("the batch is not the request body as sent")
+	}
+}
+
+func TestRemoteWriteV2(t *testing.T) {
+	sink := &componenttest.Sink{}
+	r := newTestReceiver(t, nil, sink)
+	w := r.do(request{contentType: "application/x-protobuf;proto=io.prometheus.write.v2.Request", encoding: "snappy", body: v2Body(t)})
+	if w.Code != http.StatusNoContent {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	for h, want := range map[string]string{headerSamples: "3", headerHistograms: "0", headerExemplars: "1"} {
+		if got := w.Header().Get(h); got != want {
+			t.Errorf("%s = %q, want %q", h, got, want)
+		}
+	}
+	got := sink.Batches()
+	if len(got) != 1 || got[0].Items() != 3 {
+		t.Fatalf("want one batch of 3 samples, got %v", got)
+	}
+	rw, _ := got[0].PromRW()
+	var req prompb.WriteRequest
+	if err := req.Unmarshal(rw); err != nil {
+		t.Fatalf("the batch is not a 1.0 request: %v", err)
+	}
+	if len(req.Timeseries) != 2 {
+		t.Fatalf("want 2 series, got %d", len(req.Timeseries))
+	}
+	s := req.Timeseries[0]
+	if got := labelString(s.Labels); got != `{__name__="http_requests_total", code="200", job="api"}` {
+		t.Errorf("labels %s", got)
+	}
+	if len(s.Samples) != 2 || s.Samples[1].Value != 2 || s.Samples[1].Timestamp != 2000 {
+		t.Errorf("samples %v", s.Samples)
+	}
+	if len(s.Exemplars) != 1 || labelString(s.Exemplars[0].Labels) != `{trace_id="abc"}` || s.Exemplars[0].Timestamp != 1500 {
+		t.Errorf("exemplars %v", s.Exemplars)
+	}
+	if got := labelString(req.Timeseries[1].Labels); got != `{__name__="temperature", job="api"}` {
+		t.Errorf("second series %s", got)
+	}
+}
+
+func labelString(ls []prompb.Label) string {
+	b := labels.NewScratchBuilder(len(ls))
+	for _, l := range ls {
+		b.Add(l.Name, l.Value)
+	}
+	return b.Labels().String()
+}
+
+func TestBadRequests(t *testing.T) {
+	good := v1Body(t, series("up", nil, prompb.Sample{Value: 1, Timestamp: 1}))
+	f := func(name string, q request, mod func(*Config), wantCode int, wantMsg, wantReason string) {
+		t.Helper()
+		t.Run(name, func(t *testing.T) {
+			sink := &componenttest.Sink{}
+			r := newTestReceiver(t, mod, sink)
+			w := r.do(q)
+			if w.Code != wantCode || !strings.Contains(w.Body.String(), wantMsg) {
+				t.Fatalf("got %d %q, want %d containing %q", w.Code, w.Body, wantCode, wantMsg)
+			}
+			if sink.Items() != 0 {
+				t.Errorf("a refused request reached the pipeline")
+			}
+			if got := counterValue(t, r, wantReason); got != 1 {
+				t.Errorf("rejected{reason=%q} = %v, want 1", wantReason, got)
+			}
+		})
+	}
+	f("GET", request{method: http.MethodGet}, nil, 405, "use POST", reasonMethod)
+	f("JSON", request{contentType: "application/json", body: good}, nil, 415, "unsupported Content-Type", reasonUnsupportedMedia)
+	f("unknown proto", request{contentType: "application/x-protobuf;proto=foo.Bar", body: good}, nil, 415, `unsupported proto "foo.Bar"`, reasonUnsupportedMedia)
+	f("gzip", request{encoding: "gzip", body: good}, nil, 415, "remote write uses snappy", reasonUnsupportedMedia)
+	f("not snappy", request{body: []byte("\xff\xff\xff\xff\xff\x01garbage"), raw: true}, nil, 400, "", reasonMalformed)
+	f("not protobuf", request{body: []byte("\x0a\x05ab")}, nil, 400, "malformed", reasonMalformed)
+	f("2.0 body sent as 1.0", request{body: v2Body(t)}, nil, 400, "remote write 2.0 body", reasonMalformed)
+	f("bad label name", request{body: v1Body(t, series("up", []string{"bad-name", "x"}, prompb.Sample{Value: 1, Timestamp: 1}))}, nil, 400, "bad-name", reasonMalformed)
+	f("unsorted labels", request{body: v1Body(t, prompb.TimeSeries{Labels: []prompb.Label{{Name: "z", Value: "1"}, {Name: "__name__", Value: "up"}}, Samples: []prompb.Sample{{Value: 1, Timestamp: 1}}})}, nil, 400, "sorted", reasonMalformed)
+	f("no name", request{body: v1Body(t, prompb.TimeSeries{Labels: []prompb.Label{{Name: "job", Value: "x"}}, Samples: []prompb.Sample{{Value: 1, Timestamp: 1}}})}, nil, 400, "__name__", reasonMalformed)
+	f("samples out of order", request{body: v1Body(t, series("up", nil, prompb.Sample{Value: 1, Timestamp: 2}, prompb.Sample{Value: 1, Timestamp: 1}))}, nil, 400, "older than the previous sample", reasonMalformed)
+	f("decompressed too large", request{body: bytes.Repeat(good, 100)}, func(c *Config) { c.MaxDecompressedBodySize = 100 }, 413, "", reasonTooLarge)
+	f("too many series", request{body: v1Body(t, series("a", nil), series("b", nil), series("c", nil))}, func(c *Config) { c.MaxSeriesPerRequest = 2 }, 400, "3 series, over the limit of 2", reasonTooManySeries)
+}
+
+func TestNaNAndInfAreData(t *testing.T) {
+	// NaN (including the staleness marker) and ±Inf are valid sample values in remote write.
+	sink := &componenttest.Sink{}
+	r := newTestReceiver(t, nil, sink)
+	stale := math.Float64frombits(0x7ff0000000000002)
+	w := r.do(request{body: v1Body(t, series("g", nil,
+		prompb.Sample{Value: math.NaN(), Timestamp: 1}, prompb.Sample{Value: math.Inf(1), Timestamp: 2},
+		prompb.Sample{Value: math.Inf(-1), Timestamp: 3}, prompb.Sample{Value: stale, Timestamp: 4}))})
+	if w.Code != http.StatusNoContent || sink.Items() != 4 {
+		t.Fatalf("status %d, items %d: %s", w.Code, sink.Items(), w.Body)
+	}
+}
+
+func TestPipelineAnswers(t *testing.T) {
+	body := v1Body(t, series("up", nil, prompb.Sample{Value: 1, Timestamp: 1}))
+	f := func(name string, err error, wantCode int, wantRetryAfter string) {
+		t.Helper()
+		t.Run(name, func(t *testing.T) {
+			r := newTestReceiver(t, nil, consumerFunc(func(context.Context, *batch.Batch) error { return err }))
+			w := r.do(request{body: body})
+			if w.Code != wantCode || w.Header().Get("Retry-After") != wantRetryAfter {
+				t.Fatalf("got %d Retry-After %q, want %d %q", w.Code, w.Header().Get("Retry-After"), wantCode, wantRetryAfter)
+			}
+		})
+	}
+	f("permanent", consumererror.NewPermanent(errors.New("no")), 400, "")
+	f("backpressure", consumererror.NewBackpressure(errors.New("queue full"), 3*time.Second), 429, "3")
+	f("backpressure no delay", consumererror.NewBackpressure(errors.New("queue full"), 0), 429, "1")
+	f("retryable", errors.New("backend down"), 503, "")
+	f("retryable after", consumererror.NewRetryable(errors.New("backend down"), 1500*time.Millisecond), 503, "2")
+}
+
+func TestLifecycle(t *testing.T) {
+	cfg := NewConfig()
+	cfg.Endpoint = "127.0.0.1:0"
+	componenttest.CheckReceiver(t, NewFactory(), cfg)
+}
+
+func TestOverHTTP(t *testing.T) {
+	sink := &componenttest.Sink{}
+	r := newTestReceiver(t, func(c *Config) { c.MaxRequestBodySize = 1 << 10 }, sink)
+	if err := r.Start(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(context.Background())
+	url := "http://" + r.Addr() + DefaultPath
+	post := func(body []byte) int {
+		resp, err := http.Post(url, "application/x-protobuf", bytes.NewReader(snappy.Encode(nil, body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(v1Body(t, series("up", nil, prompb.Sample{Value: 1, Timestamp: 1}))); code != 204 {
+		t.Fatalf("status %d", code)
+	}
+	big := make([]prompb.TimeSeries, 200)
+	for i := range big {
+		big[i] = series("m", []string{"i", strings.Repeat("x", 20) + string(rune('a'+i%26))}, prompb.Sample{Value: float64(i), Timestamp: int64(i)})
+	}
+	if code := post(v1Body(t, big...)); code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized body: status %d, want 413", code)
+	}
+	if sink.Items() != 1 {
+		t.Fatalf("items %d, want 1", sink.Items())
+	}
+}
+
+func counterValue(t *testing.T, r *receiver, reason string) float64 {
+	t.Helper()
+	return testutil.ToFloat64(r.rejected.WithLabelValues(reason))
+}
