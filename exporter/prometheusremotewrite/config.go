@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/client"
 	"github.com/vigilhq/vigil/internal/promrw"
+	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/sender"
 )
 
@@ -58,14 +59,21 @@ type ShardsConfig struct {
 	ReshardInterval time.Duration `yaml:"reshard_interval"`
 }
 
+// DefaultQueueBytes bounds the default memory queue: about half a million typical samples.
+const DefaultQueueBytes = 128 << 20
+
 // NewConfig returns the defaults: remote write 1.0, snappy, 1–50 shards of up to 2000 samples
-// per request (Prometheus's defaults), retries and a memory queue.
+// per request (Prometheus's defaults), retries and a memory queue of DefaultQueueBytes.
 func NewConfig() *Config {
 	c := client.NewHTTP()
 	c.Compression = Snappy
 	s := sender.NewConfig()
 	s.Timeout = 30 * time.Second
 	s.Queue.NumConsumers = 1
+	// Remote-write batches are large and vary widely in size: bound the queue in bytes
+	// (uncompressed), not in batches, so that a backend outage cannot exhaust memory.
+	s.Queue.Sizer = queue.SizeBytes
+	s.Queue.QueueSize = DefaultQueueBytes
 	return &Config{
 		Client:            c,
 		Sender:            s,

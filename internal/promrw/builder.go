@@ -8,7 +8,8 @@ package promrw
 // A Builder is not safe for concurrent use. Bodies are plain byte slices it reuses after
 // ResetShard, so a sender encodes (snappy copies) or copies a body before resetting its shard.
 type Builder struct {
-	shards []shard
+	shards  []shard
+	scratch []byte // for hashing
 }
 
 type shard struct {
@@ -36,7 +37,9 @@ func (b *Builder) ShardOf(hash uint64) int {
 func (b *Builder) Add(s SeriesV1) int {
 	i := 0
 	if len(b.shards) > 1 {
-		i = b.ShardOf(s.Hash())
+		var h uint64
+		h, b.scratch = hashLabelsInto(b.scratch, s.Labels())
+		i = b.ShardOf(h)
 	}
 	sh := &b.shards[i]
 	sh.body = AppendSeriesV1(sh.body, s.Raw)

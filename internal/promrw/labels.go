@@ -159,19 +159,26 @@ func (it *LabelIter) Err() error { return it.err }
 // Prometheus itself, agree on it. A malformed label ends the hash early: the result is still
 // deterministic, and a validating scan has already rejected such a series.
 func hashLabels(it LabelIter) uint64 {
+	var buf [512]byte
+	h, _ := hashLabelsInto(buf[:0], it)
+	return h
+}
+
+// hashLabelsInto is hashLabels with a caller's scratch buffer, which it returns (grown) for
+// reuse, so that hot loops neither allocate nor clear a stack buffer per series.
+func hashLabelsInto(b []byte, it LabelIter) (uint64, []byte) {
 	const sep = 0xff
-	var buf [1024]byte
-	b := buf[:0]
+	b = b[:0]
 	for name, value, ok := it.Next(); ok; name, value, ok = it.Next() {
-		if len(b)+len(name)+len(value)+2 > len(buf) {
-			return hashLabelsLong(b, name, value, it)
+		if len(b)+len(name)+len(value)+2 > 64<<10 {
+			return hashLabelsLong(b, name, value, it), b
 		}
 		b = append(b, name...)
 		b = append(b, sep)
 		b = append(b, value...)
 		b = append(b, sep)
 	}
-	return xxhash.Sum64(b)
+	return xxhash.Sum64(b), b
 }
 
 // hashLabelsLong finishes a hash whose input does not fit the stack buffer.

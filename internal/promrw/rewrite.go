@@ -59,6 +59,15 @@ type metadataEntry struct {
 func MetadataOf(body []byte) Metadata {
 	var m Metadata
 	for b := body; len(b) > 0; {
+		// Series are most of a body: skip them with one tag byte and a length.
+		if b[0] == v1RequestTimeseries<<3|byte(protowire.BytesType) {
+			l, k := protowire.ConsumeVarint(b[1:])
+			if k < 0 || uint64(len(b)-1-k) < l {
+				break
+			}
+			b = b[1+k+int(l):]
+			continue
+		}
 		num, typ, v, _, n, err := readField(b)
 		if err != nil {
 			break

@@ -5,15 +5,14 @@
 package main
 
 import (
+	"github.com/vigilhq/vigil/bench/internal/benchutil"
+
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,7 +20,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -148,15 +146,15 @@ type loadResult struct {
 
 func scenario(o options, dir, compression, queueMode string) (row, error) {
 	r := row{compression: compression, queue: queueMode}
-	sinkGRPC, sinkHTTP, vigilGRPC, vigilMetrics := freePort(), freePort(), freePort(), freePort()
+	sinkGRPC, sinkHTTP, vigilGRPC, vigilMetrics := benchutil.FreePort(), benchutil.FreePort(), benchutil.FreePort(), benchutil.FreePort()
 
 	sink := exec.Command(o.sink, "-listen", sinkGRPC, "-http", sinkHTTP)
 	var sinkOut bytes.Buffer
 	sink.Stdout, sink.Stderr = &sinkOut, os.Stderr
-	if err := start(sink); err != nil {
+	if err := benchutil.Start(sink); err != nil {
 		return r, err
 	}
-	defer stop(sink, 5*time.Second)
+	defer benchutil.Stop(sink, 5*time.Second)
 
 	name := queueMode + "-" + compression
 	cfg, err := vigilConfig(vigilGRPC, sinkGRPC, vigilMetrics, compression, queueMode, o.batchSize, filepath.Join(dir, "wal-"+name))
@@ -175,14 +173,14 @@ func scenario(o options, dir, compression, queueMode string) (row, error) {
 	defer logFile.Close()
 	vigil := exec.Command(o.vigil, "run", "--config", cfgPath)
 	vigil.Stdout, vigil.Stderr = logFile, logFile
-	if err := start(vigil); err != nil {
+	if err := benchutil.Start(vigil); err != nil {
 		return r, err
 	}
-	defer stop(vigil, 5*time.Second)
-	if err := waitHTTP("http://"+vigilMetrics+"/readyz", 20*time.Second); err != nil {
+	defer benchutil.Stop(vigil, 5*time.Second)
+	if err := benchutil.WaitHTTP("http://"+vigilMetrics+"/readyz", 20*time.Second); err != nil {
 		return r, fmt.Errorf("vigil not ready: %w (log: %s)", err, logPath)
 	}
-	if err := waitHTTP("http://"+sinkHTTP+"/count", 10*time.Second); err != nil {
+	if err := benchutil.WaitHTTP("http://"+sinkHTTP+"/count", 10*time.Second); err != nil {
 		return r, fmt.Errorf("sink not ready: %w", err)
 	}
 
@@ -201,7 +199,7 @@ func scenario(o options, dir, compression, queueMode string) (row, error) {
 	}
 
 	pid := vigil.Process.Pid
-	cpu0, err := cpuSeconds(pid)
+	cpu0, err := benchutil.CPUSeconds(pid)
 	if err != nil {
 		return r, err
 	}
@@ -216,21 +214,21 @@ func scenario(o options, dir, compression, queueMode string) (row, error) {
 		return r, err
 	}
 	r.seconds = time.Since(t0).Seconds()
-	cpu1, err := cpuSeconds(pid)
+	cpu1, err := benchutil.CPUSeconds(pid)
 	if err != nil {
 		return r, err
 	}
 	r.cpuSeconds = cpu1 - cpu0
 	r.sinkSpans = sink1 - sink0
-	if r.peakRSSMiB, err = peakRSSMiB(pid); err != nil {
+	if r.peakRSSMiB, err = benchutil.PeakRSSMiB(pid); err != nil {
 		return r, err
 	}
 
-	r.vigilExit = stop(vigil, 30*time.Second)
+	r.vigilExit = benchutil.Stop(vigil, 30*time.Second)
 	logFile.Sync()
 	logs, _ := os.ReadFile(logPath)
 	r.vigilErrLogs = bytes.Count(logs, []byte(`"level":"ERROR"`))
-	stop(sink, 5*time.Second)
+	benchutil.Stop(sink, 5*time.Second)
 	var final struct {
 		Spans int64 `json:"spans"`
 	}
@@ -342,113 +340,10 @@ func sinkSpans(addr string) (int64, error) {
 	return c.Spans, err
 }
 
-// clockTicks is USER_HZ, the unit of /proc/PID/stat times; 100 on every Linux ABI Go supports.
-const clockTicks = 100
-
-// cpuSeconds is the process's user+system CPU time from /proc/PID/stat.
-func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may hold spaces; fields are counted after its closing ")".
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
-	}
-	// utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return float64(utime+stime) / clockTicks, nil
-}
-
-// peakRSSMiB is VmHWM, the resident set's high-water mark.
-func peakRSSMiB(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb / 1024, err
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
-}
-
-func freePort() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatalf("harness: free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func start(cmd *exec.Cmd) error {
-	// Children die with the harness even if it is killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	return cmd.Start()
-}
-
-// stop sends SIGTERM, waits up to grace, then kills; it returns the exit code (-1: killed).
-// Calling it again on a stopped process is a no-op.
-func stop(cmd *exec.Cmd, grace time.Duration) int {
-	if cmd.Process == nil || cmd.ProcessState != nil {
-		return exitCode(cmd)
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(grace):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-	return exitCode(cmd)
-}
-
-func exitCode(cmd *exec.Cmd) int {
-	if cmd.ProcessState == nil {
-		return -1
-	}
-	return cmd.ProcessState.ExitCode()
-}
-
-func waitHTTP(url string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var last error
-	for ctx.Err() == nil {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("%s: %s", url, resp.Status)
-		}
-		last = err
-		time.Sleep(50 * time.Millisecond)
-	}
-	return last
-}
-
 func markdown(o options, rows []row) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Vigil relay benchmark\n\n")
-	fmt.Fprintf(&b, "%s · %s · %d CPUs · %s · %s/%s\n\n", time.Now().UTC().Format(time.RFC3339), cpuModel(),
+	fmt.Fprintf(&b, "%s · %s · %d CPUs · %s · %s/%s\n\n", time.Now().UTC().Format(time.RFC3339), benchutil.CPUModel(),
 		runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(&b, "loadgen → vigil (otlp gRPC → batch %d → otlp gRPC; with a WAL the batching happens in the exporter's queue) → sink, all on this host. "+
 		"%d spans per request, %d streams over %d connections, rate %s, %s warm-up, %s measured.\n\n",
@@ -465,9 +360,9 @@ func markdown(o options, rows []row) string {
 		}
 		loss := r.ackedTotal - r.sinkTotal
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.1f / %.1f | %.2f | %s | %.0f | %d of %s (%.4f%%) | %d | %d / %d |\n",
-			r.queue, r.compression, human(float64(r.sinkSpans)/r.seconds), human(r.loadgen.SpansPerS),
-			r.loadgen.P50, r.loadgen.P99, perM, human(perCPU), r.peakRSSMiB,
-			loss, human(float64(r.ackedTotal)), pct(loss, r.ackedTotal), r.loadgen.Errors, r.vigilExit, r.vigilErrLogs)
+			r.queue, r.compression, benchutil.Human(float64(r.sinkSpans)/r.seconds), benchutil.Human(r.loadgen.SpansPerS),
+			r.loadgen.P50, r.loadgen.P99, perM, benchutil.Human(perCPU), r.peakRSSMiB,
+			loss, benchutil.Human(float64(r.ackedTotal)), benchutil.Pct(loss, r.ackedTotal), r.loadgen.Errors, r.vigilExit, r.vigilErrLogs)
 	}
 	b.WriteString("\nsink spans/s: spans that reached the sink during the measured run divided by the time from its " +
 		"start until the sink stopped growing. CPU: vigil's utime+stime from /proc/PID/stat over that window. " +
@@ -486,34 +381,4 @@ func rateText(r float64) string {
 		return "unthrottled"
 	}
 	return fmt.Sprintf("%g req/s", r)
-}
-
-func pct(n, of int64) float64 {
-	if of == 0 {
-		return 0
-	}
-	return float64(n) / float64(of) * 100
-}
-
-func human(v float64) string {
-	switch {
-	case v >= 1e6:
-		return fmt.Sprintf("%.2f M", v/1e6)
-	case v >= 1e3:
-		return fmt.Sprintf("%.1f k", v/1e3)
-	}
-	return fmt.Sprintf("%.0f", v)
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
 }
