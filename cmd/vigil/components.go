@@ -10,6 +10,8 @@ import (
 	"github.com/vigilhq/vigil/internal/component"
 	batchprocessor "github.com/vigilhq/vigil/processor/batch"
 	"github.com/vigilhq/vigil/processor/memorylimiter"
+	"github.com/vigilhq/vigil/processor/relabel"
+	"github.com/vigilhq/vigil/processor/serieslimit"
 	otlpreceiver "github.com/vigilhq/vigil/receiver/otlp"
 	prwreceiver "github.com/vigilhq/vigil/receiver/prometheusremotewrite"
 )
@@ -25,6 +27,8 @@ func components() (component.Factories, error) {
 		[]component.ProcessorFactory{
 			batchprocessor.NewFactory(),
 			memorylimiter.NewFactory(),
+			relabel.NewFactory(),
+			serieslimit.NewFactory(),
 		},
 		[]component.ExporterFactory{
 			otlpexporter.NewFactory(),

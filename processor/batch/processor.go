@@ -3,9 +3,10 @@ package batchprocessor
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/ratelog"
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
@@ -25,7 +26,7 @@ type processor struct {
 	size    int
 	max     int // 0: no cap
 	timeout time.Duration
-	errLog  rateLimited
+	errLog  ratelog.Limiter
 
 	mu      sync.Mutex
 	pending []*batch.Batch
@@ -52,7 +53,7 @@ func newProcessor(set component.Settings, cfg *Config, sig batch.Signal, next co
 		size:     int(cfg.SendBatchSize),
 		max:      int(cfg.SendBatchMaxSize),
 		timeout:  cfg.Timeout,
-		errLog:   rateLimited{every: errLogEvery},
+		errLog:   ratelog.Limiter{Every: errLogEvery},
 		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
@@ -167,7 +168,7 @@ func (p *processor) send(ctx context.Context, s pendingSet, sizeTriggered bool) 
 		for _, part := range parts {
 			n := part.Items()
 			if err := p.next.Consume(ctx, part); err != nil {
-				p.errLog.log(p.set.Logger, "downstream refused a batch", err, n)
+				p.errLog.Warn(p.set.Logger, "downstream refused a batch", "error", err, "items", n)
 			}
 		}
 	}
@@ -268,27 +269,4 @@ func wait(ctx context.Context, done <-chan struct{}) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// rateLimited logs at most once per interval and says how many it left out.
-type rateLimited struct {
-	every time.Duration
-
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-func (r *rateLimited) log(l *slog.Logger, msg string, err error, items int) {
-	r.mu.Lock()
-	now := time.Now()
-	if !r.last.IsZero() && now.Sub(r.last) < r.every {
-		r.suppressed++
-		r.mu.Unlock()
-		return
-	}
-	skipped := r.suppressed
-	r.last, r.suppressed = now, 0
-	r.mu.Unlock()
-	l.Warn(msg, "error", err, "items", items, "suppressed_since_last", skipped)
 }

@@ -15,10 +15,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/prompb"
 )
 
@@ -113,6 +115,23 @@ func writeRW(t *testing.T, addr string, series []rwSeries, from, to int) {
 	}
 }
 
+// postRW sends one remote write 1.0 request as it is.
+func postRW(t *testing.T, addr string, req *prompb.WriteRequest) {
+	t.Helper()
+	raw, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := httpClient.Post("http://"+addr+"/api/v1/write", "application/x-protobuf", bytes.NewReader(snappy.Encode(nil, raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("remote write to vigil: %s", resp.Status)
+	}
+}
+
 // TestRemoteWrite relays remote write through vigil to a real Prometheus and a real
 // VictoriaMetrics at once and reads every sample back: a counter with a reset, a classic
 // histogram, a gauge that goes stale, the external label on all of them.
@@ -128,7 +147,7 @@ func TestRemoteWrite(t *testing.T) {
 	}
 	prom := startProcess(t, "prometheus", promBin, "--config.file="+cfgPath,
 		"--storage.tsdb.path="+filepath.Join(dir, "prom"), "--web.listen-address="+promAddr,
-		"--web.enable-remote-write-receiver")
+		"--web.enable-remote-write-receiver", "--enable-feature=native-histograms")
 	vm := startProcess(t, "victoria-metrics", vmBin, "-httpListenAddr="+vmAddr,
 		"-storageDataPath="+filepath.Join(dir, "vm"), "-retentionPeriod=1d")
 	waitHTTP(t, prom, "http://"+promAddr+"/-/ready", 60*time.Second)
@@ -140,7 +159,17 @@ func TestRemoteWrite(t *testing.T) {
 	data := rwTestData(t0)
 	writeRW(t, rwAddr, data, 0, 2)
 	writeRW(t, rwAddr, data, 2, 4)
-	const total = 4 + 3 + 2 + 2 // samples written
+	// A native histogram, sent on as it came (Prometheus stores it with native histograms on).
+	nh := &histogram.Histogram{
+		Schema: 0, Count: 5, Sum: 12.5, ZeroThreshold: 0.001, ZeroCount: 1,
+		PositiveSpans:   []histogram.Span{{Offset: 0, Length: 2}},
+		PositiveBuckets: []int64{1, 2}, // absolute counts 1, 3
+	}
+	postRW(t, rwAddr, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:     []prompb.Label{{Name: "__name__", Value: "e2e_native_seconds"}, {Name: "job", Value: "api"}},
+		Histograms: []prompb.Histogram{prompb.FromIntHistogram(t0, nh)},
+	}}})
+	const total = 4 + 3 + 2 + 2 + 1 // samples and histogram samples written
 
 	// Prometheus: the raw samples of each series, exactly.
 	at := strconv.FormatFloat(float64(t0+10_000)/1000, 'f', 3, 64)
@@ -186,6 +215,16 @@ func TestRemoteWrite(t *testing.T) {
 		t.Errorf("gauge after its staleness marker = %+v (%v), want no series", got, err)
 	}
 
+	eventually(t, 10*time.Second, func() error {
+		for q, want := range map[string]float64{`histogram_count(e2e_native_seconds)`: 5, `histogram_sum(e2e_native_seconds)`: 12.5} {
+			got, err := promQueryAt(promAddr, q, at)
+			if err != nil || len(got) != 1 || got[0].value != want {
+				return fmt.Errorf("%s = %+v (%v), want %g", q, got, err, want)
+			}
+		}
+		return nil
+	})
+
 	// VictoriaMetrics: the same series and values through its export API.
 	eventually(t, 30*time.Second, func() error {
 		got, err := vmExport(vmAddr, `{cluster="e2e"}`)
@@ -212,20 +251,36 @@ func TestRemoteWrite(t *testing.T) {
 		return nil
 	})
 
-	// Vigil's own counters agree: everything received was sent to both, nothing dropped.
+	// A sample older than what Prometheus already holds for its series: vigil takes it (it cannot
+	// know), Prometheus answers 400 "out of order", and vigil drops and counts it rather than
+	// retrying forever; VictoriaMetrics takes it.
+	postRW(t, rwAddr, &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "e2e_requests_total"}, {Name: "code", Value: "200"}, {Name: "instance", Value: "h1:80"}, {Name: "job", Value: "api"}},
+		Samples: []prompb.Sample{{Timestamp: t0 + 500, Value: 15}},
+	}}})
+	eventually(t, 20*time.Second, func() error {
+		samples := scrape(t, v.telemetry)
+		m := map[string]string{"kind": "exporter", "component": "prometheusremotewrite/prom"}
+		if d := sum(samples, "vigil_component_dropped_items_total", m); d != 1 {
+			return fmt.Errorf("prom exporter dropped %g, want the 1 out-of-order sample", d)
+		}
+		return nil
+	})
+
+	// Vigil's own counters agree: everything received was sent to both, nothing else dropped.
 	eventually(t, 10*time.Second, func() error {
 		samples := scrape(t, v.telemetry)
 		rcv := sum(samples, "vigil_component_received_items_total", map[string]string{"kind": "receiver", "component": "prometheusremotewrite"})
-		if rcv != total {
-			return fmt.Errorf("received %g, want %d", rcv, total)
+		if rcv != total+1 {
+			return fmt.Errorf("received %g, want %d", rcv, total+1)
 		}
-		for _, exp := range []string{"prometheusremotewrite/prom", "prometheusremotewrite/vm"} {
+		for exp, want := range map[string][2]float64{"prometheusremotewrite/prom": {total, 1}, "prometheusremotewrite/vm": {total + 1, 0}} {
 			m := map[string]string{"kind": "exporter", "component": exp}
-			if s := sum(samples, "vigil_component_sent_items_total", m); s != total {
-				return fmt.Errorf("%s sent %g, want %d", exp, s, total)
+			if s := sum(samples, "vigil_component_sent_items_total", m); s != want[0] {
+				return fmt.Errorf("%s sent %g, want %g", exp, s, want[0])
 			}
-			if d := sum(samples, "vigil_component_dropped_items_total", m); d != 0 {
-				return fmt.Errorf("%s dropped %g", exp, d)
+			if d := sum(samples, "vigil_component_dropped_items_total", m); d != want[1] {
+				return fmt.Errorf("%s dropped %g, want %g", exp, d, want[1])
 			}
 		}
 		return nil
@@ -330,4 +385,85 @@ func vmExport(addr, match string) (map[string][]string, error) {
 		}
 	}
 	return out, sc.Err()
+}
+
+const rwFromPromVigil = `receivers:
+  prometheusremotewrite:
+    endpoint: %[1]s
+exporters:
+  prometheusremotewrite:
+    endpoint: http://%[2]s/api/v1/write
+    retry_on_failure: {initial_interval: 100ms, max_interval: 1s}
+service:
+  pipelines:
+    metrics:
+      receivers: [prometheusremotewrite]
+      exporters: [prometheusremotewrite]
+  telemetry:
+    logs: {level: info, encoding: json}
+    metrics: {address: %[3]s}
+`
+
+const promSenderConfig = `global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: vigil
+    static_configs:
+      - targets: ['%[1]s']
+remote_write:
+  - url: http://%[2]s/api/v1/write
+    queue_config: {batch_send_deadline: 200ms}
+    metadata_config: {send_interval: 1s}
+`
+
+// TestPrometheusRemoteWritesToVigil points a real Prometheus's remote_write at vigil, which
+// forwards to VictoriaMetrics: Prometheus scrapes vigil's own /metrics, so vigil's counters
+// travel Prometheus → vigil → VictoriaMetrics.
+func TestPrometheusRemoteWritesToVigil(t *testing.T) {
+	promBin := binary(t, "PROMETHEUS_BIN")
+	vmBin := binary(t, "VICTORIAMETRICS_BIN")
+	rwAddr, promAddr, vmAddr, telemetry := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	dir := t.TempDir()
+	vm := startProcess(t, "victoria-metrics", vmBin, "-httpListenAddr="+vmAddr,
+		"-storageDataPath="+filepath.Join(dir, "vm"), "-retentionPeriod=1d")
+	waitHTTP(t, vm, "http://"+vmAddr+"/health", 60*time.Second)
+	v := startVigil(t, "vigil-rw-in", fmt.Sprintf(rwFromPromVigil, rwAddr, vmAddr, telemetry), telemetry)
+
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, promSenderConfig, telemetry, rwAddr), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	prom := startProcess(t, "prometheus", promBin, "--config.file="+cfgPath,
+		"--storage.tsdb.path="+filepath.Join(dir, "prom"), "--web.listen-address="+promAddr)
+	waitHTTP(t, prom, "http://"+promAddr+"/-/ready", 60*time.Second)
+
+	eventually(t, 60*time.Second, func() error {
+		got, err := vmExport(vmAddr, `up{job="vigil"}`)
+		if err != nil {
+			return err
+		}
+		want := fmt.Sprint(map[string]string{"__name__": "up", "job": "vigil", "instance": telemetry})
+		if vals := got[want]; len(vals) < 2 || !strings.HasSuffix(vals[len(vals)-1], ":1") {
+			return fmt.Errorf("VictoriaMetrics up series: %v", got)
+		}
+		return nil
+	})
+	// Vigil's own counter of what its receiver took in came back through the loop.
+	eventually(t, 30*time.Second, func() error {
+		got, err := vmExport(vmAddr, `vigil_component_received_items_total{component="prometheusremotewrite"}`)
+		if err != nil {
+			return err
+		}
+		if len(got) == 0 {
+			return fmt.Errorf("no vigil_component_received_items_total series in VictoriaMetrics")
+		}
+		return nil
+	})
+	// Nothing Prometheus sent was refused.
+	samples := scrape(t, v.telemetry)
+	if n := sum(samples, "vigil_receiver_prometheusremotewrite_rejected_requests_total", nil); n != 0 {
+		t.Errorf("vigil refused %g of Prometheus's requests", n)
+	}
+	prom.stop(10 * time.Second)
+	v.stopClean(t)
 }
