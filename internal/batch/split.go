@@ -365,7 +365,7 @@ func splitMetrics(md pmetric.Metrics, max int) []*Batch {
 			})
 			for k := 0; k < sm.Metrics().Len(); k++ {
 				m := sm.Metrics().At(k)
-				if n := metricPoints(m); n <= p.room() {
+				if n := MetricPoints(m); n <= p.room() {
 					m.MoveTo(dstSM().Metrics().AppendEmpty())
 					p.add(n)
 					continue
@@ -433,12 +433,13 @@ func resourcePoints(rm pmetric.ResourceMetrics) int {
 func scopePoints(sm pmetric.ScopeMetrics) int {
 	n := 0
 	for i := 0; i < sm.Metrics().Len(); i++ {
-		n += metricPoints(sm.Metrics().At(i))
+		n += MetricPoints(sm.Metrics().At(i))
 	}
 	return n
 }
 
-func metricPoints(m pmetric.Metric) int {
+// MetricPoints is the number of data points of one metric, whatever its type.
+func MetricPoints(m pmetric.Metric) int {
 	switch m.Type() {
 	case pmetric.MetricTypeGauge:
 		return m.Gauge().DataPoints().Len()

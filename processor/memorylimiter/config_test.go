@@ -2,8 +2,6 @@ package memorylimiter
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,26 +12,15 @@ import (
 // load decodes a testdata file the way the config loader does: strictly, over the defaults.
 func load(t *testing.T, name string) (*Config, error) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := NewConfig()
-	return cfg, componenttest.DecodeConfig(data, cfg)
+	return cfg, componenttest.LoadConfig(t, name, cfg)
 }
 
 func TestConfig(t *testing.T) {
 	f := func(name string, want *Config, wantErrs ...string) {
 		t.Helper()
 		got, err := load(t, name)
-		for _, w := range wantErrs {
-			if err == nil || !strings.Contains(err.Error(), w) {
-				t.Errorf("%s: error %v, want it to contain %q", name, err, w)
-			}
-		}
-		if len(wantErrs) == 0 && err != nil {
-			t.Errorf("%s: %v", name, err)
-		}
+		componenttest.CheckErrors(t, name, err, wantErrs...)
 		if want != nil && got != nil && *got != *want {
 			t.Errorf("%s: got %+v, want %+v", name, *got, *want)
 		}

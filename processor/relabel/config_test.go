@@ -1,9 +1,6 @@
 package relabel
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/prometheus/common/model"
@@ -15,26 +12,15 @@ import (
 // load decodes a testdata file the way the config loader does: strictly, over the defaults.
 func load(t *testing.T, name string) (*Config, error) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := NewConfig()
-	return cfg, componenttest.DecodeConfig(data, cfg)
+	return cfg, componenttest.LoadConfig(t, name, cfg)
 }
 
 func TestConfigErrors(t *testing.T) {
 	f := func(name string, wantErrs ...string) {
 		t.Helper()
 		_, err := load(t, name)
-		if len(wantErrs) == 0 && err != nil {
-			t.Errorf("%s: %v", name, err)
-		}
-		for _, w := range wantErrs {
-			if err == nil || !strings.Contains(err.Error(), w) {
-				t.Errorf("%s: error %v, want it to contain %q", name, err, w)
-			}
-		}
+		componenttest.CheckErrors(t, name, err, wantErrs...)
 	}
 	f("rules.yaml")
 	f("legacy.yaml")

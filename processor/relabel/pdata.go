@@ -267,9 +267,9 @@ func (p *processor) relabelScope(st *state, sm pmetric.ScopeMetrics) (dropped in
 	emptied := make([]bool, n)
 	for i := range n {
 		m := ms.At(i)
-		before := pointCount(m)
+		before := batch.MetricPoints(m)
 		dropped += p.relabelMetric(st, m)
-		emptied[i] = before > 0 && pointCount(m) == 0
+		emptied[i] = before > 0 && batch.MetricPoints(m) == 0
 	}
 	for _, key := range st.pd.order {
 		staged := st.pd.staged[key]
@@ -280,7 +280,7 @@ func (p *processor) relabelScope(st *state, sm pmetric.ScopeMetrics) (dropped in
 		case sigOf(target) == key.sig:
 			movePoints(staged, target)
 		default:
-			lost := pointCount(staged)
+			lost := batch.MetricPoints(staged)
 			dropped += lost
 			p.warn.Warn(p.set.Logger, "a rule renamed points to a metric of another type in the same scope; points dropped",
 				"error", fmt.Errorf("metric %q is %s, the points are %s", key.name, target.Type(), key.sig.typ), "items", lost)
@@ -288,7 +288,7 @@ func (p *processor) relabelScope(st *state, sm pmetric.ScopeMetrics) (dropped in
 	}
 	i := 0
 	ms.RemoveIf(func(m pmetric.Metric) bool {
-		gone := i < n && emptied[i] && pointCount(m) == 0
+		gone := i < n && emptied[i] && batch.MetricPoints(m) == 0
 		i++
 		return gone
 	})
@@ -302,22 +302,6 @@ func findMetric(ms pmetric.MetricSlice, name string) (pmetric.Metric, bool) {
 		}
 	}
 	return pmetric.Metric{}, false
-}
-
-func pointCount(m pmetric.Metric) int {
-	switch m.Type() {
-	case pmetric.MetricTypeGauge:
-		return m.Gauge().DataPoints().Len()
-	case pmetric.MetricTypeSum:
-		return m.Sum().DataPoints().Len()
-	case pmetric.MetricTypeHistogram:
-		return m.Histogram().DataPoints().Len()
-	case pmetric.MetricTypeExponentialHistogram:
-		return m.ExponentialHistogram().DataPoints().Len()
-	case pmetric.MetricTypeSummary:
-		return m.Summary().DataPoints().Len()
-	}
-	return 0
 }
 
 // movePoints appends src's points to dst, which has the same signature.

@@ -177,7 +177,7 @@ func removePoints(md pmetric.Metrics, drops []int) {
 		rm.ScopeMetrics().RemoveIf(func(sm pmetric.ScopeMetrics) bool {
 			before := sm.Metrics().Len()
 			sm.Metrics().RemoveIf(func(m pmetric.Metric) bool {
-				before := pointCount(m)
+				before := batch.MetricPoints(m)
 				switch m.Type() {
 				case pmetric.MetricTypeGauge:
 					m.Gauge().DataPoints().RemoveIf(func(pmetric.NumberDataPoint) bool { return gone() })
@@ -190,26 +190,10 @@ func removePoints(md pmetric.Metrics, drops []int) {
 				case pmetric.MetricTypeSummary:
 					m.Summary().DataPoints().RemoveIf(func(pmetric.SummaryDataPoint) bool { return gone() })
 				}
-				return before > 0 && pointCount(m) == 0
+				return before > 0 && batch.MetricPoints(m) == 0
 			})
 			return before > 0 && sm.Metrics().Len() == 0
 		})
 		return before > 0 && rm.ScopeMetrics().Len() == 0
 	})
-}
-
-func pointCount(m pmetric.Metric) int {
-	switch m.Type() {
-	case pmetric.MetricTypeGauge:
-		return m.Gauge().DataPoints().Len()
-	case pmetric.MetricTypeSum:
-		return m.Sum().DataPoints().Len()
-	case pmetric.MetricTypeHistogram:
-		return m.Histogram().DataPoints().Len()
-	case pmetric.MetricTypeExponentialHistogram:
-		return m.ExponentialHistogram().DataPoints().Len()
-	case pmetric.MetricTypeSummary:
-		return m.Summary().DataPoints().Len()
-	}
-	return 0
 }
