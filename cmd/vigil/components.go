@@ -13,6 +13,7 @@ import (
 	"github.com/vigilhq/vigil/processor/relabel"
 	"github.com/vigilhq/vigil/processor/serieslimit"
 	otlpreceiver "github.com/vigilhq/vigil/receiver/otlp"
+	promreceiver "github.com/vigilhq/vigil/receiver/prometheus"
 	prwreceiver "github.com/vigilhq/vigil/receiver/prometheusremotewrite"
 )
 
@@ -22,6 +23,7 @@ func components() (component.Factories, error) {
 	return component.MakeFactories(
 		[]component.ReceiverFactory{
 			otlpreceiver.NewFactory(),
+			promreceiver.NewFactory(),
 			prwreceiver.NewFactory(),
 		},
 		[]component.ProcessorFactory{

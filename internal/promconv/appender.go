@@ -103,7 +103,10 @@ func (a *Appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v f
 	a.body = a.enc.AppendTo(a.body)
 	a.counts.Series++
 
-	if fam := opts.MetricFamilyName; fam != "" && !opts.Metadata.IsEmpty() {
+	// The scrape loop names the families of its own series (up, scrape_duration_seconds, …) with
+	// its cache key, the name plus a 0xff byte; written as is, the metadata would not be UTF-8
+	// and strict decoders would refuse the whole request.
+	if fam := strings.TrimSuffix(opts.MetricFamilyName, "\xff"); fam != "" && !opts.Metadata.IsEmpty() {
 		if _, seen := a.meta[fam]; !seen {
 			if a.meta == nil {
 				a.meta = make(map[string]struct{})

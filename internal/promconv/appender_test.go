@@ -178,6 +178,20 @@ func TestAppenderFamilyNameReused(t *testing.T) {
 	}
 }
 
+// TestAppenderScrapeCacheFamilyName: the scrape loop names the families of its own series with
+// its cache key, the name plus 0xff; the metadata must carry the name alone (valid UTF-8).
+func TestAppenderScrapeCacheFamilyName(t *testing.T) {
+	app := NewAppender(context.Background(), nil)
+	if _, err := app.Append(0, labels.FromStrings("__name__", "up"), 0, ms0, 1, nil, nil,
+		storage.AOptions{MetricFamilyName: "up\xff", Metadata: metadata.Metadata{Type: model.MetricTypeGauge}}); err != nil {
+		t.Fatal(err)
+	}
+	req := decode(t, app.Take().Bytes)
+	if len(req.Metadata) != 1 || req.Metadata[0].MetricFamilyName != "up" {
+		t.Fatalf("metadata %+v, want one entry for family up", req.Metadata)
+	}
+}
+
 // TestAppenderTransactions: Commit hands what was appended to the commit func once and starts
 // afresh; Rollback and an empty Commit do not call it; the func's error is Commit's.
 func TestAppenderTransactions(t *testing.T) {
