@@ -49,10 +49,14 @@ type exporter struct {
 	// sendMu makes sends one batch at a time: a series' samples in batch n+1 must not overtake
 	// those in batch n, or the backend refuses them as out of order.
 	sendMu sync.Mutex
-	cur    *attemptState // the batch being sent, kept across the sender's retries
-	bld    *promrw.Builder
-	v2enc  promrw.V2Encoder
-	rs     *resharder
+	// retrying holds the batches whose last attempt failed in part, oldest first, so that the
+	// sender's next attempt at one re-sends only what the backend did not take. Without a
+	// sending queue several callers' batches can be between attempts at once; a batch the
+	// sender gave up on is never attempted again and ages out (maxRetrying).
+	retrying []*attemptState
+	bld      *promrw.Builder
+	v2enc    promrw.V2Encoder
+	rs       *resharder
 }
 
 // attemptState is a batch cut into per-shard requests. A retry of the same batch sends only the
@@ -69,6 +73,12 @@ type request struct {
 	body  []byte // compressed
 	items int    // samples + histogram samples
 }
+
+// maxRetrying bounds the batches kept between attempts without a sending queue (concurrent
+// callers). With the queue there is one consumer, so a new batch means the sender is done with
+// the previous one. A batch that ages out and is still retried is sent whole again: duplicates,
+// never loss.
+const maxRetrying = 16
 
 var _ component.Exporter = (*exporter)(nil)
 
@@ -136,6 +146,9 @@ func (e *exporter) Start(ctx context.Context, _ component.Host) error {
 // Shutdown drains the sender, then closes idle connections.
 func (e *exporter) Shutdown(ctx context.Context) error {
 	err := e.sender.Shutdown(ctx)
+	e.sendMu.Lock()
+	e.retrying = nil // the sender is done: nothing will be attempted again
+	e.sendMu.Unlock()
 	if hc := e.client.Swap(nil); hc != nil {
 		hc.CloseIdleConnections()
 	}
@@ -156,13 +169,16 @@ func (e *exporter) send(ctx context.Context, b *batch.Batch) error {
 	}
 	e.sendMu.Lock()
 	defer e.sendMu.Unlock()
-	st := e.cur
-	if st == nil || st.b != b {
+	st := e.takeRetrying(b)
+	if st == nil {
 		var err error
 		if st, err = e.prepare(ctx, b); err != nil {
+			if ctx.Err() != nil {
+				// Cut short (the translation stops on it): not the batch's fault.
+				return consumererror.NewRetryable(err, 0)
+			}
 			return consumererror.NewPermanent(err)
 		}
-		e.cur = st
 	}
 
 	start := time.Now()
@@ -205,9 +221,9 @@ func (e *exporter) send(ctx context.Context, b *batch.Batch) error {
 		}
 	}
 	if len(failed) > 0 {
+		e.keepRetrying(st)
 		return consumererror.NewRetryable(errors.Join(failed...), after)
 	}
-	e.cur = nil
 	if st.rejected > 0 {
 		msg := strings.Join(st.why, "; ")
 		if len(st.why) > 3 {
@@ -216,6 +232,30 @@ func (e *exporter) send(ctx context.Context, b *batch.Batch) error {
 		return &consumererror.Partial{Rejected: min(st.rejected, b.Items()), Message: msg}
 	}
 	return nil
+}
+
+// takeRetrying removes and returns the state of b's earlier attempt, if one failed in part.
+func (e *exporter) takeRetrying(b *batch.Batch) *attemptState {
+	for i, st := range e.retrying {
+		if st.b == b {
+			e.retrying = slices.Delete(e.retrying, i, i+1)
+			return st
+		}
+	}
+	return nil
+}
+
+// keepRetrying keeps st for the sender's next attempt at its batch.
+func (e *exporter) keepRetrying(st *attemptState) {
+	limit := maxRetrying
+	if e.cfg.Sender.Queue.Enabled {
+		limit = 1
+	}
+	if len(e.retrying) >= limit {
+		// The oldest: abandoned by the sender, most likely.
+		e.retrying = slices.Delete(e.retrying, 0, len(e.retrying)-limit+1)
+	}
+	e.retrying = append(e.retrying, st)
 }
 
 // prepare turns a batch into compressed requests, sharded by series.
@@ -228,6 +268,10 @@ func (e *exporter) prepare(ctx context.Context, b *batch.Batch) (*attemptState, 
 			return nil, err
 		}
 		res, rejected, err := promconv.FromMetrics(ctx, md, e.conv)
+		if cerr := ctx.Err(); cerr != nil {
+			// The translator stops early when its context ends: what it made is not the batch.
+			return nil, fmt.Errorf("translate to remote write: %w", cerr)
+		}
 		if err != nil {
 			st.rejected += rejected
 			st.why = append(st.why, err.Error())
@@ -245,7 +289,20 @@ func (e *exporter) prepare(ctx context.Context, b *batch.Batch) (*attemptState, 
 	st.shards = make([][]request, n)
 	st.next = make([]int, n)
 	meta := promrw.MetadataOf(body)
+	metaSent := e.v2 || len(meta.Raw) == 0 // 2.0 carries metadata in each series instead
 	var firstErr error
+	add := func(i int, payload []byte, items int) {
+		if !metaSent {
+			// 1.0 metadata rides once per batch, with the first request made, whatever its shard.
+			payload = append(slices.Clip(payload), meta.Raw...)
+			metaSent = true
+		}
+		out, err := e.compress(payload)
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		st.shards[i] = append(st.shards[i], request{body: out, items: items})
+	}
 	flush := func(i int) {
 		raw, c := bld.Request(i)
 		if c.Series == 0 {
@@ -254,30 +311,40 @@ func (e *exporter) prepare(ctx context.Context, b *batch.Batch) (*attemptState, 
 		payload := raw
 		if e.v2 {
 			payload = e.v2enc.Encode(nil, raw, meta)
-		} else if len(meta.Raw) > 0 && i == 0 && len(st.shards[0]) == 0 {
-			// 1.0 metadata rides once per batch, with the first request.
-			payload = append(slices.Clip(raw), meta.Raw...)
 		}
-		out, err := e.compress(payload)
-		if err != nil && firstErr == nil {
-			firstErr = err
-		}
-		st.shards[i] = append(st.shards[i], request{body: out, items: c.Samples + c.Histograms})
+		add(i, payload, c.Samples+c.Histograms)
 		bld.ResetShard(i)
 	}
 	var (
-		sc      = promrw.Scanner{Trusted: true}
-		scratch []byte
-		max     = e.cfg.Shards.MaxSamplesPerSend
+		sc           = promrw.Scanner{Trusted: true}
+		scratch, cut []byte
+		max          = e.cfg.Shards.MaxSamplesPerSend
 	)
+	addSeries := func(s promrw.SeriesV1) {
+		i := bld.Shard(s)
+		if _, c := bld.Request(i); c.Series > 0 && c.Samples+c.Histograms+s.Samples+s.Histograms > max {
+			flush(i)
+		}
+		bld.AddTo(i, s)
+		if _, c := bld.Request(i); c.Samples+c.Histograms >= max {
+			flush(i)
+		}
+	}
 	err := sc.ScanV1(body, func(s promrw.SeriesV1) error {
 		if len(e.ext) > 0 {
 			scratch = promrw.AppendWithLabels(scratch[:0], s.Raw, e.ext)
 			s.Raw = scratch
 		}
-		i := bld.Add(s)
-		if _, c := bld.Request(i); c.Samples+c.Histograms >= max {
-			flush(i)
+		k := s.Samples + s.Histograms
+		if k <= max {
+			addSeries(s)
+			return nil
+		}
+		// Larger than a request may be: consecutive parts of one shard, so still in order.
+		for from := 0; from < k; from += max {
+			var part promrw.SeriesV1
+			cut, part = promrw.AppendSeriesPart(cut[:0], s.Raw, from, min(from+max, k))
+			addSeries(part)
 		}
 		return nil
 	})
@@ -286,6 +353,9 @@ func (e *exporter) prepare(ctx context.Context, b *batch.Batch) (*attemptState, 
 	}
 	for i := range n {
 		flush(i)
+	}
+	if !metaSent {
+		add(0, nil, 0) // a batch of metadata only
 	}
 	if firstErr != nil {
 		return nil, firstErr

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/prometheus/prompb"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/promrw"
@@ -163,4 +164,109 @@ func TestSplitPromRW(t *testing.T) {
 	f(6, 5)
 	f(7, 5) // two whole series (6 samples) per part
 	f(2, 10)
+}
+
+// Series without samples (exemplars only, or empty) are part of the body too: a split keeps
+// every series, in order, whatever its sample count and wherever metadata sits.
+func TestSplitPromRWKeepsSeriesWithoutSamples(t *testing.T) {
+	ex := []prompb.Exemplar{{Labels: []prompb.Label{{Name: "trace_id", Value: "t"}}, Value: 1, Timestamp: 1}}
+	ser := func(name string, k int) prompb.TimeSeries {
+		ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: name}}}
+		for j := range k {
+			ts.Samples = append(ts.Samples, prompb.Sample{Value: float64(j), Timestamp: int64(j)})
+		}
+		if k == 0 {
+			ts.Exemplars = ex
+		}
+		return ts
+	}
+	one := func(ts ...prompb.TimeSeries) []byte {
+		raw, err := (&prompb.WriteRequest{Timeseries: ts}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	meta, err := (&prompb.WriteRequest{Metadata: []prompb.MetricMetadata{{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: "a"}}}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := func(name string, body []byte, max int, want []string) {
+		t.Helper()
+		t.Run(name, func(t *testing.T) {
+			b, err := batch.FromPromRW(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			items := b.Items()
+			parts, err := batch.Split(b, max)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			n, metas := 0, 0
+			for _, p := range parts {
+				rw, _ := p.PromRW()
+				var req prompb.WriteRequest
+				if err := req.Unmarshal(rw); err != nil {
+					t.Fatal(err)
+				}
+				for _, ts := range req.Timeseries {
+					got = append(got, ts.Labels[0].Value)
+				}
+				n += p.Items()
+				metas += len(req.Metadata)
+			}
+			if !slices.Equal(got, want) || n != items {
+				t.Errorf("series %v, items %d; want %v, %d", got, n, want, items)
+			}
+			if bytes.Contains(body, meta) && metas != len(parts) {
+				t.Errorf("metadata %d times in %d parts, want once in each", metas, len(parts))
+			}
+		})
+	}
+	f("leading empty series", one(ser("e", 0), ser("a", 2), ser("b", 2)), 2, []string{"e", "a", "b"})
+	f("empty series between", one(ser("a", 2), ser("e", 0), ser("b", 2)), 2, []string{"a", "e", "b"})
+	f("metadata after an empty series", slices.Concat(one(ser("e", 0)), meta, one(ser("a", 2), ser("b", 2))), 2, []string{"e", "a", "b"})
+}
+
+// Every part of a split remote-write batch keeps the metadata: without it a classic histogram
+// whose series land in a later part converts to OTLP as loose gauges, and a 2.0 exporter sends
+// its series without type, help and unit.
+func TestSplitPromRWMetadataInEveryPart(t *testing.T) {
+	req := prompb.WriteRequest{
+		Timeseries: []prompb.TimeSeries{
+			{Labels: []prompb.Label{{Name: "__name__", Value: "g"}}, Samples: []prompb.Sample{{Value: 1, Timestamp: 1}, {Value: 2, Timestamp: 2}}},
+			{Labels: []prompb.Label{{Name: "__name__", Value: "h_bucket"}, {Name: "le", Value: "+Inf"}}, Samples: []prompb.Sample{{Value: 2, Timestamp: 1}}},
+			{Labels: []prompb.Label{{Name: "__name__", Value: "h_count"}}, Samples: []prompb.Sample{{Value: 2, Timestamp: 1}}},
+			{Labels: []prompb.Label{{Name: "__name__", Value: "h_sum"}}, Samples: []prompb.Sample{{Value: 3, Timestamp: 1}}},
+		},
+		Metadata: []prompb.MetricMetadata{
+			{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: "g"},
+			{Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: "h"},
+		},
+	}
+	raw, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := batch.FromPromRW(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := batch.Split(b, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parts) != 3 {
+		t.Fatalf("%d parts, want 3", len(parts))
+	}
+	md, err := parts[1].Metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0)
+	if m.Name() != "h" || m.Type() != pmetric.MetricTypeHistogram {
+		t.Errorf("second part converts to %s of type %s, want the histogram h", m.Name(), m.Type())
+	}
 }

@@ -59,30 +59,33 @@ func Split(b *Batch, max int) ([]*Batch, error) {
 
 // splitPromRW groups runs of whole series of a remote-write body into byte ranges of at most
 // max samples; a single series holding more than max samples becomes a part of its own.
-// Everything between series (metadata entries) rides with the first part.
+// Everything between series (metadata entries) is copied into every part.
 func splitPromRW(b *Batch, max int) ([]*Batch, error) {
 	var (
 		out           []*Batch
 		start, end, n int
+		open          bool // a run of series [start, end) holding n items waits to be cut
 		outside       []byte
 		sc            = promrw.Scanner{Trusted: true}
 	)
 	flush := func() {
-		if n > 0 || end > start {
+		if open {
 			out = append(out, FromPromRWTrusted(b.rw[start:end:end], n))
 		}
-		n = 0
+		n, open = 0, false
 	}
 	err := sc.ScanV1(b.rw, func(s promrw.SeriesV1) error {
 		if s.Start > end {
 			outside = append(outside, b.rw[end:s.Start]...)
 		}
 		k := s.Samples + s.Histograms
-		if n > 0 && (n+k > max || s.Start != end) {
+		// A series without samples (exemplars only) joins the run like any other: it has no
+		// items, but it is data.
+		if open && ((n > 0 && n+k > max) || s.Start != end) {
 			flush()
 		}
-		if n == 0 {
-			start = s.Start
+		if !open {
+			start, open = s.Start, true
 		}
 		end = s.End
 		n += k
@@ -97,8 +100,11 @@ func splitPromRW(b *Batch, max int) ([]*Batch, error) {
 		return []*Batch{b}, nil
 	}
 	if len(outside) > 0 {
-		first := out[0]
-		first.rw = append(append(make([]byte, 0, len(first.rw)+len(outside)), first.rw...), outside...)
+		// Metadata describes the series of any part: a part without it converts a classic
+		// histogram to loose gauges, and goes out as 2.0 series without type, help and unit.
+		for _, p := range out {
+			p.rw = append(append(make([]byte, 0, len(p.rw)+len(outside)), p.rw...), outside...)
+		}
 	}
 	return out, nil
 }

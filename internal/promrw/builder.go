@@ -35,16 +35,27 @@ func (b *Builder) ShardOf(hash uint64) int {
 
 // Add appends a series scanned from a 1.0 request and returns its shard.
 func (b *Builder) Add(s SeriesV1) int {
-	i := 0
-	if len(b.shards) > 1 {
-		var h uint64
-		h, b.scratch = hashLabelsInto(b.scratch, s.Labels())
-		i = b.ShardOf(h)
+	i := b.Shard(s)
+	b.AddTo(i, s)
+	return i
+}
+
+// Shard returns the shard Add would put s in, so that a caller can flush that shard first when
+// s would take it over a size limit.
+func (b *Builder) Shard(s SeriesV1) int {
+	if len(b.shards) == 1 {
+		return 0
 	}
+	var h uint64
+	h, b.scratch = hashLabelsInto(b.scratch, s.Labels())
+	return b.ShardOf(h)
+}
+
+// AddTo appends s to shard i, which must be Shard(s): anything else breaks per-series order.
+func (b *Builder) AddTo(i int, s SeriesV1) {
 	sh := &b.shards[i]
 	sh.body = AppendSeriesV1(sh.body, s.Raw)
 	sh.counts.add(s.Samples, s.Histograms, s.Exemplars)
-	return i
 }
 
 // AddV2 converts a series scanned from a 2.0 request to 1.0 (see AppendV2AsV1), appends it and

@@ -46,6 +46,23 @@ func FuzzScanV1(f *testing.F) {
 		err := ScanV1(body, func(s SeriesV1) error {
 			vc.add(s.Samples, s.Histograms, s.Exemplars)
 			b.Add(s)
+			// External labels and cutting a series keep it valid, and cuts lose nothing.
+			if _, _, _, err := CountV1(AppendSeriesV1(nil, AppendWithLabels(nil, s.Raw, []Label{{"zz_ext", "v"}}))); err != nil {
+				t.Fatalf("with external labels: %v", err)
+			}
+			k, n := s.Samples+s.Histograms, 0
+			var buf []byte
+			for from := 0; from < k; from += 2 {
+				var p SeriesV1
+				buf, p = AppendSeriesPart(buf[:0], s.Raw, from, from+2)
+				if _, _, _, err := CountV1(AppendSeriesV1(nil, p.Raw)); err != nil {
+					t.Fatalf("part at %d: %v", from, err)
+				}
+				n += p.Samples + p.Histograms
+			}
+			if n != k {
+				t.Fatalf("parts hold %d samples and histograms, the series %d", n, k)
+			}
 			return nil
 		})
 		if err != nil {
@@ -87,6 +104,7 @@ func FuzzScanV2(f *testing.F) {
 			}
 			_ = s.Hash()
 			_ = AppendV2AsV1(nil, s) // must not panic on unchecked refs
+			_, _, _, _ = s.Metadata()
 			return nil
 		})
 		var sc Scanner

@@ -42,6 +42,51 @@ func AppendWithLabels(dst, raw []byte, extra []Label) []byte {
 	return dst
 }
 
+// AppendSeriesPart appends to dst a 1.0 TimeSeries message (not a request field) holding raw's
+// labels and the samples and histograms numbered [from, to) among them (counted together, in
+// the order they appear); the first part (from == 0) also gets the exemplars and any other
+// field. A series with more samples than a request may hold is sent as consecutive parts, which
+// keeps its samples in order. It returns the grown dst and the part as a series (Raw points into
+// dst, valid until dst is next appended to).
+func AppendSeriesPart(dst, raw []byte, from, to int) ([]byte, SeriesV1) {
+	start := len(dst)
+	s := SeriesV1{}
+	k := 0 // samples and histograms seen
+	for b := raw; len(b) > 0; {
+		num, _, _, _, n, err := readField(b)
+		if err != nil {
+			break
+		}
+		switch num {
+		case v1SeriesLabels:
+			dst = append(dst, b[:n]...)
+			s.NumLabels++
+		case v1SeriesSamples, v1SeriesHistograms:
+			if from <= k && k < to {
+				dst = append(dst, b[:n]...)
+				if num == v1SeriesSamples {
+					s.Samples++
+				} else {
+					s.Histograms++
+				}
+			}
+			k++
+		case v1SeriesExemplars:
+			if from == 0 {
+				dst = append(dst, b[:n]...)
+				s.Exemplars++
+			}
+		default:
+			if from == 0 {
+				dst = append(dst, b[:n]...)
+			}
+		}
+		b = b[n:]
+	}
+	s.Raw = dst[start:len(dst):len(dst)]
+	return dst, s
+}
+
 // Metadata is the 1.0 metadata entries of a request, by metric family name, for converting its
 // series to 2.0, where metadata travels with each series.
 type Metadata struct {
@@ -55,9 +100,11 @@ type metadataEntry struct {
 	help, unit []byte
 }
 
-// MetadataOf collects the metadata entries of a 1.0 body. Malformed entries are skipped.
+// MetadataOf collects the metadata entries of a 1.0 body. Malformed entries are skipped, and
+// so are exact repeats of an entry (Raw carries each once).
 func MetadataOf(body []byte) Metadata {
 	var m Metadata
+	var seen map[string]struct{} // entries kept, by their bytes
 	for b := body; len(b) > 0; {
 		// Series are most of a body: skip them with one tag byte and a length.
 		if b[0] == v1RequestTimeseries<<3|byte(protowire.BytesType) {
@@ -73,6 +120,14 @@ func MetadataOf(body []byte) Metadata {
 			break
 		}
 		if num == v1RequestMetadata && typ == protowire.BytesType {
+			if _, ok := seen[string(v)]; ok {
+				b = b[n:]
+				continue // joined batches repeat their families' entries: keep one
+			}
+			if seen == nil {
+				seen = make(map[string]struct{})
+			}
+			seen[string(v)] = struct{}{}
 			m.Raw = append(m.Raw, b[:n]...)
 			var e metadataEntry
 			var family []byte

@@ -49,6 +49,47 @@ func (s SeriesV2) Hash() uint64 { return hashLabels(s.Labels()) }
 // MetricName returns the __name__ label's value, or nil.
 func (s SeriesV2) MetricName() []byte { return metricName(s.Labels()) }
 
+// Metadata returns the series' metadata, which 2.0 carries with each series: its type, in the
+// numbering 1.0's MetricMetadata shares (MetadataCounter…), and its help and unit resolved
+// through the symbols. ok is false when the series has none, or only an empty one.
+func (s SeriesV2) Metadata() (typ int, help, unit []byte, ok bool) {
+	sym := func(ref uint64) []byte {
+		if ref < uint64(len(s.syms)) {
+			return s.syms[ref]
+		}
+		return nil
+	}
+	for b := s.Raw; len(b) > 0; {
+		num, typ2, v, _, n, err := nextField(b)
+		if err != nil {
+			break
+		}
+		b = b[n:]
+		if num != v2SeriesMetadata || typ2 != protowire.BytesType {
+			continue
+		}
+		for len(v) > 0 {
+			fn, ft, _, u, k, err := readField(v)
+			if err != nil {
+				break
+			}
+			v = v[k:]
+			if ft != protowire.VarintType {
+				continue
+			}
+			switch fn {
+			case v2MetadataType:
+				typ = int(u)
+			case v2MetadataHelpRef:
+				help = sym(u)
+			case v2MetadataUnitRef:
+				unit = sym(u)
+			}
+		}
+	}
+	return typ, help, unit, typ != 0 || len(help) > 0 || len(unit) > 0
+}
+
 // Symbols returns the request's symbol table (valid until the scanner's next ScanV2).
 func (s SeriesV2) Symbols() [][]byte { return s.syms }
 

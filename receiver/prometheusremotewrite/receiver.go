@@ -272,14 +272,48 @@ func fromV2(body []byte) (*batch.Batch, promrw.Counts, error) {
 		return nil, c, err
 	}
 	out := make([]byte, 0, len(body)+len(body)/2)
+	var meta []byte
+	var families map[string]struct{}
 	sc.Trusted = true
 	if err := sc.ScanV2(body, func(s promrw.SeriesV2) error {
 		out = promrw.AppendV2AsV1(out, s)
+		// 1.0 carries metadata once per family in the request rather than with each series:
+		// without it types are lost (a classic histogram converts to OTLP as gauges) and a
+		// 2.0 exporter has none to send.
+		if typ, help, unit, ok := s.Metadata(); ok {
+			fam := familyName(s.MetricName(), typ, s.Histograms > 0)
+			if _, seen := families[string(fam)]; !seen && len(fam) > 0 {
+				if families == nil {
+					families = make(map[string]struct{})
+				}
+				families[string(fam)] = struct{}{}
+				meta = promrw.AppendMetadata(meta, typ, string(fam), string(help), string(unit))
+			}
+		}
 		return nil
 	}); err != nil {
 		return nil, c, err
 	}
+	out = append(out, meta...)
 	return batch.FromPromRWTrusted(out, c.Samples+c.Histograms), c, nil
+}
+
+// familyName is the metric family a series belongs to, as 1.0 metadata names it: a classic
+// histogram's or summary's _bucket, _sum and _count series (float samples) share the family's
+// name; a native histogram's series is named after its family.
+func familyName(name []byte, typ int, native bool) []byte {
+	switch typ {
+	case promrw.MetadataHistogram, promrw.MetadataGaugeHistogram, promrw.MetadataSummary:
+		if native {
+			return name
+		}
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			if base, ok := bytes.CutSuffix(name, []byte(suffix)); ok {
+				return base
+			}
+		}
+	}
+	return name
 }
 
 // answerError maps the pipeline's refusal onto what remote-write senders understand: they retry

@@ -294,3 +294,86 @@ func counterValue(t *testing.T, r *receiver, reason string) float64 {
 	t.Helper()
 	return testutil.ToFloat64(r.rejected.WithLabelValues(reason))
 }
+
+// 2.0 metadata travels with each series; 1.0 has it once per family in the request. Rewriting a
+// 2.0 body as 1.0 keeps it that way, under the family's name (a classic histogram's _bucket,
+// _sum and _count series share the family's), so that neither an OTLP conversion nor a 2.0
+// exporter loses the types, help and units.
+func TestRemoteWriteV2KeepsMetadata(t *testing.T) {
+	st := writev2.NewSymbolTable()
+	hist := writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_HISTOGRAM, HelpRef: st.Symbolize("Latency."), UnitRef: st.Symbolize("seconds")}
+	req := writev2.Request{Timeseries: []writev2.TimeSeries{
+		{
+			LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "http_requests_total", "code", "200"), nil),
+			Samples:    []writev2.Sample{{Value: 1, Timestamp: 1000}},
+			Metadata:   writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_COUNTER, HelpRef: st.Symbolize("Requests.")},
+		},
+		{
+			LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "http_requests_total", "code", "500"), nil),
+			Samples:    []writev2.Sample{{Value: 1, Timestamp: 1000}},
+			Metadata:   writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_COUNTER, HelpRef: st.Symbolize("Requests.")},
+		},
+		{
+			LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "lat_seconds_bucket", "le", "+Inf"), nil),
+			Samples:    []writev2.Sample{{Value: 2, Timestamp: 1000}},
+			Metadata:   hist,
+		},
+		{
+			LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "lat_seconds_count"), nil),
+			Samples:    []writev2.Sample{{Value: 2, Timestamp: 1000}},
+			Metadata:   hist,
+		},
+		{
+			LabelsRefs: st.SymbolizeLabels(labels.FromStrings("__name__", "no_metadata"), nil),
+			Samples:    []writev2.Sample{{Value: 2, Timestamp: 1000}},
+		},
+	}}
+	req.Symbols = st.Symbols()
+	raw, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &componenttest.Sink{}
+	r := newTestReceiver(t, nil, sink)
+	w := r.do(request{contentType: "application/x-protobuf;proto=io.prometheus.write.v2.Request", body: raw})
+	if w.Code != http.StatusNoContent {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	got := sink.Batches()
+	if len(got) != 1 || got[0].Items() != 5 {
+		t.Fatalf("want one batch of 5 samples, got %v", got)
+	}
+	rw, _ := got[0].PromRW()
+	var v1 prompb.WriteRequest
+	if err := v1.Unmarshal(rw); err != nil {
+		t.Fatal(err)
+	}
+	want := []prompb.MetricMetadata{
+		{Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: "http_requests_total", Help: "Requests."},
+		{Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: "lat_seconds", Help: "Latency.", Unit: "seconds"},
+	}
+	if len(v1.Timeseries) != 5 || len(v1.Metadata) != len(want) {
+		t.Fatalf("%d series, metadata %+v; want 5 series, metadata %+v", len(v1.Timeseries), v1.Metadata, want)
+	}
+	for i := range want {
+		if g := v1.Metadata[i]; g.Type != want[i].Type || g.MetricFamilyName != want[i].MetricFamilyName || g.Help != want[i].Help || g.Unit != want[i].Unit {
+			t.Errorf("metadata %d: %+v, want %+v", i, v1.Metadata[i], want[i])
+		}
+	}
+	// The batch is a valid 1.0 body, and converts with the types.
+	if _, err := batch.FromPromRW(rw); err != nil {
+		t.Fatal(err)
+	}
+	md, err := got[0].Metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := map[string]string{}
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	for i := range ms.Len() {
+		types[ms.At(i).Name()] = ms.At(i).Type().String()
+	}
+	if types["lat_seconds"] != "Histogram" {
+		t.Errorf("converted metrics %v: want lat_seconds as a Histogram", types)
+	}
+}
