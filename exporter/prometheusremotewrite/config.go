@@ -59,8 +59,9 @@ type ShardsConfig struct {
 	ReshardInterval time.Duration `yaml:"reshard_interval"`
 }
 
-// DefaultQueueBytes bounds the default memory queue: about half a million typical samples.
-const DefaultQueueBytes = 128 << 20
+// DefaultQueueBytes bounds the default memory queue: about a quarter of a million typical
+// samples, a few seconds of a busy relay. Longer outages are what the persistent queue is for.
+const DefaultQueueBytes = 64 << 20
 
 // NewConfig returns the defaults: remote write 1.0, snappy, 1–50 shards of up to 2000 samples
 // per request (Prometheus's defaults), retries and a memory queue of DefaultQueueBytes.

@@ -288,15 +288,15 @@ func (e *exporter) prepare(ctx context.Context, b *batch.Batch) (*attemptState, 
 	bld.Reset()
 	st.shards = make([][]request, n)
 	st.next = make([]int, n)
-	meta := promrw.MetadataOf(body)
-	metaSent := e.v2 || len(meta.Raw) == 0 // 2.0 carries metadata in each series instead
+	// 2.0 carries metadata in each series, so it must be known before the first request; 1.0
+	// sends it in a request of its own after the series (as Prometheus does), found only if the
+	// scan saw bytes between or after series: walking a large body twice costs memory bandwidth.
+	var meta promrw.Metadata
+	if e.v2 {
+		meta = promrw.MetadataOf(body)
+	}
 	var firstErr error
 	add := func(i int, payload []byte, items int) {
-		if !metaSent {
-			// 1.0 metadata rides once per batch, with the first request made, whatever its shard.
-			payload = append(slices.Clip(payload), meta.Raw...)
-			metaSent = true
-		}
 		out, err := e.compress(payload)
 		if err != nil && firstErr == nil {
 			firstErr = err
@@ -330,7 +330,10 @@ func (e *exporter) prepare(ctx context.Context, b *batch.Batch) (*attemptState, 
 			flush(i)
 		}
 	}
+	gaps, prevEnd := false, 0
 	err := sc.ScanV1(body, func(s promrw.SeriesV1) error {
+		gaps = gaps || s.Start != prevEnd
+		prevEnd = s.End
 		if len(e.ext) > 0 {
 			scratch = promrw.AppendWithLabels(scratch[:0], s.Raw, e.ext)
 			s.Raw = scratch
@@ -354,8 +357,10 @@ func (e *exporter) prepare(ctx context.Context, b *batch.Batch) (*attemptState, 
 	for i := range n {
 		flush(i)
 	}
-	if !metaSent {
-		add(0, nil, 0) // a batch of metadata only
+	if !e.v2 && (gaps || prevEnd != len(body)) {
+		if meta = promrw.MetadataOf(body); len(meta.Raw) > 0 {
+			add(0, meta.Raw, 0)
+		}
 	}
 	if firstErr != nil {
 		return nil, firstErr

@@ -75,6 +75,12 @@ type result struct {
 	p50, p99            time.Duration
 	errors              int64
 	firstErr            string
+	exit                int
+}
+
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 func run(o options) error {
@@ -125,10 +131,6 @@ func run(o options) error {
 const vigilConfig = `receivers:
   prometheusremotewrite:
     endpoint: %s
-processors:
-  batch:
-    send_batch_size: 10000
-    timeout: 200ms
 exporters:
   prometheusremotewrite:
     endpoint: http://%s/api/v1/write
@@ -136,7 +138,6 @@ service:
   pipelines:
     metrics:
       receivers: [prometheusremotewrite]
-      processors: [batch]
       exporters: [prometheusremotewrite]
   telemetry:
     logs: {level: warn}
@@ -250,8 +251,11 @@ func measure(o options, a agent, dir string, body []byte, perReq int64) (result,
 	if r.rssMiB, err = benchutil.PeakRSSMiB(pid); err != nil {
 		return r, err
 	}
-	benchutil.Stop(cmd, 30*time.Second)
+	r.exit = benchutil.Stop(cmd, 30*time.Second)
 	r.sunkAll = sk.samples.Load()
+	if r.ackedAll != r.sunkAll {
+		log.Printf("%s: %d acknowledged, %d received; its log:\n%s", a.name, r.ackedAll, r.sunkAll, tailLines(logs.String(), 30))
+	}
 	if bad := sk.bad.Load(); bad > 0 {
 		return r, fmt.Errorf("the sink got %d malformed requests", bad)
 	}
@@ -347,8 +351,8 @@ func markdown(o options, perReq, reqBytes int, rs []result) string {
 	fmt.Fprintf(&b, "rwbench → agent (remote write in → remote write out) → sink (in rwbench), all on this host. "+
 		"%d series × 1 sample per request (%d labels each, %d bytes snappy), %d requests in flight, %s warm-up, %s measured, %d round(s).\n\n",
 		perReq, o.labels+1, reqBytes, o.concurrency, o.warmup, o.duration, o.rounds)
-	b.WriteString("| round | agent | sink samples/s | acked samples/s | p50 / p99 ms | CPU s per M samples | samples per CPU-s | peak RSS MiB | loss (acked − received) | errors |\n")
-	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| round | agent | sink samples/s | acked samples/s | p50 / p99 ms | CPU s per M samples | samples per CPU-s | peak RSS MiB | loss (acked − received) | errors | exit |\n")
+	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	for _, r := range rs {
 		perM, perCPU := 0.0, 0.0
@@ -359,10 +363,10 @@ func markdown(o options, perReq, reqBytes int, rs []result) string {
 			perCPU = float64(r.sunk) / r.cpuSeconds
 		}
 		loss := r.ackedAll - r.sunkAll
-		fmt.Fprintf(&b, "| %d | %s | %s | %s | %.1f / %.1f | %.3f | %s | %.0f | %d of %s (%.4f%%) | %d |\n",
+		fmt.Fprintf(&b, "| %d | %s | %s | %s | %.1f / %.1f | %.3f | %s | %.0f | %d of %s (%.4f%%) | %d | %d |\n",
 			r.round, r.agent, benchutil.Human(float64(r.sunk)/r.seconds), benchutil.Human(float64(r.acked)/o.duration.Seconds()),
 			ms(r.p50), ms(r.p99), perM, benchutil.Human(perCPU), r.rssMiB, loss, benchutil.Human(float64(r.ackedAll)),
-			benchutil.Pct(loss, r.ackedAll), r.errors)
+			benchutil.Pct(loss, r.ackedAll), r.errors, r.exit)
 	}
 	b.WriteString("\nsink samples/s: samples that reached the sink during the measured run divided by the time from its start " +
 		"until the sink caught up. CPU: the agent's utime+stime (/proc/PID/stat) over that window; the load generator and " +
