@@ -59,9 +59,10 @@ type ShardsConfig struct {
 	ReshardInterval time.Duration `yaml:"reshard_interval"`
 }
 
-// DefaultQueueBytes bounds the default memory queue: about a quarter of a million typical
-// samples, a few seconds of a busy relay. Longer outages are what the persistent queue is for.
-const DefaultQueueBytes = 64 << 20
+// DefaultQueueBytes bounds the default memory queue: about 140 000 typical samples, minutes of
+// a sidecar's scrapes but a fraction of a second of a saturated relay (whose clients are then
+// told to back off). Longer outages are what the persistent queue is for.
+const DefaultQueueBytes = 32 << 20
 
 // NewConfig returns the defaults: remote write 1.0, snappy, 1–50 shards of up to 2000 samples
 // per request (Prometheus's defaults), retries and a memory queue of DefaultQueueBytes.

@@ -157,6 +157,7 @@ func (e *exporter) Shutdown(ctx context.Context) error {
 
 // Consume hands b to the sender (queue, retries), which calls send.
 func (e *exporter) Consume(ctx context.Context, b *batch.Batch) error {
+	e.rs.observeIn(b.Items())
 	return e.sender.Consume(ctx, b)
 }
 
@@ -181,7 +182,6 @@ func (e *exporter) send(ctx context.Context, b *batch.Batch) error {
 		}
 	}
 
-	start := time.Now()
 	errs := make([]error, len(st.shards))
 	var mu sync.Mutex // guards st.rejected and st.why
 	var wg sync.WaitGroup
@@ -192,7 +192,9 @@ func (e *exporter) send(ctx context.Context, b *batch.Batch) error {
 		wg.Go(func() {
 			for st.next[i] < len(st.shards[i]) {
 				r := st.shards[i][st.next[i]]
+				t0 := time.Now()
 				err := e.post(ctx, hc, r)
+				e.rs.observeRequest(time.Since(t0), r.items)
 				if err != nil && !consumererror.IsPermanent(err) {
 					errs[i] = err
 					return
@@ -208,7 +210,7 @@ func (e *exporter) send(ctx context.Context, b *batch.Batch) error {
 		})
 	}
 	wg.Wait()
-	e.shardsG.Set(float64(e.rs.observeSend(time.Since(start), time.Now())))
+	e.shardsG.Set(float64(e.rs.reshard(time.Now())))
 
 	var failed []error
 	var after time.Duration

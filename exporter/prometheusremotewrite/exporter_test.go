@@ -519,25 +519,41 @@ func TestLifecycle(t *testing.T) {
 func TestResharder(t *testing.T) {
 	cfg := ShardsConfig{Min: 1, Max: 16, ReshardInterval: 10 * time.Second}
 	t0 := time.Unix(0, 0)
-	f := func(start int, busy []time.Duration, want int) {
+	// f runs intervals in which inRate items/s come in and each request of 1000 items takes rtt.
+	f := func(start int, inRate float64, rtt time.Duration, intervals int, want int) {
 		t.Helper()
 		r := newResharder(cfg, t0)
 		r.shards = start
 		now := t0
-		for _, b := range busy {
+		for range intervals {
+			r.observeIn(int(inRate * 10))
+			for range int(inRate * 10 / 1000) {
+				r.observeRequest(rtt, 1000)
+			}
 			now = now.Add(10 * time.Second)
-			r.observeSend(b, now)
+			r.reshard(now)
 		}
 		if r.current() != want {
-			t.Errorf("from %d with busy %v: %d shards, want %d", start, busy, r.current(), want)
+			t.Errorf("from %d, %g items/s, %s per 1000: %d shards, want %d", start, inRate, rtt, r.current(), want)
 		}
 	}
-	f(1, []time.Duration{10 * time.Second}, 2)                                      // always sending: double
-	f(2, []time.Duration{10 * time.Second, 10 * time.Second}, 8)                    // and again
-	f(8, []time.Duration{time.Second}, 2)                                           // mostly idle: shrink
-	f(4, []time.Duration{5 * time.Second}, 4)                                       // on target: stay
-	f(10, []time.Duration{6 * time.Second}, 10)                                     // within tolerance: stay
-	f(16, []time.Duration{10 * time.Second}, 16)                                    // at max
-	f(1, []time.Duration{0}, 1)                                                     // at min
-	f(3, []time.Duration{10 * time.Second, 10 * time.Second, 10 * time.Second}, 16) // capped
+	f(1, 100_000, 50*time.Millisecond, 1, 6)     // 5 requests/s × 50 ms = 5 busy senders, + 20%
+	f(1, 100_000, 5*time.Millisecond, 1, 1)      // a fast backend: one shard keeps up
+	f(8, 100_000, 5*time.Millisecond, 1, 1)      // and too many shards shrink back
+	f(4, 100_000, 30*time.Millisecond, 1, 4)     // 3.6 wanted: within ±30%, stay
+	f(1, 1_000_000, 100*time.Millisecond, 1, 16) // capped at max
+	f(3, 0, 0, 3, 3)                             // nothing sent: nothing to go by
+	// Smoothing: a single slow interval after fast ones moves the count only part of the way.
+	r := newResharder(cfg, t0)
+	now := t0
+	for i, rtt := range []time.Duration{5 * time.Millisecond, 5 * time.Millisecond, 80 * time.Millisecond} {
+		r.observeIn(1_000_000)
+		for range 1000 {
+			r.observeRequest(rtt, 1000)
+		}
+		now = now.Add(10 * time.Second)
+		if got := r.reshard(now); i == 2 && (got <= 1 || got >= 10) {
+			t.Errorf("after one slow interval: %d shards, want between the fast (1) and the slow (10) answer", got)
+		}
+	}
 }

@@ -59,6 +59,13 @@ func (it *LabelIter) Next() (name, value []byte, ok bool) {
 // parseLabelV1 parses a prometheus.Label {name=1, value=2}. As in any protobuf decoder, a field
 // repeated inside the message overrides the earlier one.
 func parseLabelV1(b []byte) (name, value []byte, err error) {
+	// Fast path: the encoding every sender produces, name then value, each under 128 bytes.
+	if len(b) >= 4 && b[0] == 0x0a && b[1] < 0x80 {
+		n := 2 + int(b[1])
+		if n+2 <= len(b) && b[n] == 0x12 && b[n+1] < 0x80 && n+2+int(b[n+1]) == len(b) {
+			return b[2:n:n], b[n+2:], nil
+		}
+	}
 	for len(b) > 0 {
 		num, typ, v, _, n, err := nextField(b)
 		if err != nil {

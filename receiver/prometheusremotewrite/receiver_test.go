@@ -72,7 +72,7 @@ type consumerFunc func(context.Context, *batch.Batch) error
 
 func (f consumerFunc) Consume(ctx context.Context, b *batch.Batch) error { return f(ctx, b) }
 
-func newTestReceiver(t *testing.T, mod func(*Config), next component.Consumer) *receiver {
+func newTestReceiver(t testing.TB, mod func(*Config), next component.Consumer) *receiver {
 	t.Helper()
 	cfg := NewConfig()
 	cfg.Endpoint = "127.0.0.1:0"
