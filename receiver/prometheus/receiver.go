@@ -12,17 +12,15 @@ import (
 	"github.com/prometheus/common/model"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/discovery"
-	"github.com/prometheus/prometheus/discovery/kubernetes"
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/util/logging"
-	"k8s.io/klog/v2"
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
 	"github.com/vigilhq/vigil/internal/promconv"
 
-	// The service discoveries the receiver supports besides static_configs and kubernetes (used
-	// above). Each registers its *_sd_configs key with the upstream config package when
+	// The service discoveries the receiver supports besides static_configs and kubernetes
+	// (kubernetes.go). Each registers its *_sd_configs key with the upstream config package when
 	// imported; discovery/install is not used because it brings in every cloud provider's SDK.
 	_ "github.com/prometheus/prometheus/discovery/dns"
 	_ "github.com/prometheus/prometheus/discovery/file"
@@ -114,12 +112,7 @@ func (r *receiver) Start(_ context.Context, host component.Host) error {
 		sd[sc.JobName] = sc.ServiceDiscoveryConfigs
 	}
 
-	if usesKubernetes(scfgs) {
-		// The Kubernetes client logs through klog, which has one logger per process and writes
-		// to stderr in its own format by default; send it to Vigil's log, as Prometheus does.
-		// The receiver started last wins.
-		klog.SetSlogLogger(r.set.Logger.With("logger", "client-go"))
-	}
+	routeKubernetesLogs(scfgs, r.set.Logger)
 
 	reg := r.set.Registerer
 	sdMetrics, err := discovery.CreateAndRegisterSDMetrics(reg)
@@ -212,17 +205,6 @@ func (r *receiver) Shutdown(ctx context.Context) error {
 		r.consumeCancel()
 		return fmt.Errorf("receiver %s: shutdown: %w", r.set.ID, errors.Join(ctx.Err(), errors.New("scrape loops still running")))
 	}
-}
-
-func usesKubernetes(scfgs []*promconfig.ScrapeConfig) bool {
-	for _, sc := range scfgs {
-		for _, c := range sc.ServiceDiscoveryConfigs {
-			if _, ok := c.(*kubernetes.SDConfig); ok {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // unregisterSD removes the per-mechanism discovery metrics, which upstream registers once per
