@@ -23,6 +23,9 @@ type Options struct {
 	// GracePeriod bounds shutdown: draining in-flight data and flushing queues.
 	GracePeriod time.Duration
 	Pipeline    pipeline.Options
+	// OnStarted, when set, runs once everything has started (cmd/vigil gives back the memory
+	// start-up needed).
+	OnStarted func(*slog.Logger)
 }
 
 // Agent is a running Vigil.
@@ -137,6 +140,9 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 func (a *Agent) Run(ctx context.Context) error {
 	if err := a.Start(ctx); err != nil {
 		return err
+	}
+	if a.opts.OnStarted != nil {
+		a.opts.OnStarted(a.Logger)
 	}
 	var cause error
 	select {
