@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/s2"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilhq/vigil/internal/batch"
@@ -370,11 +372,26 @@ func (e *exporter) prepare(ctx context.Context, b *batch.Batch) (*attemptState, 
 	return st, nil
 }
 
+// snappyScratch holds encoder output buffers. Snappy needs room for its worst case, several
+// times what a remote-write body compresses to, so the output is copied out at its real size
+// and the large buffer reused, rather than a worst-case buffer allocated (and zeroed) per request.
+var snappyScratch sync.Pool // *[]byte
+
 func (e *exporter) compress(b []byte) ([]byte, error) {
 	if e.cfg.Client.Compression == Zstd {
 		return client.Zstd.Compress(nil, b)
 	}
-	return promrw.Encode(nil, b), nil
+	buf, _ := snappyScratch.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	if need := s2.MaxEncodedLen(len(b)); cap(*buf) < need {
+		*buf = make([]byte, need)
+	}
+	out := promrw.Encode(*buf, b)
+	res := append([]byte(nil), out...)
+	snappyScratch.Put(buf)
+	return res, nil
 }
 
 // post sends one request and classifies the answer the way remote-write senders do: 2xx done,
