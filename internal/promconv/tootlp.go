@@ -137,9 +137,7 @@ type resource struct {
 	target []label // target_info labels, the resource attributes
 	rm     pmetric.ResourceMetrics
 	made   bool
-	scopes map[scopeKey]*scope
-	list   []*scope
-	last   *scope
+	scopes index[scopeKey, scope]
 }
 
 type scopeKey struct{ name, version string }
@@ -149,9 +147,7 @@ type scope struct {
 	attrs   []label // otel_scope_info labels
 	sm      pmetric.ScopeMetrics
 	made    bool
-	metrics map[metricKey]*metric
-	list    []*metric
-	last    *metric
+	metrics index[metricKey, metric]
 }
 
 type metricKey struct {
@@ -178,9 +174,7 @@ type converter struct {
 
 	meta map[string]family
 
-	res     map[resKey]*resource
-	resList []*resource
-	lastRes *resource
+	res index[resKey, resource]
 
 	// Scratch for the series being converted.
 	lbls    []label
@@ -442,50 +436,59 @@ func (c *converter) putAttrs(m pcommon.Map, skip string) {
 }
 
 func (c *converter) resource(job, instance string) *resource {
-	if r := c.lastRes; r != nil && r.job == job && r.instance == instance {
+	k := resKey{job: job, instance: instance}
+	if r := c.res.find(k); r != nil {
 		return r
 	}
-	k := resKey{job: job, instance: instance}
-	r, ok := c.res[k]
-	if !ok {
-		if c.res == nil {
-			c.res = make(map[resKey]*resource)
-		}
-		r = &resource{resKey: k}
-		c.res[k] = r
-		c.resList = append(c.resList, r)
-	}
-	c.lastRes = r
+	r := &resource{resKey: k}
+	c.res.add(k, r)
 	return r
 }
 
 func (r *resource) scope(name, version string) *scope {
-	if s := r.last; s != nil && s.name == name && s.version == version {
+	k := scopeKey{name: name, version: version}
+	if s := r.scopes.find(k); s != nil {
 		return s
 	}
-	k := scopeKey{name: name, version: version}
-	s, ok := r.scopes[k]
-	if !ok {
-		if r.scopes == nil {
-			r.scopes = make(map[scopeKey]*scope)
-		}
-		s = &scope{scopeKey: k}
-		r.scopes[k] = s
-		r.list = append(r.list, s)
-	}
-	r.last = s
+	s := &scope{scopeKey: k}
+	r.scopes.add(k, s)
 	return s
+}
+
+// index keeps values by key in the order they were first added, and remembers the last one
+// found: consecutive series mostly share their resource, scope and metric.
+type index[K comparable, V any] struct {
+	m     map[K]*V
+	list  []*V
+	lastK K
+	last  *V
+}
+
+func (x *index[K, V]) find(k K) *V {
+	if x.last != nil && x.lastK == k {
+		return x.last
+	}
+	v := x.m[k]
+	if v != nil {
+		x.lastK, x.last = k, v
+	}
+	return v
+}
+
+func (x *index[K, V]) add(k K, v *V) {
+	if x.m == nil {
+		x.m = make(map[K]*V)
+	}
+	x.m[k] = v
+	x.list = append(x.list, v)
+	x.lastK, x.last = k, v
 }
 
 // metric finds or makes the metric name of kind k in the scope, in the order of first
 // appearance.
 func (c *converter) metric(r *resource, sc *scope, name string, k kind, f family) *metric {
-	if m := sc.last; m != nil && m.kind == k && m.name == name {
-		return m
-	}
 	key := metricKey{name: name, kind: k}
-	if m, ok := sc.metrics[key]; ok {
-		sc.last = m
+	if m := sc.metrics.find(key); m != nil {
 		return m
 	}
 	if !sc.made {
@@ -519,12 +522,7 @@ func (c *converter) metric(r *resource, sc *scope, name string, k kind, f family
 	case kindSummary:
 		m.m.SetEmptySummary()
 	}
-	if sc.metrics == nil {
-		sc.metrics = make(map[metricKey]*metric)
-	}
-	sc.metrics[key] = m
-	sc.list = append(sc.list, m)
-	sc.last = m
+	sc.metrics.add(key, m)
 	return m
 }
 
@@ -601,7 +599,7 @@ func fromHex(c byte) (byte, bool) {
 // finish sets what is only known at the end (resource and scope attributes, classic
 // histograms and summaries) and removes what dropped groups left empty.
 func (c *converter) finish() {
-	for _, r := range c.resList {
+	for _, r := range c.res.list {
 		if !r.made {
 			continue
 		}
@@ -618,7 +616,7 @@ func (c *converter) finish() {
 			attrs.PutStr(attrServiceInstanceID, r.instance)
 		}
 		putNew(attrs, r.target)
-		for _, sc := range r.list {
+		for _, sc := range r.scopes.list {
 			if !sc.made {
 				continue
 			}
@@ -630,7 +628,7 @@ func (c *converter) finish() {
 			}
 			s.SetVersion(sc.version)
 			putNew(s.Attributes(), sc.attrs)
-			for _, m := range sc.list {
+			for _, m := range sc.metrics.list {
 				c.finishGroups(m)
 			}
 		}
