@@ -52,8 +52,11 @@ fuzz:
 e2e:
 	bash test/e2e/run.sh
 
+# The side-by-side benchmark (issue 5): vigil vs otelcol-core (OTLP relay) and vs vmagent (remote
+# write), about ten minutes on two cores; peers are built or installed on first use. Not part of
+# `make test`. `make bench BENCHFLAGS='-signals traces -rounds 1'` passes flags to the OTLP harness.
 bench:
-	bash bench/run.sh
+	bash bench/run.sh $(BENCHFLAGS)
 
 clean:
 	rm -rf bin

@@ -1,19 +1,54 @@
 #!/usr/bin/env bash
-# Relay benchmark: builds vigil, loadgen and sink, then runs the harness. Extra arguments go to the
-# harness, e.g. `bash bench/run.sh -duration 10s -compression zstd`. Writes bench/results/latest.md.
+# The side-by-side benchmark of issue 5 (`make bench`): builds vigil, loadgen, sink and the peers
+# (otelcol-core, once, into ${VIGIL_CACHE:-~/.cache/vigil}/bin; vmagent from Debian), then runs
+#   1. the OTLP relay harness, vigil vs otelcol-core   → bench/results/otlp-relay.{md,svg,bench.txt}
+#   2. the remote-write relay, vigil vs vmagent        → bench/results/remote-write.md
+# Extra arguments go to the OTLP harness, e.g. `bash bench/run.sh -signals traces -rounds 1`.
+# Environment: VIGIL_BIN (measure this binary instead of building one), OTELCOL_BIN, VMAGENT_BIN,
+# BENCH_PARTS (comma-separated: otlp, rw; default both), BENCH_PEERS=0 (vigil alone),
+# RW_ARGS (arguments for rwbench; default "-duration 10s -warmup 3s").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+parts=",${BENCH_PARTS:-otlp,rw},"
+peers=${BENCH_PEERS:-1}
+log() { echo "bench: $*" >&2; }
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 if [[ -z "${VIGIL_BIN:-}" ]]; then
-  echo "bench: building vigil" >&2
-  go build -o "$tmp/vigil" ./cmd/vigil
+  log "building vigil"
+  # Stripped and static as the peer is built; the version names the commit in the report.
+  version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
+  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$version" -o "$tmp/vigil" ./cmd/vigil
   VIGIL_BIN="$tmp/vigil"
 fi
-go build -o "$tmp/loadgen" ./bench/cmd/loadgen
-go build -o "$tmp/sink" ./bench/cmd/sink
-go build -o "$tmp/harness" ./bench/cmd/harness
 
-"$tmp/harness" -vigil "$VIGIL_BIN" -loadgen "$tmp/loadgen" -sink "$tmp/sink" -out bench/results/latest.md "$@"
+if [[ $parts == *,otlp,* ]]; then
+  for p in loadgen sink harness; do go build -o "$tmp/$p" "./bench/cmd/$p"; done
+  otelcol=()
+  if [[ $peers != 0 ]]; then
+    OTELCOL_BIN=${OTELCOL_BIN:-$(bash bench/peers/build.sh)}
+    otelcol=(-otelcol "$OTELCOL_BIN")
+  fi
+  "$tmp/harness" -vigil "$VIGIL_BIN" "${otelcol[@]}" -loadgen "$tmp/loadgen" -sink "$tmp/sink" "$@"
+fi
+
+if [[ $parts == *,rw,* ]]; then
+  go build -o "$tmp/rwbench" ./bench/cmd/rwbench
+  vmagent=()
+  if [[ $peers != 0 ]]; then
+    VMAGENT_BIN=${VMAGENT_BIN:-$(command -v vmagent || true)}
+    if [[ -z $VMAGENT_BIN ]]; then
+      log "installing vmagent (Debian's victoria-metrics)"
+      { apt-get install -y --no-install-recommends victoria-metrics >/dev/null 2>&1 ||
+        { apt-get update >/dev/null && apt-get install -y --no-install-recommends victoria-metrics >/dev/null; }; } ||
+        log "could not install victoria-metrics; the remote-write relay runs vigil alone"
+      VMAGENT_BIN=$(command -v vmagent || true)
+    fi
+    [[ -n $VMAGENT_BIN ]] && vmagent=(-vmagent "$VMAGENT_BIN")
+  fi
+  # shellcheck disable=SC2086 # RW_ARGS is a list of flags
+  "$tmp/rwbench" -vigil "$VIGIL_BIN" "${vmagent[@]}" ${RW_ARGS:--duration 10s -warmup 3s}
+fi
