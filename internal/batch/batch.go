@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/vigilhq/vigil/internal/promconv"
@@ -382,30 +383,29 @@ func Concat(parts []*Batch) (*Batch, error) {
 		return parts[0], nil
 	}
 	sig := parts[0].sig
-	allEnc, allRW, size, rwSize, items := true, true, 0, 0, 0
+	allEnc, allRW, items := true, true, 0
 	for _, p := range parts {
 		if p.sig != sig {
 			return nil, fmt.Errorf("concat of %s and %s", sig, p.sig)
 		}
 		allEnc = allEnc && p.hasEnc
 		allRW = allRW && p.hasRW
-		size += len(p.enc)
-		rwSize += len(p.rw)
 		items += p.items
 	}
+	// bytes.Join allocates without zeroing first: these are the largest copies a relay makes.
 	if allEnc {
-		buf := make([]byte, 0, size)
-		for _, p := range parts {
-			buf = append(buf, p.enc...)
+		bufs := make([][]byte, len(parts))
+		for i, p := range parts {
+			bufs[i] = p.enc
 		}
-		return &Batch{sig: sig, items: items, enc: buf, hasEnc: true}, nil
+		return &Batch{sig: sig, items: items, enc: bytes.Join(bufs, nil), hasEnc: true}, nil
 	}
 	if allRW {
-		buf := make([]byte, 0, rwSize)
-		for _, p := range parts {
-			buf = append(buf, p.rw...)
+		bufs := make([][]byte, len(parts))
+		for i, p := range parts {
+			bufs[i] = p.rw
 		}
-		return FromPromRWTrusted(buf, items), nil
+		return FromPromRWTrusted(bytes.Join(bufs, nil), items), nil
 	}
 	switch sig {
 	case Traces:

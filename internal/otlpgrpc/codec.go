@@ -1,6 +1,8 @@
 package otlpgrpc
 
 import (
+	"bytes"
+
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
@@ -51,8 +53,29 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 // Unmarshal deserializes data into v.
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if r, ok := v.(*Raw); ok {
-		r.Bytes = data.Materialize()
+		r.Bytes = join(data)
 		return nil
 	}
 	return protoCodec.Unmarshal(data, v)
+}
+
+// join copies a message's buffers into one slice the receiver keeps. Unlike
+// BufferSlice.Materialize it does not zero the new slice first (bytes.Join and bytes.Clone
+// allocate without clearing), which for requests of hundreds of kilobytes is a tenth of a relay's
+// CPU at moderate rates.
+func join(data mem.BufferSlice) []byte {
+	switch len(data) {
+	case 0:
+		return []byte{}
+	case 1:
+		if b := data[0].ReadOnlyData(); len(b) > 0 {
+			return bytes.Clone(b)
+		}
+		return []byte{}
+	}
+	parts := make([][]byte, len(data))
+	for i, buf := range data {
+		parts[i] = buf.ReadOnlyData()
+	}
+	return bytes.Join(parts, nil)
 }
