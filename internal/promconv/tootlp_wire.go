@@ -18,7 +18,7 @@ import (
 // in between) or in a body of its own (Prometheus), in which case the series get none.
 func (c *converter) readMetadata() error {
 	for pos := 0; pos < len(c.body); {
-		num, typ, v, _, n, err := readField(c.body[pos:])
+		num, typ, v, _, n, err := promrw.ReadField(c.body[pos:])
 		if err != nil {
 			return fmt.Errorf("%w: request field at byte %d: %v", promrw.ErrMalformed, pos, err)
 		}
@@ -41,7 +41,7 @@ func (c *converter) readFamily(b []byte, base int) error {
 		f    family
 	)
 	for pos := 0; pos < len(b); {
-		num, typ, v, u, n, err := readField(b[pos:])
+		num, typ, v, u, n, err := promrw.ReadField(b[pos:])
 		if err != nil {
 			return err
 		}
@@ -118,7 +118,7 @@ func metricType(t uint64) model.MetricType {
 func (c *converter) parseSeries(raw []byte, base int) error {
 	c.lbls, c.samples, c.exs, c.exLbls, c.hists = c.lbls[:0], c.samples[:0], c.exs[:0], c.exLbls[:0], c.hists[:0]
 	for pos := 0; pos < len(raw); {
-		num, typ, v, _, n, err := readField(raw[pos:])
+		num, typ, v, _, n, err := promrw.ReadField(raw[pos:])
 		if err != nil {
 			return err
 		}
@@ -166,7 +166,7 @@ func (c *converter) parseLabel(b []byte, base int) (label, error) {
 	}
 	var l label
 	for pos := 0; pos < len(b); {
-		num, typ, v, _, n, err := readField(b[pos:])
+		num, typ, v, _, n, err := promrw.ReadField(b[pos:])
 		if err != nil {
 			return l, err
 		}
@@ -191,7 +191,7 @@ func (c *converter) parseLabel(b []byte, base int) (label, error) {
 func parseSample(b []byte) (sample, error) {
 	var s sample
 	for pos := 0; pos < len(b); {
-		num, typ, _, u, n, err := readField(b[pos:])
+		num, typ, _, u, n, err := promrw.ReadField(b[pos:])
 		if err != nil {
 			return s, err
 		}
@@ -213,7 +213,7 @@ func parseSample(b []byte) (sample, error) {
 func (c *converter) parseExemplar(b []byte, base int) error {
 	e := exRef{lo: len(c.exLbls)}
 	for pos := 0; pos < len(b); {
-		num, typ, v, u, n, err := readField(b[pos:])
+		num, typ, v, u, n, err := promrw.ReadField(b[pos:])
 		if err != nil {
 			return err
 		}
@@ -237,32 +237,4 @@ func (c *converter) parseExemplar(b []byte, base int) error {
 	e.hi = len(c.exLbls)
 	c.exs = append(c.exs, e)
 	return nil
-}
-
-// readField reads one protobuf field: v is a length-delimited field's payload (the tail of the
-// n bytes read), u a varint's or fixed number's value.
-func readField(b []byte) (num protowire.Number, typ protowire.Type, v []byte, u uint64, n int, err error) {
-	num, typ, n = protowire.ConsumeTag(b)
-	if n < 0 {
-		return 0, 0, nil, 0, 0, protowire.ParseError(n)
-	}
-	var m int
-	switch typ {
-	case protowire.VarintType:
-		u, m = protowire.ConsumeVarint(b[n:])
-	case protowire.Fixed64Type:
-		u, m = protowire.ConsumeFixed64(b[n:])
-	case protowire.Fixed32Type:
-		var x uint32
-		x, m = protowire.ConsumeFixed32(b[n:])
-		u = uint64(x)
-	case protowire.BytesType:
-		v, m = protowire.ConsumeBytes(b[n:])
-	default:
-		m = protowire.ConsumeFieldValue(num, typ, b[n:])
-	}
-	if m < 0 {
-		return 0, 0, nil, 0, 0, protowire.ParseError(m)
-	}
-	return num, typ, v, u, n + m, nil
 }

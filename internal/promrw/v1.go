@@ -154,7 +154,7 @@ func seriesError(idx, off int, name []byte, err error) error {
 func scanSeriesV1(s *SeriesV1, validate bool) error {
 	b := s.Raw
 	var lc labelChecker
-	lastTs := int64(math.MinInt64)
+	p := parts{validate: validate, lastTs: math.MinInt64}
 	for len(b) > 0 {
 		num, typ, v, _, n, err := nextField(b)
 		if err != nil {
@@ -177,35 +177,14 @@ func scanSeriesV1(s *SeriesV1, validate bool) error {
 				}
 			}
 		case v1SeriesSamples:
-			if typ != protowire.BytesType {
-				return wireTypeError("sample", typ)
-			}
-			s.Samples++
-			if validate {
-				if lastTs, err = checkSample(v, lastTs); err != nil {
-					return fmt.Errorf("sample %d: %w", s.Samples-1, err)
-				}
-			}
+			err = p.sample(typ, v, &s.Samples)
 		case v1SeriesExemplars:
-			if typ != protowire.BytesType {
-				return wireTypeError("exemplar", typ)
-			}
-			s.Exemplars++
-			if validate {
-				if err := checkExemplar(v, nil, false); err != nil {
-					return fmt.Errorf("exemplar %d: %w", s.Exemplars-1, err)
-				}
-			}
+			err = p.exemplar(typ, v, &s.Exemplars, nil, false)
 		case v1SeriesHistograms:
-			if typ != protowire.BytesType {
-				return wireTypeError("histogram", typ)
-			}
-			s.Histograms++
-			if validate {
-				if err := checkMessage(v); err != nil {
-					return fmt.Errorf("histogram %d: %w", s.Histograms-1, err)
-				}
-			}
+			err = p.histogram(typ, v, &s.Histograms)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	if validate {
@@ -290,4 +269,51 @@ func checkExemplar(b []byte, syms [][]byte, v2 bool) error {
 // valid request body.
 func AppendSeriesV1(dst, raw []byte) []byte {
 	return appendField(dst, v1RequestTimeseries, raw)
+}
+
+// parts counts a series' samples, histograms and exemplars and, when validating, checks them:
+// the three messages are the same in 1.0 and 2.0 but for how exemplars name their labels.
+type parts struct {
+	validate bool
+	lastTs   int64 // the previous sample's, to check order
+}
+
+func (p *parts) sample(typ protowire.Type, v []byte, n *int) error {
+	if typ != protowire.BytesType {
+		return wireTypeError("sample", typ)
+	}
+	*n++
+	if p.validate {
+		var err error
+		if p.lastTs, err = checkSample(v, p.lastTs); err != nil {
+			return fmt.Errorf("sample %d: %w", *n-1, err)
+		}
+	}
+	return nil
+}
+
+func (p *parts) histogram(typ protowire.Type, v []byte, n *int) error {
+	if typ != protowire.BytesType {
+		return wireTypeError("histogram", typ)
+	}
+	*n++
+	if p.validate {
+		if err := checkMessage(v); err != nil {
+			return fmt.Errorf("histogram %d: %w", *n-1, err)
+		}
+	}
+	return nil
+}
+
+func (p *parts) exemplar(typ protowire.Type, v []byte, n *int, syms [][]byte, v2 bool) error {
+	if typ != protowire.BytesType {
+		return wireTypeError("exemplar", typ)
+	}
+	*n++
+	if p.validate {
+		if err := checkExemplar(v, syms, v2); err != nil {
+			return fmt.Errorf("exemplar %d: %w", *n-1, err)
+		}
+	}
+	return nil
 }

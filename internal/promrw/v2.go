@@ -177,7 +177,7 @@ func (sc *Scanner) ScanV2(b []byte, fn func(s SeriesV2) error) error {
 
 func scanSeriesV2(s *SeriesV2, validate bool) error {
 	b := s.Raw
-	lastTs := int64(math.MinInt64)
+	p := parts{validate: validate, lastTs: math.MinInt64}
 	for len(b) > 0 {
 		num, typ, v, _, n, err := nextField(b)
 		if err != nil {
@@ -190,35 +190,11 @@ func scanSeriesV2(s *SeriesV2, validate bool) error {
 				return wireTypeError("labels_refs", typ)
 			}
 		case v2SeriesSamples:
-			if typ != protowire.BytesType {
-				return wireTypeError("sample", typ)
-			}
-			s.Samples++
-			if validate {
-				if lastTs, err = checkSample(v, lastTs); err != nil {
-					return fmt.Errorf("sample %d: %w", s.Samples-1, err)
-				}
-			}
+			err = p.sample(typ, v, &s.Samples)
 		case v2SeriesHistograms:
-			if typ != protowire.BytesType {
-				return wireTypeError("histogram", typ)
-			}
-			s.Histograms++
-			if validate {
-				if err := checkMessage(v); err != nil {
-					return fmt.Errorf("histogram %d: %w", s.Histograms-1, err)
-				}
-			}
+			err = p.histogram(typ, v, &s.Histograms)
 		case v2SeriesExemplars:
-			if typ != protowire.BytesType {
-				return wireTypeError("exemplar", typ)
-			}
-			s.Exemplars++
-			if validate {
-				if err := checkExemplar(v, s.syms, true); err != nil {
-					return fmt.Errorf("exemplar %d: %w", s.Exemplars-1, err)
-				}
-			}
+			err = p.exemplar(typ, v, &s.Exemplars, s.syms, true)
 		case v2SeriesMetadata:
 			if typ != protowire.BytesType {
 				return wireTypeError("metadata", typ)
@@ -232,6 +208,9 @@ func scanSeriesV2(s *SeriesV2, validate bool) error {
 			if validate && typ != protowire.VarintType {
 				return wireTypeError("created_timestamp", typ)
 			}
+		}
+		if err != nil {
+			return err
 		}
 	}
 	if !validate {

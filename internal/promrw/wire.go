@@ -31,6 +31,13 @@ var (
 //
 // It is hand-written rather than built on protowire.ConsumeField because the scanners call it once
 // per label, sample and series: one call that returns everything keeps the hot loop short.
+// ReadField reads one protobuf field of b: its number and wire type, a length-delimited field's
+// payload v, a varint's or fixed number's value u, and the bytes the field took, n. Errors say
+// what is wrong (truncated, bad length, field number 0, groups); they do not wrap ErrMalformed.
+func ReadField(b []byte) (num protowire.Number, typ protowire.Type, v []byte, u uint64, n int, err error) {
+	return readField(b)
+}
+
 func readField(b []byte) (num protowire.Number, typ protowire.Type, v []byte, u uint64, n int, err error) {
 	var tag uint64
 	if len(b) > 0 && b[0] < 0x80 {

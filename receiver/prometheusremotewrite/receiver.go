@@ -266,16 +266,18 @@ func fromV1(body []byte) (*batch.Batch, promrw.Counts, error) {
 // fromV2 validates a 2.0 body and rewrites it as 1.0 series (symbols resolved), the form every
 // batch of remote write takes inside Vigil.
 func fromV2(body []byte) (*batch.Batch, promrw.Counts, error) {
-	var sc promrw.Scanner
-	c, err := sc.CountV2(body)
-	if err != nil {
-		return nil, c, err
-	}
+	var (
+		c        promrw.Counts
+		meta     []byte
+		families map[string]struct{}
+		sc       promrw.Scanner // validating: one pass checks, counts and converts
+	)
 	out := make([]byte, 0, len(body)+len(body)/2)
-	var meta []byte
-	var families map[string]struct{}
-	sc.Trusted = true
 	if err := sc.ScanV2(body, func(s promrw.SeriesV2) error {
+		c.Series++
+		c.Samples += s.Samples
+		c.Histograms += s.Histograms
+		c.Exemplars += s.Exemplars
 		out = promrw.AppendV2AsV1(out, s)
 		// 1.0 carries metadata once per family in the request rather than with each series:
 		// without it types are lost (a classic histogram converts to OTLP as gauges) and a
@@ -292,7 +294,7 @@ func fromV2(body []byte) (*batch.Batch, promrw.Counts, error) {
 		}
 		return nil
 	}); err != nil {
-		return nil, c, err
+		return nil, c, err // what was converted so far is dropped with the request
 	}
 	out = append(out, meta...)
 	return batch.FromPromRWTrusted(out, c.Samples+c.Histograms), c, nil
