@@ -93,7 +93,7 @@ func (e *exporter) send(ctx context.Context, b *batch.Batch) error {
 	if conn == nil {
 		return consumererror.NewRetryable(errNotStarted, 0)
 	}
-	body, err := b.Encoded()
+	parts, err := b.EncodedParts() // a batch of several requests goes out without joining them
 	if err != nil {
 		return consumererror.NewPermanent(err)
 	}
@@ -101,7 +101,7 @@ func (e *exporter) send(ctx context.Context, b *batch.Batch) error {
 		ctx = metadata.NewOutgoingContext(ctx, e.md)
 	}
 	var resp otlpgrpc.Raw
-	if err := conn.Invoke(ctx, otlpgrpc.Method(b.Signal()), &otlpgrpc.Raw{Bytes: body}, &resp, e.callOpts...); err != nil {
+	if err := conn.Invoke(ctx, otlpgrpc.Method(b.Signal()), &otlpgrpc.Raw{Parts: parts}, &resp, e.callOpts...); err != nil {
 		return fmt.Errorf("export %s: %w", b.Signal(), classify(err))
 	}
 	p, err := PartialSuccess(b.Signal(), resp.Bytes, false)

@@ -49,3 +49,52 @@ func BenchmarkExportGRPC(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConcatAndExport is the tail of a relay: eight 1000-span requests joined by the batch
+// processor's Concat and sent with zstd. "pieces" sends them as Concat leaves them (unjoined);
+// "joined" first makes them one slice, as Vigil did before pieces, to show what that copy cost.
+func BenchmarkConcatAndExport(b *testing.B) {
+	const spans, requests = 1000, 8
+	var parts []*batch.Batch
+	for i := range requests {
+		wire, err := batch.FromTraces(testdata.Traces(10, spans/10, i*spans)).Encoded()
+		if err != nil {
+			b.Fatal(err)
+		}
+		p, err := batch.FromEncoded(batch.Traces, wire)
+		if err != nil {
+			b.Fatal(err)
+		}
+		parts = append(parts, p)
+	}
+	for _, mode := range []string{"pieces", "joined"} {
+		b.Run(mode, func(b *testing.B) {
+			sink := &rawSink{}
+			cfg := testConfig(startRawSink(b, sink))
+			cfg.Client.Compression = client.Zstd
+			exp := startExporter(b, component.NopSettings(component.KindExporter, component.ID{Type: Type}), cfg)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				in := make([]*batch.Batch, len(parts))
+				for i, p := range parts {
+					in[i] = p.Share()
+				}
+				out, err := batch.Concat(in)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if mode == "joined" {
+					if _, err := out.Encoded(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := exp.Consume(ctx, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)*spans*requests/b.Elapsed().Seconds(), "spans/s")
+		})
+	}
+}

@@ -214,6 +214,48 @@ func TestPassThrough(t *testing.T) {
 	}
 }
 
+// TestPassThroughPieces sends a batch made of several requests (as the batch processor hands
+// them on, unjoined) with each compression: the backend sees the requests laid end to end.
+func TestPassThroughPieces(t *testing.T) {
+	for _, comp := range []client.Compression{client.None, client.Gzip, client.Zstd} {
+		t.Run(string(comp), func(t *testing.T) {
+			sink := &rawSink{keep: true}
+			addr := startRawSink(t, sink)
+			set, _, _ := settings()
+			cfg := testConfig(addr)
+			cfg.Client.Compression = comp
+			exp := startExporter(t, set, cfg)
+			for _, sig := range batch.Signals {
+				var (
+					parts []*batch.Batch
+					want  []byte
+				)
+				for i := range 3 {
+					b, wire := items(t, sig, 4, 10*i, true)
+					parts = append(parts, b)
+					want = append(want, wire...)
+				}
+				b, err := batch.Concat(parts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p, _ := b.EncodedParts(); len(p) != 3 {
+					t.Fatalf("%s: the concat is in %d pieces, want 3", sig, len(p))
+				}
+				if err := exp.Consume(context.Background(), b); err != nil {
+					t.Fatal(err)
+				}
+				sink.mu.Lock()
+				got := sink.bodies[len(sink.bodies)-1]
+				sink.mu.Unlock()
+				if !slices.Equal(got, want) {
+					t.Errorf("%s: wire bytes differ from the requests laid end to end (%d vs %d bytes)", sig, len(got), len(want))
+				}
+			}
+		})
+	}
+}
+
 func retryInfoErr(t testing.TB, code codes.Code, delay time.Duration) error {
 	st, err := status.New(code, "slow down").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(delay)})
 	if err != nil {

@@ -24,11 +24,16 @@ import (
 //
 // Ownership: a component that receives a *Batch in Consume owns it and the caller must not touch it
 // again. Encoded bytes are never written to after construction, so clones may share them.
+//
+// Concat of encoded batches copies nothing: the result keeps its parts' requests as pieces, which
+// EncodedParts hands to an exporter that can write them one after the other (gRPC compresses and
+// frames a message given in pieces); Encoded joins them the first time someone needs one slice.
 type Batch struct {
 	sig   Signal
 	items int
 
-	enc    []byte // valid when hasEnc
+	enc    []byte   // valid when hasEnc and segs is nil
+	segs   [][]byte // when hasEnc: the encoded form in pieces (whole requests), joined on demand
 	hasEnc bool
 
 	rw    []byte // valid when hasRW
@@ -126,6 +131,13 @@ func (b *Batch) IsDecoded() bool { return b.hasDec }
 // EncodedSize is the size of the encoded form, computed without encoding when only pdata exists.
 func (b *Batch) EncodedSize() int {
 	if b.hasEnc {
+		if b.segs != nil {
+			n := 0
+			for _, s := range b.segs {
+				n += len(s)
+			}
+			return n
+		}
 		return len(b.enc)
 	}
 	if b.hasRW && !b.hasDec {
@@ -145,6 +157,7 @@ func (b *Batch) EncodedSize() int {
 // The returned bytes are shared: callers must not modify them.
 func (b *Batch) Encoded() ([]byte, error) {
 	if b.hasEnc {
+		b.join()
 		return b.enc, nil
 	}
 	if err := b.decode(); err != nil {
@@ -171,10 +184,32 @@ func (b *Batch) Encoded() ([]byte, error) {
 	return b.enc, nil
 }
 
+// EncodedParts returns the serialized Export…ServiceRequest as pieces whose concatenation is the
+// request, without joining them (see Concat); a batch in one piece returns one. The pieces are
+// shared: callers must not modify them or the returned slice.
+func (b *Batch) EncodedParts() ([][]byte, error) {
+	if b.hasEnc && b.segs != nil {
+		return b.segs, nil
+	}
+	enc, err := b.Encoded()
+	if err != nil {
+		return nil, err
+	}
+	return [][]byte{enc}, nil
+}
+
+// join makes the encoded form one slice.
+func (b *Batch) join() {
+	if b.segs != nil {
+		b.enc, b.segs = bytes.Join(b.segs, nil), nil // bytes.Join does not zero before copying
+	}
+}
+
 func (b *Batch) decode() error {
 	if b.hasDec {
 		return nil
 	}
+	b.join()
 	var err error
 	if !b.hasEnc && b.hasRW {
 		if b.metrics, err = promconv.ToMetrics(b.rw); err != nil {
@@ -235,7 +270,7 @@ func (b *Batch) MutableTraces() (ptrace.Traces, error) {
 		b.traces.CopyTo(td)
 		b.traces = td
 	}
-	b.enc, b.hasEnc = nil, false
+	b.enc, b.segs, b.hasEnc = nil, nil, false
 	return b.traces, nil
 }
 
@@ -266,7 +301,7 @@ func (b *Batch) MutableMetrics() (pmetric.Metrics, error) {
 		b.metrics.CopyTo(md)
 		b.metrics = md
 	}
-	b.enc, b.hasEnc = nil, false
+	b.enc, b.segs, b.hasEnc = nil, nil, false
 	b.rw, b.hasRW = nil, false
 	return b.metrics, nil
 }
@@ -298,7 +333,7 @@ func (b *Batch) MutableLogs() (plog.Logs, error) {
 		b.logs.CopyTo(ld)
 		b.logs = ld
 	}
-	b.enc, b.hasEnc = nil, false
+	b.enc, b.segs, b.hasEnc = nil, nil, false
 	return b.logs, nil
 }
 
@@ -323,7 +358,7 @@ func (b *Batch) Recount() {
 func (b *Batch) Clone() *Batch {
 	c := &Batch{sig: b.sig, items: b.items}
 	if b.hasEnc || b.hasRW {
-		c.enc, c.hasEnc = b.enc, b.hasEnc
+		c.enc, c.segs, c.hasEnc = b.enc, b.segs, b.hasEnc
 		c.rw, c.hasRW = b.rw, b.hasRW
 		return c
 	}
@@ -392,14 +427,29 @@ func Concat(parts []*Batch) (*Batch, error) {
 		allRW = allRW && p.hasRW
 		items += p.items
 	}
-	// bytes.Join allocates without zeroing first: these are the largest copies a relay makes.
 	if allEnc {
-		bufs := make([][]byte, len(parts))
-		for i, p := range parts {
-			bufs[i] = p.enc
+		// No copy: the parts' requests become the pieces of the result.
+		n := 0
+		for _, p := range parts {
+			n += max(len(p.segs), 1)
 		}
-		return &Batch{sig: sig, items: items, enc: bytes.Join(bufs, nil), hasEnc: true}, nil
+		segs := make([][]byte, 0, n)
+		for _, p := range parts {
+			if p.segs != nil {
+				segs = append(segs, p.segs...)
+			} else if len(p.enc) > 0 {
+				segs = append(segs, p.enc)
+			}
+		}
+		switch len(segs) {
+		case 0:
+			return &Batch{sig: sig, items: items, enc: []byte{}, hasEnc: true}, nil
+		case 1:
+			return &Batch{sig: sig, items: items, enc: segs[0], hasEnc: true}, nil
+		}
+		return &Batch{sig: sig, items: items, segs: segs, hasEnc: true}, nil
 	}
+	// bytes.Join allocates without zeroing first: these are the largest copies a relay makes.
 	if allRW {
 		bufs := make([][]byte, len(parts))
 		for i, p := range parts {

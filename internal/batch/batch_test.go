@@ -494,6 +494,20 @@ func TestConcatEncoded(t *testing.T) {
 			if out.Items() != 40 {
 				t.Errorf("Items() = %d, want 40", out.Items())
 			}
+			// Nothing was copied: the pieces are the parts' own bytes, in order.
+			pieces, err := out.EncodedParts()
+			if err != nil || len(pieces) != 4 {
+				t.Fatalf("EncodedParts() = %d pieces, %v; want 4", len(pieces), err)
+			}
+			for i, p := range parts {
+				own, _ := p.EncodedParts()
+				if &pieces[i][0] != &own[0][0] {
+					t.Errorf("piece %d is a copy of part %d's bytes", i, i)
+				}
+			}
+			if out.EncodedSize() != len(want) {
+				t.Errorf("EncodedSize() = %d, want %d", out.EncodedSize(), len(want))
+			}
 			enc, _ := out.Encoded()
 			if !bytes.Equal(enc, want) {
 				t.Error("concatenated bytes differ from the parts' bytes laid end to end")
@@ -504,6 +518,98 @@ func TestConcatEncoded(t *testing.T) {
 			}
 			if got := s.seqs(t, out); !slices.Equal(got, wantSeqs) {
 				t.Errorf("decoded seqs = %v, want %v", got, wantSeqs)
+			}
+		})
+	}
+}
+
+// TestConcatPieces follows a batch in pieces through what may happen to it downstream: concat of
+// concats, clone, share, split and decode all see the same request.
+func TestConcatPieces(t *testing.T) {
+	for _, s := range signals {
+		t.Run(s.sig.String(), func(t *testing.T) {
+			var (
+				want  []byte
+				group [][]*batch.Batch
+			)
+			for g := range 3 {
+				var parts []*batch.Batch
+				for range 2 + g {
+					raw := s.encoded(t, 1, 3, len(want)) // first is arbitrary: seqs checked below
+					want = append(want, raw...)
+					b, err := batch.FromEncoded(s.sig, raw)
+					if err != nil {
+						t.Fatal(err)
+					}
+					parts = append(parts, b)
+				}
+				group = append(group, parts)
+			}
+			// One part of a concat is itself in one piece, the others are concats.
+			var outer []*batch.Batch
+			for _, parts := range group {
+				c, err := batch.Concat(parts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				outer = append(outer, c)
+			}
+			all, err := batch.Concat(outer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pieces, _ := all.EncodedParts()
+			if len(pieces) != 9 || !bytes.Equal(bytes.Join(pieces, nil), want) {
+				t.Fatalf("%d pieces, joined equal to the parts: %v; want 9, true", len(pieces), bytes.Equal(bytes.Join(pieces, nil), want))
+			}
+			if all.Items() != 27 || all.EncodedSize() != len(want) {
+				t.Errorf("Items() = %d, EncodedSize() = %d; want 27, %d", all.Items(), all.EncodedSize(), len(want))
+			}
+			clone, share := all.Clone(), all.Share()
+			for name, b := range map[string]*batch.Batch{"clone": clone, "share": share} {
+				if enc, err := b.Encoded(); err != nil || !bytes.Equal(enc, want) {
+					t.Errorf("%s: Encoded() differs from the parts laid end to end (%v)", name, err)
+				}
+			}
+			// Joining the share's pieces left the original in pieces.
+			if p, _ := all.EncodedParts(); len(p) != 9 {
+				t.Errorf("original has %d pieces after its share was joined, want 9", len(p))
+			}
+			split, err := batch.Split(all.Clone(), 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var joined []byte
+			n := 0
+			for _, p := range split {
+				enc, _ := p.Encoded()
+				joined = append(joined, enc...)
+				n += p.Items()
+				if p.Items() > 10 {
+					t.Errorf("split part of %d items, max 10", p.Items())
+				}
+			}
+			if n != 27 || !bytes.Equal(joined, want) {
+				t.Errorf("split: %d items, bytes equal: %v; want 27, true", n, bytes.Equal(joined, want))
+			}
+			if got := len(s.seqs(t, all)); got != 27 {
+				t.Errorf("decoded %d items, want 27", got)
+			}
+			// Mutating drops the pieces with the rest of the encoded form.
+			m := all.Clone()
+			switch s.sig {
+			case batch.Traces:
+				_, err = m.MutableTraces()
+			case batch.Metrics:
+				_, err = m.MutableMetrics()
+			default:
+				_, err = m.MutableLogs()
+			}
+			if err != nil || m.IsEncoded() {
+				t.Errorf("after a mutable view: IsEncoded() = %v (%v), want false", m.IsEncoded(), err)
+			}
+			if p, err := m.EncodedParts(); err != nil || len(p) != 1 || !bytes.Equal(p[0], want) {
+				t.Errorf("re-encoded after mutation: %d pieces, %v; want the same request in one", len(p), err)
 			}
 		})
 	}

@@ -30,6 +30,7 @@ func Split(b *Batch, max int) ([]*Batch, error) {
 		return []*Batch{b}, nil
 	}
 	if b.hasEnc {
+		b.join()
 		return splitEncoded(b, max)
 	}
 	if b.hasRW {

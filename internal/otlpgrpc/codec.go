@@ -29,8 +29,12 @@ func Method(sig batch.Signal) string {
 	}
 }
 
-// Raw is a message whose serialized form is carried as is.
-type Raw struct{ Bytes []byte }
+// Raw is a message whose serialized form is carried as is: Bytes, or when Parts is set (sending
+// only) the concatenation of Parts, which gRPC compresses and frames without joining them.
+type Raw struct {
+	Bytes []byte
+	Parts [][]byte
+}
 
 // Codec marshals *Raw by handing over its bytes and unmarshals into *Raw by copying the wire
 // bytes out of gRPC's pooled buffers; any other message goes to the standard proto codec.
@@ -45,7 +49,14 @@ func (Codec) Name() string { return proto.Name }
 // Marshal serializes v.
 func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	if r, ok := v.(*Raw); ok {
-		return mem.BufferSlice{mem.SliceBuffer(r.Bytes)}, nil
+		if r.Parts == nil {
+			return mem.BufferSlice{mem.SliceBuffer(r.Bytes)}, nil
+		}
+		out := make(mem.BufferSlice, len(r.Parts))
+		for i, p := range r.Parts {
+			out[i] = mem.SliceBuffer(p)
+		}
+		return out, nil
 	}
 	return protoCodec.Marshal(v)
 }

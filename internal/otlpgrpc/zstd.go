@@ -43,8 +43,10 @@ func (c *zstdCompressor) Compress(w io.Writer) (io.WriteCloser, error) {
 		e.Reset(w)
 		return e, nil
 	}
+	// No content checksum: it is optional in a zstd frame, TCP (and TLS) already protect the
+	// bytes, and hashing every byte was 7% of a relay's CPU at 100k spans/s.
 	enc, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
-		zstd.WithWindowSize(1<<20))
+		zstd.WithWindowSize(1<<20), zstd.WithEncoderCRC(false))
 	if err != nil {
 		return nil, err
 	}
