@@ -24,8 +24,15 @@ type job struct {
 // fixed set of workers (one per core) run the processors. The caller waits for its batch's result,
 // so an error from a processor or exporter (a memory-limiter refusal, say) reaches the client and
 // nothing is acknowledged that the pipeline did not take.
+//
+// At most `workers` batches run the processors at once: a run holds one of the slots. When the
+// ring is empty and a slot is free, Consume runs the batch in the caller's goroutine instead of
+// waking a worker and then being woken by it (two goroutine hand-offs per request, which at
+// moderate rates cost more than a small batch's processing). Otherwise the batch queues in the
+// ring, and a worker takes it and waits for a slot.
 type entry struct {
 	ring    *ring.Ring[*job]
+	slots   chan struct{} // a send takes a slot, a receive gives it back
 	next    component.Consumer
 	workers int
 	wg      sync.WaitGroup
@@ -39,7 +46,7 @@ var errStopping = errors.New("pipeline is shutting down")
 const fullWait = 2 * time.Second
 
 func newEntry(capacity, workers int, next component.Consumer) *entry {
-	return &entry{ring: ring.New[*job](capacity), next: next, workers: workers}
+	return &entry{ring: ring.New[*job](capacity), slots: make(chan struct{}, workers), next: next, workers: workers}
 }
 
 func (e *entry) start() {
@@ -56,28 +63,42 @@ func (e *entry) work() {
 		if err != nil {
 			return // closed and drained
 		}
+		e.slots <- struct{}{}
 		if err := j.ctx.Err(); err != nil {
 			// The client gave up and was told to retry: running the batch now would only
 			// duplicate what it sends again.
+			<-e.slots
 			j.done <- consumererror.NewRetryable(err, 0)
 			continue
 		}
-		j.done <- e.consume(j)
+		err = e.consume(j.ctx, j.b)
+		<-e.slots
+		j.done <- err
 	}
 }
 
 // consume runs the processors, turning a panic in a component into an error for this batch only.
-func (e *entry) consume(j *job) (err error) {
+func (e *entry) consume(ctx context.Context, b *batch.Batch) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = consumererror.NewPermanent(fmt.Errorf("component panicked: %v", r))
 		}
 	}()
-	return e.next.Consume(j.ctx, j.b)
+	return e.next.Consume(ctx, b)
 }
 
-// Consume hands b to a worker and waits for the pipeline's answer.
+// Consume runs b through the processors, in the caller's goroutine when nothing waits before it
+// and a slot is free, otherwise by a worker, and returns the pipeline's answer.
 func (e *entry) Consume(ctx context.Context, b *batch.Batch) error {
+	if e.ring.Len() == 0 && !e.ring.Closed() {
+		select {
+		case e.slots <- struct{}{}:
+			err := e.consume(ctx, b)
+			<-e.slots
+			return err
+		default:
+		}
+	}
 	j := &job{ctx: ctx, b: b, done: make(chan error, 1)}
 	if !e.ring.TryPush(j) {
 		// Full: wait a little for a worker, then push back on the client rather than hold its
@@ -103,15 +124,31 @@ func (e *entry) Consume(ctx context.Context, b *batch.Batch) error {
 	}
 }
 
-// shutdown stops taking batches, lets the workers finish what the ring holds, and waits.
+// shutdown stops taking batches, lets the workers finish what the ring holds and the callers
+// running batches themselves finish theirs, and waits.
 func (e *entry) shutdown(ctx context.Context) error {
 	e.stop.Do(e.ring.Close)
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("pipeline workers still busy: %w", ctx.Err())
 	}
+	// The workers are gone; taking every slot waits for the batches callers run themselves
+	// (and keeps any late caller from starting one: it finds the ring closed).
+	for taken := 0; taken < e.workers; taken++ {
+		select {
+		case e.slots <- struct{}{}:
+		case <-ctx.Done():
+			for ; taken > 0; taken-- {
+				<-e.slots
+			}
+			return fmt.Errorf("pipeline still busy: %w", ctx.Err())
+		}
+	}
+	for range e.workers {
+		<-e.slots
+	}
+	return nil
 }

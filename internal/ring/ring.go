@@ -318,6 +318,9 @@ func (r *Ring[T]) Close() {
 
 func (r *Ring[T]) closed() bool { return r.enq.Load()&closedBit != 0 }
 
+// Closed reports whether Close has been called.
+func (r *Ring[T]) Closed() bool { return r.closed() }
+
 func signal(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
