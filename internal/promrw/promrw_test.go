@@ -184,6 +184,28 @@ func TestScanV1Errors(t *testing.T) {
 
 	// Errors name the series and its metric when it has one.
 	f("names the metric", cat(reqV1(fixtureSeries()[0]), ts(labelMsg("__name__", "bad_one"), labelMsg("a", ""))), `series 1 ("bad_one") at byte `, true)
+
+	// What the checker remembers from the series before (names and values at the same
+	// positions) must not let a fault in the next series through.
+	good := ts(name, labelMsg("a", "1"), labelMsg("b", "2"), labelMsg("c", "3"), okSample())
+	after := func(bad []byte) []byte { return cat(good, good, bad) }
+	f("known names, swapped", after(ts(name, labelMsg("a", "1"), labelMsg("c", "3"), labelMsg("b", "2"))), `series 2 ("up") at byte 110: labels not sorted: "b" after "c"`, true)
+	f("known name repeated", after(ts(name, labelMsg("a", "1"), labelMsg("a", "1"))), `duplicate label name "a"`, true)
+	f("known name after an unknown one", after(ts(name, labelMsg("z", "1"), labelMsg("b", "2"))), `labels not sorted: "b" after "z"`, true)
+	f("known name, new bad value", after(ts(name, labelMsg("a", "\xff"))), `label "a" value is not valid UTF-8`, true)
+	f("known name, empty value", after(ts(name, labelMsg("a", ""))), `label "a" has an empty value`, true)
+	f("known __name__, bad metric", after(ts(labelMsg("__name__", "a.b"))), `invalid metric name "a.b"`, true)
+	f("known names, no __name__ this time", after(ts(labelMsg("a", "1"), labelMsg("b", "2"))), "no __name__ label", true)
+	f("longer than before", after(ts(name, labelMsg("a", "1"), labelMsg("b", "2"), labelMsg("c", "3"), labelMsg("c", "4"))), `duplicate label name "c"`, true)
+	f("bad name where the last had none", after(ts(name, labelMsg("a", "1"), labelMsg("b", "2"), labelMsg("c", "3"), labelMsg("d-e", "4"))), `invalid label name "d-e"`, true)
+	// A scanner reused for another request starts afresh.
+	var sc Scanner
+	if err := sc.ScanV1(cat(good, good), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.ScanV1(ts(name, labelMsg("a", "1"), labelMsg("a", "1")), nil); err == nil {
+		t.Error("a reused scanner accepted a duplicate label")
+	}
 }
 
 func TestScanV1Accepts(t *testing.T) {

@@ -153,7 +153,10 @@ func seriesError(idx, off int, name []byte, err error) error {
 // scanSeriesV1 counts the parts of a TimeSeries and, when validate is set, checks them.
 func scanSeriesV1(s *SeriesV1, validate bool) error {
 	b := s.Raw
-	var lc labelChecker
+	var (
+		lc   labelChecker
+		prev []byte // the last label's name
+	)
 	p := parts{validate: validate, lastTs: math.MinInt64}
 	for len(b) > 0 {
 		num, typ, v, _, n, err := nextField(b)
@@ -172,9 +175,10 @@ func scanSeriesV1(s *SeriesV1, validate bool) error {
 				if err != nil {
 					return fmt.Errorf("label %d: %w", s.NumLabels-1, err)
 				}
-				if err := lc.check(name, value); err != nil {
+				if err := lc.check(prev, name, value); err != nil {
 					return err
 				}
+				prev = name
 			}
 		case v1SeriesSamples:
 			err = p.sample(typ, v, &s.Samples)

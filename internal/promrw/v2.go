@@ -219,12 +219,16 @@ func scanSeriesV2(s *SeriesV2, validate bool) error {
 	if s.Samples > 0 && s.Histograms > 0 {
 		return errors.New("series has both samples and histograms")
 	}
-	var lc labelChecker
+	var (
+		lc   labelChecker
+		prev []byte
+	)
 	it := s.Labels()
 	for name, value, ok := it.Next(); ok; name, value, ok = it.Next() {
-		if err := lc.check(name, value); err != nil {
+		if err := lc.check(prev, name, value); err != nil {
 			return err
 		}
+		prev = name
 	}
 	if err := it.Err(); err != nil {
 		return err
