@@ -90,6 +90,12 @@ func (e *entry) consume(ctx context.Context, b *batch.Batch) (err error) {
 // Consume runs b through the processors, in the caller's goroutine when nothing waits before it
 // and a slot is free, otherwise by a worker, and returns the pipeline's answer.
 func (e *entry) Consume(ctx context.Context, b *batch.Batch) error {
+	if err := ctx.Err(); err != nil {
+		// The client gave up already (a receiver feeding several pipelines calls the next one
+		// after its deadline passed in the first): as in work, running the batch would only
+		// duplicate what it sends again.
+		return consumererror.NewRetryable(err, 0)
+	}
 	if e.ring.Len() == 0 && !e.ring.Closed() {
 		select {
 		case e.slots <- struct{}{}:

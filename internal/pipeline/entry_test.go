@@ -158,3 +158,31 @@ func TestEntryShutdownWaitsForCallers(t *testing.T) {
 		}
 	})
 }
+
+// TestEntryCallerGaveUpBeforehand: a caller whose context has already ended is told to retry and
+// its batch is not run, whether it would run in the caller (idle pipeline) or queue: running it
+// would only duplicate what the client sends again (a receiver feeding several pipelines calls the
+// next one after the first gave up on the client's deadline).
+func TestEntryCallerGaveUpBeforehand(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var ran atomic.Int32
+		e := newEntry(4, 1, component.ConsumerFunc(func(context.Context, *batch.Batch) error {
+			ran.Add(1)
+			return nil
+		}))
+		e.start()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		var retry *consumererror.Retryable
+		if err := e.Consume(ctx, batch.FromTraces(testdata.Traces(1, 1, 0))); !errors.As(err, &retry) {
+			t.Errorf("Consume with an ended context = %v, want a retryable error", err)
+		}
+		synctest.Wait()
+		if n := ran.Load(); n != 0 {
+			t.Errorf("ran %d batches of a caller that had given up, want 0", n)
+		}
+		if err := e.shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
