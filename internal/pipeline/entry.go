@@ -96,13 +96,9 @@ func (e *entry) Consume(ctx context.Context, b *batch.Batch) error {
 		// duplicate what it sends again.
 		return consumererror.NewRetryable(err, 0)
 	}
-	if e.ring.Len() == 0 && !e.ring.Closed() {
-		select {
-		case e.slots <- struct{}{}:
-			err := e.consume(ctx, b)
-			<-e.slots
+	if e.ring.Len() == 0 {
+		if ran, err := e.runInline(ctx, b); ran {
 			return err
-		default:
 		}
 	}
 	j := &job{ctx: ctx, b: b, done: make(chan error, 1)}
@@ -130,6 +126,25 @@ func (e *entry) Consume(ctx context.Context, b *batch.Batch) error {
 	}
 }
 
+// runInline runs b in the caller's goroutine if a slot is free and the pipeline is not stopping.
+// The ring is looked at only once the slot is held: shutdown closes the ring before it takes every
+// slot, so a holder either sees it closed or is waited for. Looking before taking the slot would
+// let a caller preempted in between start a batch after shutdown returned, on stopped components.
+func (e *entry) runInline(ctx context.Context, b *batch.Batch) (ran bool, err error) {
+	select {
+	case e.slots <- struct{}{}:
+	default:
+		return false, nil
+	}
+	if e.ring.Closed() {
+		<-e.slots
+		return false, nil // the ring refuses it: errStopping
+	}
+	err = e.consume(ctx, b)
+	<-e.slots
+	return true, err
+}
+
 // shutdown stops taking batches, lets the workers finish what the ring holds and the callers
 // running batches themselves finish theirs, and waits.
 func (e *entry) shutdown(ctx context.Context) error {
@@ -142,7 +157,7 @@ func (e *entry) shutdown(ctx context.Context) error {
 		return fmt.Errorf("pipeline workers still busy: %w", ctx.Err())
 	}
 	// The workers are gone; taking every slot waits for the batches callers run themselves
-	// (and keeps any late caller from starting one: it finds the ring closed).
+	// (a caller that takes a slot later finds the ring closed and does not start one).
 	for taken := 0; taken < e.workers; taken++ {
 		select {
 		case e.slots <- struct{}{}:
