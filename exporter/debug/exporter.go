@@ -99,13 +99,17 @@ func resources(b *batch.Batch) int {
 			return ld.ResourceLogs().Len()
 		}
 	}
-	enc, err := b.Encoded() // available without work: the batch is not decoded
+	// Available without decoding; a batch in pieces is counted piece by piece (each is a whole
+	// request), so nothing is joined just to be counted.
+	pieces, err := b.EncodedParts()
 	if err != nil {
 		return -1
 	}
 	n := 0
-	if err := batch.ScanResources(b.Signal(), enc, func(batch.Resource) { n++ }); err != nil {
-		return -1
+	for _, p := range pieces {
+		if err := batch.ScanResources(b.Signal(), p, func(batch.Resource) { n++ }); err != nil {
+			return -1
+		}
 	}
 	return n
 }

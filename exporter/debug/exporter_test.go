@@ -111,6 +111,22 @@ func TestBasicDoesNotDecode(t *testing.T) {
 	if h.cnt.Get(component.Sent) != 12 {
 		t.Errorf("Sent %d, want 12", h.cnt.Get(component.Sent))
 	}
+
+	// A batch in pieces (the batch processor's output) is counted piece by piece, unjoined.
+	b1, size1 := encodedTraces(t, 3, 4)
+	b2, size2 := encodedTraces(t, 2, 5)
+	cat, err := batch.Concat([]*batch.Batch{b1, b2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.consume(t, cat)
+	lines = h.lines(t)
+	if l := lines[len(lines)-1]; l["spans"] != 22.0 || l["resources"] != 5.0 || l["bytes"] != float64(size1+size2) {
+		t.Errorf("line for a batch in pieces %v", l)
+	}
+	if p, _ := cat.EncodedParts(); len(p) != 2 {
+		t.Errorf("the exporter joined the pieces (%d left)", len(p))
+	}
 }
 
 func TestBasicDecoded(t *testing.T) {

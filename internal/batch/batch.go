@@ -3,6 +3,7 @@ package batch
 import (
 	"bytes"
 	"fmt"
+	"sync"
 
 	"github.com/vigilhq/vigil/internal/promconv"
 	"github.com/vigilhq/vigil/internal/promrw"
@@ -32,8 +33,8 @@ type Batch struct {
 	sig   Signal
 	items int
 
-	enc    []byte   // valid when hasEnc and segs is nil
-	segs   [][]byte // when hasEnc: the encoded form in pieces (whole requests), joined on demand
+	enc    []byte  // valid when hasEnc and segs is nil
+	segs   *pieces // when hasEnc: the encoded form in pieces (whole requests), joined on demand
 	hasEnc bool
 
 	rw    []byte // valid when hasRW
@@ -132,11 +133,7 @@ func (b *Batch) IsDecoded() bool { return b.hasDec }
 func (b *Batch) EncodedSize() int {
 	if b.hasEnc {
 		if b.segs != nil {
-			n := 0
-			for _, s := range b.segs {
-				n += len(s)
-			}
-			return n
+			return b.segs.size
 		}
 		return len(b.enc)
 	}
@@ -189,7 +186,7 @@ func (b *Batch) Encoded() ([]byte, error) {
 // shared: callers must not modify them or the returned slice.
 func (b *Batch) EncodedParts() ([][]byte, error) {
 	if b.hasEnc && b.segs != nil {
-		return b.segs, nil
+		return b.segs.parts, nil
 	}
 	enc, err := b.Encoded()
 	if err != nil {
@@ -198,10 +195,32 @@ func (b *Batch) EncodedParts() ([][]byte, error) {
 	return [][]byte{enc}, nil
 }
 
+// pieces is an encoded request in pieces. Shares and clones of a batch point to the same pieces,
+// so that the join happens once however many branches need one slice.
+type pieces struct {
+	parts  [][]byte
+	size   int
+	once   sync.Once
+	joined []byte
+}
+
+func newPieces(parts [][]byte) *pieces {
+	p := &pieces{parts: parts}
+	for _, part := range parts {
+		p.size += len(part)
+	}
+	return p
+}
+
+func (p *pieces) join() []byte {
+	p.once.Do(func() { p.joined = bytes.Join(p.parts, nil) }) // Join does not zero before copying
+	return p.joined
+}
+
 // join makes the encoded form one slice.
 func (b *Batch) join() {
 	if b.segs != nil {
-		b.enc, b.segs = bytes.Join(b.segs, nil), nil // bytes.Join does not zero before copying
+		b.enc, b.segs = b.segs.join(), nil
 	}
 }
 
@@ -431,12 +450,16 @@ func Concat(parts []*Batch) (*Batch, error) {
 		// No copy: the parts' requests become the pieces of the result.
 		n := 0
 		for _, p := range parts {
-			n += max(len(p.segs), 1)
+			if p.segs != nil {
+				n += len(p.segs.parts)
+			} else {
+				n++
+			}
 		}
 		segs := make([][]byte, 0, n)
 		for _, p := range parts {
 			if p.segs != nil {
-				segs = append(segs, p.segs...)
+				segs = append(segs, p.segs.parts...)
 			} else if len(p.enc) > 0 {
 				segs = append(segs, p.enc)
 			}
@@ -447,7 +470,7 @@ func Concat(parts []*Batch) (*Batch, error) {
 		case 1:
 			return &Batch{sig: sig, items: items, enc: segs[0], hasEnc: true}, nil
 		}
-		return &Batch{sig: sig, items: items, segs: segs, hasEnc: true}, nil
+		return &Batch{sig: sig, items: items, segs: newPieces(segs), hasEnc: true}, nil
 	}
 	// bytes.Join allocates without zeroing first: these are the largest copies a relay makes.
 	if allRW {

@@ -566,10 +566,16 @@ func TestConcatPieces(t *testing.T) {
 				t.Errorf("Items() = %d, EncodedSize() = %d; want 27, %d", all.Items(), all.EncodedSize(), len(want))
 			}
 			clone, share := all.Clone(), all.Share()
+			var joined [][]byte
 			for name, b := range map[string]*batch.Batch{"clone": clone, "share": share} {
-				if enc, err := b.Encoded(); err != nil || !bytes.Equal(enc, want) {
+				enc, err := b.Encoded()
+				if err != nil || !bytes.Equal(enc, want) {
 					t.Errorf("%s: Encoded() differs from the parts laid end to end (%v)", name, err)
 				}
+				joined = append(joined, enc)
+			}
+			if len(joined) == 2 && &joined[0][0] != &joined[1][0] {
+				t.Error("a clone and a share of one batch each joined the pieces: two copies")
 			}
 			// Joining the share's pieces left the original in pieces.
 			if p, _ := all.EncodedParts(); len(p) != 9 {

@@ -18,7 +18,7 @@ const errLogEvery = 10 * time.Second
 
 // processor buffers batches and sends them on joined. Consume only appends under a short lock;
 // joining, splitting and the downstream call happen outside it, in whichever goroutine tipped
-// the size over (a pipeline worker) or in the timer loop.
+// the size over (a receiver's goroutine or a pipeline worker) or in the timer loop.
 type processor struct {
 	set     component.Settings
 	sig     batch.Signal
