@@ -566,15 +566,15 @@ func TestConcatPieces(t *testing.T) {
 				t.Errorf("Items() = %d, EncodedSize() = %d; want 27, %d", all.Items(), all.EncodedSize(), len(want))
 			}
 			clone, share := all.Clone(), all.Share()
-			var joined [][]byte
+			var copies [][]byte
 			for name, b := range map[string]*batch.Batch{"clone": clone, "share": share} {
 				enc, err := b.Encoded()
 				if err != nil || !bytes.Equal(enc, want) {
 					t.Errorf("%s: Encoded() differs from the parts laid end to end (%v)", name, err)
 				}
-				joined = append(joined, enc)
+				copies = append(copies, enc)
 			}
-			if len(joined) == 2 && &joined[0][0] != &joined[1][0] {
+			if len(copies) == 2 && &copies[0][0] != &copies[1][0] {
 				t.Error("a clone and a share of one batch each joined the pieces: two copies")
 			}
 			// Joining the share's pieces left the original in pieces.
