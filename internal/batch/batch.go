@@ -448,15 +448,7 @@ func Concat(parts []*Batch) (*Batch, error) {
 	}
 	if allEnc {
 		// No copy: the parts' requests become the pieces of the result.
-		n := 0
-		for _, p := range parts {
-			if p.segs != nil {
-				n += len(p.segs.parts)
-			} else {
-				n++
-			}
-		}
-		segs := make([][]byte, 0, n)
+		segs := make([][]byte, 0, len(parts))
 		for _, p := range parts {
 			if p.segs != nil {
 				segs = append(segs, p.segs.parts...)

@@ -43,8 +43,7 @@ var gzipWriters = sync.Pool{New: func() any {
 
 // zstdEncoder is shared: EncodeAll is safe for concurrent use and keeps its own internal pool.
 var zstdEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
-	return zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
-		zstd.WithWindowSize(1<<20), zstd.WithEncoderCRC(false)) // no checksum: see otlpgrpc's zstd
+	return zstd.NewWriter(nil, otlpgrpc.ZstdEncoderOptions()...)
 })
 
 // Compress appends src compressed with c to dst and returns the result. With no compression it
