@@ -16,7 +16,36 @@ type Config struct {
 	Receivers  map[component.ID]component.Config
 	Processors map[component.ID]component.Config
 	Exporters  map[component.ID]component.Config
-	Service    Service
+	// ExporterAcks holds the `acknowledgements` key of the exporters that set one.
+	ExporterAcks map[component.ID]component.AckMode
+	Service      Service
+}
+
+// AckMode is the acknowledgement mode of the hand-off from pipeline pid to exporter exp: the
+// exporter's own `acknowledgements` if it sets one, else the pipeline's, else durable.
+func (c *Config) AckMode(pid PipelineID, exp component.ID) component.AckMode {
+	if m, ok := c.ExporterAcks[exp]; ok {
+		return m
+	}
+	if p := c.Service.Pipelines[pid]; p != nil && p.Acknowledgements != nil {
+		return *p.Acknowledgements
+	}
+	return component.AckDurable
+}
+
+// AcksNone reports whether every exporter of pipeline pid is in mode none: the pipeline then
+// carries no acknowledgements at all.
+func (c *Config) AcksNone(pid PipelineID) bool {
+	p := c.Service.Pipelines[pid]
+	if p == nil {
+		return false
+	}
+	for _, exp := range p.Exporters {
+		if c.AckMode(pid, exp) != component.AckNone {
+			return false
+		}
+	}
+	return len(p.Exporters) > 0
 }
 
 // Service wires components into pipelines and configures Vigil's own telemetry.
@@ -43,6 +72,9 @@ type Pipeline struct {
 	Receivers  []component.ID
 	Processors []component.ID
 	Exporters  []component.ID
+	// Acknowledgements is the pipeline's `acknowledgements` key (nil: not set): the mode of its
+	// exporters that set none of their own.
+	Acknowledgements *component.AckMode
 }
 
 // Telemetry is service.telemetry.

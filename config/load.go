@@ -33,9 +33,10 @@ func Load(file string, data []byte, f component.Factories) (*Config, error) {
 }
 
 type rawPipeline struct {
-	Receivers  []string `yaml:"receivers"`
-	Processors []string `yaml:"processors"`
-	Exporters  []string `yaml:"exporters"`
+	Receivers        []string `yaml:"receivers"`
+	Processors       []string `yaml:"processors"`
+	Exporters        []string `yaml:"exporters"`
+	Acknowledgements *string  `yaml:"acknowledgements"`
 }
 
 type rawService struct {
@@ -60,9 +61,10 @@ func load(file string, data []byte, f component.Factories, exp *expander) (*Conf
 	exp.expandNode(root, "", errs)
 
 	cfg := &Config{
-		Receivers:  map[component.ID]component.Config{},
-		Processors: map[component.ID]component.Config{},
-		Exporters:  map[component.ID]component.Config{},
+		Receivers:    map[component.ID]component.Config{},
+		Processors:   map[component.ID]component.Config{},
+		Exporters:    map[component.ID]component.Config{},
+		ExporterAcks: map[component.ID]component.AckMode{},
 	}
 	var svcNode *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
@@ -79,6 +81,7 @@ func load(file string, data []byte, f component.Factories, exp *expander) (*Conf
 				return p.NewConfig, ok
 			})
 		case "exporters":
+			takeExporterAcks(val, errs, cfg.ExporterAcks)
 			decodeSection(val, "exporters", errs, exp, cfg.Exporters, func(t string) (func() component.Config, bool) {
 				e, ok := f.Exporters[t]
 				return e.NewConfig, ok
@@ -249,7 +252,51 @@ func decodeService(n *yaml.Node, cfg *Config, f component.Factories, errs *errLi
 			r, ok := f.Exporters[t]
 			return r.Signals, ok
 		}, sig, true)
+		if rp.Acknowledgements != nil {
+			m, err := component.ParseAckMode(*rp.Acknowledgements)
+			if err != nil {
+				errs.add(lineOf(n, "pipelines."+name+".acknowledgements"), path+".acknowledgements", err)
+			} else {
+				p.Acknowledgements = &m
+			}
+		}
 		cfg.Service.Pipelines[PipelineID{Signal: sig, Name: pname}] = p
+	}
+}
+
+// takeExporterAcks takes the `acknowledgements` key, which every exporter has whatever its
+// type, out of each exporter's section before the section is decoded into the exporter's own
+// config, and records its mode.
+func takeExporterAcks(n *yaml.Node, errs *errList, out map[component.ID]component.AckMode) {
+	if n.Kind != yaml.MappingNode {
+		return // decodeSection reports it
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, val := n.Content[i], n.Content[i+1]
+		if val.Kind != yaml.MappingNode {
+			continue
+		}
+		for j := 0; j+1 < len(val.Content); j += 2 {
+			k, v := val.Content[j], val.Content[j+1]
+			if k.Value != "acknowledgements" {
+				continue
+			}
+			val.Content = append(val.Content[:j:j], val.Content[j+2:]...)
+			path := "exporters." + key.Value + ".acknowledgements"
+			if v.Kind != yaml.ScalarNode {
+				errs.add(v, path, errors.New("must be durable, end_to_end or none"))
+				break
+			}
+			m, err := component.ParseAckMode(v.Value)
+			if err != nil {
+				errs.add(v, path, err)
+				break
+			}
+			if id, err := component.ParseID(key.Value); err == nil {
+				out[id] = m
+			}
+			break
+		}
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/internal/agent"
 	"github.com/vigilhq/vigil/internal/component"
+	"github.com/vigilhq/vigil/internal/pipeline"
 	"github.com/vigilhq/vigil/internal/selftelemetry"
 )
 
@@ -122,11 +123,15 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vigil: %v\n", err)
 		return 1
 	}
-	if _, err := loadConfig(*path, f); err != nil {
+	cfg, err := loadConfig(*path, f)
+	if err != nil {
 		printConfigError(stderr, err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: valid\n", *path)
+	for _, line := range pipeline.ExplainAcks(cfg, f) {
+		fmt.Fprintln(stdout, line)
+	}
 	return 0
 }
 

@@ -26,7 +26,7 @@ func (c *Config) Validate() error {
 	return errors.Join(c.Client.Validate(), c.Sender.Validate())
 }
 
-var _ component.Durable = (*Config)(nil)
+var _ component.AckPointer = (*Config)(nil)
 
-// Durable reports whether the sending queue is persistent (component.Durable).
-func (c *Config) Durable() bool { return c.Sender.Durable() }
+// AckPoint says what an acknowledgement means in mode m (component.AckPointer).
+func (c *Config) AckPoint(m component.AckMode) string { return c.Sender.AckPoint(m) }

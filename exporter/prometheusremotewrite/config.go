@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/client"
+	"github.com/vigilhq/vigil/internal/component"
 	"github.com/vigilhq/vigil/internal/promrw"
 	"github.com/vigilhq/vigil/internal/queue"
 	"github.com/vigilhq/vigil/internal/sender"
@@ -136,3 +137,8 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+var _ component.AckPointer = (*Config)(nil)
+
+// AckPoint says what an acknowledgement means in mode m (component.AckPointer).
+func (c *Config) AckPoint(m component.AckMode) string { return c.Sender.AckPoint(m) }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/vigilhq/vigil/internal/ack"
 	"github.com/vigilhq/vigil/internal/promconv"
 	"github.com/vigilhq/vigil/internal/promrw"
 
@@ -29,9 +30,17 @@ import (
 // Concat of encoded batches copies nothing: the result keeps its parts' requests as pieces, which
 // EncodedParts hands to an exporter that can write them one after the other (gRPC compresses and
 // frames a message given in pieces); Encoded joins them the first time someone needs one slice.
+//
+// Acknowledgements: a batch carries the completion handles (Acks) of the client requests whose
+// items it holds. Batches made from it (Share, Clone, Split, Concat) carry them too; a processor
+// that builds a new batch from an old one passes them on with SetAcks. See package ack for who
+// holds them and when.
 type Batch struct {
 	sig   Signal
 	items int
+
+	acks     ack.Set
+	endToEnd bool
 
 	enc    []byte  // valid when hasEnc and segs is nil
 	segs   *pieces // when hasEnc: the encoded form in pieces (whole requests), joined on demand
@@ -93,6 +102,22 @@ func (b *Batch) Signal() Signal { return b.sig }
 
 // Items is the number of spans, metric data points or log records.
 func (b *Batch) Items() int { return b.items }
+
+// Acks returns the completion handles of the requests whose data b holds. The Set is shared:
+// callers must not change it.
+func (b *Batch) Acks() ack.Set { return b.acks }
+
+// SetAcks makes b carry s: a receiver attaches its request's handle, and a processor that
+// replaces a batch with a new one passes the old one's handles on.
+func (b *Batch) SetAcks(s ack.Set) { b.acks = s }
+
+// EndToEnd reports whether the exporter taking b must hold its acknowledgements until the
+// backend accepted the data (acknowledgements: end_to_end), rather than until the data is in
+// its queue. The pipeline sets it on the hand-off to each exporter.
+func (b *Batch) EndToEnd() bool { return b.endToEnd }
+
+// SetEndToEnd sets what EndToEnd reports.
+func (b *Batch) SetEndToEnd(on bool) { b.endToEnd = on }
 
 // IsEncoded reports whether the encoded form is available without work.
 func (b *Batch) IsEncoded() bool { return b.hasEnc }
@@ -375,7 +400,7 @@ func (b *Batch) Recount() {
 // Encoded bytes are shared (they are immutable); decoded data is copied only when it is the sole
 // representation.
 func (b *Batch) Clone() *Batch {
-	c := &Batch{sig: b.sig, items: b.items}
+	c := &Batch{sig: b.sig, items: b.items, acks: b.acks, endToEnd: b.endToEnd}
 	if b.hasEnc || b.hasRW {
 		c.enc, c.segs, c.hasEnc = b.enc, b.segs, b.hasEnc
 		c.rw, c.hasRW = b.rw, b.hasRW
@@ -428,7 +453,7 @@ func (b *Batch) Share() *Batch {
 // Concat joins batches of one signal into one, consuming them. When every part has its encoded
 // form (or every part its remote-write form) the result is the concatenation of the bytes (a
 // valid request, by protobuf's rules for repeated fields) and nothing is decoded; otherwise the
-// parts are merged as pdata.
+// parts are merged as pdata. The result carries every part's acknowledgements.
 func Concat(parts []*Batch) (*Batch, error) {
 	switch len(parts) {
 	case 0:
@@ -436,6 +461,32 @@ func Concat(parts []*Batch) (*Batch, error) {
 	case 1:
 		return parts[0], nil
 	}
+	out, err := concat(parts)
+	if err != nil {
+		return nil, err
+	}
+	n, with := 0, -1
+	for i, p := range parts {
+		out.endToEnd = out.endToEnd || p.endToEnd
+		if len(p.acks) > 0 {
+			n += len(p.acks)
+			with = i
+		}
+	}
+	switch {
+	case n == 0:
+	case n == len(parts[with].acks): // one part has them all
+		out.acks = parts[with].acks
+	default:
+		out.acks = make(ack.Set, 0, n)
+		for _, p := range parts {
+			out.acks = append(out.acks, p.acks...)
+		}
+	}
+	return out, nil
+}
+
+func concat(parts []*Batch) (*Batch, error) {
 	sig := parts[0].sig
 	allEnc, allRW, items := true, true, 0
 	for _, p := range parts {

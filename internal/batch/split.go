@@ -22,7 +22,21 @@ import (
 //
 // Resource entries without items and unknown top-level request fields that sit next to an oversize
 // resource may be left out of the parts: they carry no items. On error b is left unchanged.
+//
+// Every part carries all of b's acknowledgements (Acks): a request's handle is held once per
+// part, so it completes only when every part is done, whichever parts its items went to.
 func Split(b *Batch, max int) ([]*Batch, error) {
+	parts, err := split(b, max)
+	if err != nil || len(parts) < 2 {
+		return parts, err
+	}
+	for _, p := range parts {
+		p.acks, p.endToEnd = b.acks, b.endToEnd
+	}
+	return parts, nil
+}
+
+func split(b *Batch, max int) ([]*Batch, error) {
 	if max <= 0 {
 		return nil, fmt.Errorf("split %s: max must be > 0, got %d", b.sig, max)
 	}

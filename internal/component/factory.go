@@ -3,6 +3,7 @@ package component
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/vigilhq/vigil/internal/batch"
 )
@@ -23,17 +24,25 @@ type ProcessorFactory struct {
 	// MutatesData tells fan-out to hand this pipeline its own copy of shared data.
 	MutatesData bool
 	// Buffers says the processor answers its caller before the data moved on (it holds batches
-	// to join them). In front of a persistent exporter queue that breaks the durability boundary,
-	// and the agent warns about it.
+	// to join them). It must then hold the acknowledgements of what it buffers (package ack)
+	// until its send is done; `vigil validate` says how long a client may wait for it (the
+	// config's Holding.MaxHold).
 	Buffers   bool
 	NewConfig func() Config
 	Create    func(set Settings, cfg Config, sig batch.Signal, next Consumer) (Processor, error)
 }
 
-// Durable is implemented by exporter configs that can make data crash-safe (a persistent sending
-// queue): when Durable returns true, an acknowledgement means the data is on disk.
-type Durable interface {
-	Durable() bool
+// Holding is implemented by the configs of buffering processors: MaxHold is the longest the
+// processor holds data before sending it on (a batch timeout), which clients wait for in
+// addition under the durable and end_to_end acknowledgement modes.
+type Holding interface {
+	MaxHold() time.Duration
+}
+
+// AckPointer is implemented by exporter configs that can say what their acknowledgement means
+// in a mode ("written to the persistent queue and fsynced"), for `vigil validate`.
+type AckPointer interface {
+	AckPoint(m AckMode) string
 }
 
 // ExporterFactory creates exporters of one type.

@@ -3,6 +3,7 @@ package consumererror
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -95,4 +96,52 @@ func AsPartial(err error) (*Partial, bool) {
 		return p, true
 	}
 	return nil, false
+}
+
+// IsFinal reports whether err settles the data's fate for good: a permanent refusal or a partial
+// success. Any other error (nil aside) says the data may be sent again.
+func IsFinal(err error) bool {
+	if err == nil {
+		return false
+	}
+	_, partial := AsPartial(err)
+	return partial || IsPermanent(err)
+}
+
+// Combine joins the outcomes of several consumers of the same data (fan-out branches, the parts
+// of a split batch, the sends that carried a client's request) into the one answer its sender
+// should hear. nil errors are skipped; nil comes back when all are nil. When some outcome is
+// retryable the answer is retryable: a plain errors.Join would let a permanent refusal (or a
+// partial success) in one place win the classification, and the sender would drop data that
+// another place refused only for now. The final refusals are then kept as text only.
+func Combine(errs ...error) error {
+	var retry, final []error
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case IsFinal(err):
+			final = append(final, err)
+		default:
+			retry = append(retry, err)
+		}
+	}
+	switch {
+	case len(retry) == 0 && len(final) == 0:
+		return nil
+	case len(retry) == 0:
+		if len(final) == 1 {
+			return final[0]
+		}
+		return errors.Join(final...)
+	case len(final) == 0:
+		if len(retry) == 1 {
+			return retry[0]
+		}
+		return errors.Join(retry...)
+	}
+	text := make([]string, len(final))
+	for i, err := range final {
+		text[i] = err.Error()
+	}
+	return fmt.Errorf("%w\n%s", errors.Join(retry...), strings.Join(text, "\n"))
 }

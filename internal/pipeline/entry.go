@@ -37,6 +37,9 @@ type entry struct {
 	workers int
 	wg      sync.WaitGroup
 	stop    sync.Once
+	// dropAcks: every exporter of the pipeline is in acknowledgement mode none, so batches lose
+	// their completion handles on the way in and nothing downstream holds the client's answer.
+	dropAcks bool
 }
 
 var errStopping = errors.New("pipeline is shutting down")
@@ -90,6 +93,9 @@ func (e *entry) consume(ctx context.Context, b *batch.Batch) (err error) {
 // Consume runs b through the processors, in the caller's goroutine when nothing waits before it
 // and a slot is free, otherwise by a worker, and returns the pipeline's answer.
 func (e *entry) Consume(ctx context.Context, b *batch.Batch) error {
+	if e.dropAcks {
+		b.SetAcks(nil)
+	}
 	if err := ctx.Err(); err != nil {
 		// The client gave up already (a receiver feeding several pipelines calls the next one
 		// after its deadline passed in the first): as in work, running the batch would only

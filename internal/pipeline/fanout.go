@@ -2,9 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"strings"
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
@@ -62,28 +59,5 @@ func (f *fanout) Consume(ctx context.Context, b *batch.Batch) error {
 			errs = append(errs, err)
 		}
 	}
-	return joinBranchErrors(errs)
-}
-
-// joinBranchErrors joins the branches' errors so that the answer is retryable whenever some
-// branch did not take the batch. A plain errors.Join would let a permanent refusal (or partial
-// success) in one branch win the classification, and the client would drop data that another
-// branch refused only for now. The final refusals are then kept as text only.
-func joinBranchErrors(errs []error) error {
-	var retry, final []error
-	for _, err := range errs {
-		if _, partial := consumererror.AsPartial(err); partial || consumererror.IsPermanent(err) {
-			final = append(final, err)
-		} else {
-			retry = append(retry, err)
-		}
-	}
-	if len(retry) == 0 || len(final) == 0 {
-		return errors.Join(errs...)
-	}
-	text := make([]string, len(final))
-	for i, err := range final {
-		text[i] = err.Error()
-	}
-	return fmt.Errorf("%w\n%s", errors.Join(retry...), strings.Join(text, "\n"))
+	return consumererror.Combine(errs...)
 }

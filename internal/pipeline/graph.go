@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -41,6 +42,9 @@ type node struct {
 	comp  component.Component
 	entry *entry
 	edges []*node // downstream nodes
+	// receiver: its Shutdown waits for requests in flight, which may wait for their data to be
+	// acknowledged; it gets part of the grace period only (see Graph.Shutdown).
+	receiver bool
 }
 
 func (n *node) start(ctx context.Context, host component.Host) error {
@@ -110,11 +114,14 @@ func Build(cfg *config.Config, f component.Factories, tel *selftelemetry.Telemet
 	pipelines := map[config.PipelineID]built{}
 	for _, pid := range sortedPipelines(cfg) {
 		p := cfg.Service.Pipelines[pid]
-		warnBufferBeforeDurable(logger, pid, p, cfg, f)
 		var branches []branch
 		var down []*node
 		for _, id := range p.Exporters {
-			branches = append(branches, branch{c: expConsumers[id]})
+			c := expConsumers[id]
+			if cfg.AckMode(pid, id) == component.AckEndToEnd {
+				c = endToEnd{next: c}
+			}
+			branches = append(branches, branch{c: c})
 			down = append(down, exporters[id])
 		}
 		next := newFanout(branches)
@@ -134,6 +141,7 @@ func Build(cfg *config.Config, f component.Factories, tel *selftelemetry.Telemet
 			next = countIn{next: proc, c: set.Counters}
 		}
 		e := newEntry(opt.RingCapacity, opt.Workers, next)
+		e.dropAcks = cfg.AcksNone(pid)
 		registerRingGauges(tel.Registry, pid.String(), e)
 		n := &node{name: "pipeline " + pid.String(), entry: e, edges: down}
 		all = append(all, n)
@@ -147,6 +155,7 @@ func Build(cfg *config.Config, f component.Factories, tel *selftelemetry.Telemet
 		var down []*node
 		for _, sig := range batch.Signals {
 			var branches []branch
+			acks := false // does some pipeline fed by this receiver carry acknowledgements?
 			for _, pid := range sortedPipelines(cfg) {
 				if pid.Signal != sig || !slices.Contains(cfg.Service.Pipelines[pid].Receivers, id) {
 					continue
@@ -154,16 +163,22 @@ func Build(cfg *config.Config, f component.Factories, tel *selftelemetry.Telemet
 				b := pipelines[pid]
 				branches = append(branches, branch{c: b.entry, mutates: b.mutates})
 				down = append(down, b.node)
+				acks = acks || !cfg.AcksNone(pid)
 			}
-			if len(branches) > 0 {
-				next[sig] = countIn{next: countOut{next: newFanout(branches), c: set.Counters}, c: set.Counters}
+			if len(branches) == 0 {
+				continue
 			}
+			var c component.Consumer = countIn{next: countOut{next: newFanout(branches), c: set.Counters}, c: set.Counters}
+			if acks {
+				c = acknowledge{next: c, obs: tel.Acknowledgements(id, sig)}
+			}
+			next[sig] = c
 		}
 		rcv, err := f.Receivers[id.Type].Create(set, cfg.Receivers[id], next)
 		if err != nil {
 			return nil, fmt.Errorf("create receiver %q: %w", id, err)
 		}
-		all = append(all, &node{name: "receiver " + id.String(), comp: rcv, edges: down})
+		all = append(all, &node{name: "receiver " + id.String(), comp: rcv, edges: down, receiver: true})
 	}
 
 	order, err := topoSort(all)
@@ -197,11 +212,24 @@ func (g *Graph) Start(ctx context.Context, host component.Host) error {
 // Shutdown stops components upstream-first: receivers stop taking data, then each pipeline's
 // workers finish what its ring holds, then processors flush what they buffer, then exporters
 // drain. Every component is asked to stop even if an earlier one failed.
+//
+// Receivers get half of what is left of ctx's time: their requests in flight wait for their
+// data to be acknowledged, which under end_to_end with a dead backend would otherwise take all
+// of it and leave the exporters none to flush. A request cut short is answered with a retryable
+// error; its data stays in the pipeline and is delivered (the client's resend is a duplicate).
 func (g *Graph) Shutdown(ctx context.Context) error {
 	var errs []error
+	deadline, bounded := ctx.Deadline()
+	receiversBy := time.Now().Add(time.Until(deadline) / 2)
 	for _, n := range g.nodes {
 		g.logger.Debug("stopping", "component", n.name)
-		if err := n.shutdown(ctx); err != nil {
+		sctx, cancel := ctx, context.CancelFunc(func() {})
+		if bounded && n.receiver {
+			sctx, cancel = context.WithDeadline(ctx, receiversBy)
+		}
+		err := n.shutdown(sctx)
+		cancel()
+		if err != nil {
 			errs = append(errs, fmt.Errorf("shutdown %s: %w", n.name, err))
 		}
 	}
@@ -272,24 +300,6 @@ func usedIDs(cfg *config.Config, list func(*config.Pipeline) []component.ID) []c
 	}
 	slices.SortFunc(ids, func(a, b component.ID) int { return strings.Compare(a.String(), b.String()) })
 	return ids
-}
-
-// warnBufferBeforeDurable warns when a processor that answers before passing data on (batch)
-// sits in front of an exporter whose acknowledgements mean "on disk": a crash would lose what the
-// processor holds although its clients were told it was safe.
-func warnBufferBeforeDurable(logger *slog.Logger, pid config.PipelineID, p *config.Pipeline, cfg *config.Config, f component.Factories) {
-	for _, proc := range p.Processors {
-		if !f.Processors[proc.Type].Buffers {
-			continue
-		}
-		for _, exp := range p.Exporters {
-			if d, ok := cfg.Exporters[exp].(component.Durable); ok && d.Durable() {
-				logger.Warn("a buffering processor sits in front of a persistent queue: data it holds is acknowledged "+
-					"but lost on a crash; remove it and batch in the exporter with sending_queue.batch",
-					"pipeline", pid.String(), "processor", proc.String(), "exporter", exp.String())
-			}
-		}
-	}
 }
 
 // usedSignals lists the signals of the pipelines that name id.

@@ -147,13 +147,14 @@ func runPipeline(t *testing.T, sig batch.Signal, processors string, in []*batch.
 receivers: {src: {}}
 processors: {batch: {send_batch_size: 100000, timeout: 1h}, touch: {}}
 exporters: {capture: {}}
-service: {pipelines: {` + sig.String() + `: {receivers: [src], processors: ` + processors + `, exporters: [capture]}}}
+service: {pipelines: {` + sig.String() + `: {receivers: [src], processors: ` + processors + `, exporters: [capture], acknowledgements: none}}}
 `
 	cfg, err := config.Load("identity.yaml", []byte(yaml), f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One worker keeps the arrival order at the batch processor equal to the send order.
+	// One worker keeps the arrival order at the batch processor equal to the send order, and
+	// acknowledgements: none lets each request return before the shutdown flush.
 	g, err := pipeline.Build(cfg, f, selftelemetry.New(selftelemetry.Build{}), slog.New(slog.NewTextHandler(io.Discard, nil)),
 		pipeline.Options{Workers: 1})
 	if err != nil {

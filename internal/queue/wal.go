@@ -13,7 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vigilhq/vigil/internal/ack"
 	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/consumererror"
 	"github.com/vigilhq/vigil/internal/promrw"
 )
 
@@ -81,6 +83,10 @@ type entry struct {
 	items int
 	at    int64 // enqueue time, unix nanoseconds
 	b     *batch.Batch
+	// acks are the completion handles the batch carried into Put (an end_to_end exporter holds
+	// them until delivery); a batch read back from disk gets them again. Records replayed from
+	// an earlier run have none: their clients were answered, or gave up, long ago.
+	acks  ack.Set
 	state entryState
 }
 
@@ -495,6 +501,7 @@ func (w *wal) Put(ctx context.Context, b *batch.Batch) error {
 		disk:  int64(frameLen + payloadHeaderLen + len(enc)),
 		units: w.opts.units(b, len(enc)),
 		items: b.Items(),
+		acks:  b.Acks(),
 		state: staged,
 	}
 
@@ -544,6 +551,8 @@ func (w *wal) reportDrops(dropped []*entry) {
 				var err error
 				if b, err = w.read(e); err != nil {
 					w.noteLost(e, err)
+				} else {
+					b.SetAcks(e.acks)
 				}
 			}
 			if b != nil {
@@ -562,6 +571,7 @@ func (w *wal) reportDrops(dropped []*entry) {
 // with w.mu; e no longer holds a reservation.
 func (w *wal) retire(e *entry) {
 	e.state = acked
+	e.acks = nil
 	w.uncache(e)
 	if seg := e.seg; seg != nil {
 		seg.live--
@@ -621,6 +631,7 @@ func (w *wal) Get(ctx context.Context) (*batch.Batch, func(bool), bool) {
 				// The record passed its checksum at open or was written by this process, so the
 				// disk changed under us. It cannot be delivered; say so and move on.
 				w.noteLost(e, err)
+				e.acks.Release(consumererror.NewPermanent(fmt.Errorf("persistent queue lost the record: %w", err)))
 				w.mu.Lock()
 				w.inflight--
 				w.unhold(e)
@@ -631,6 +642,7 @@ func (w *wal) Get(ctx context.Context) (*batch.Batch, func(bool), bool) {
 				w.mu.Unlock()
 				continue
 			}
+			b.SetAcks(e.acks)
 		}
 		return b, w.doneFunc(e), true
 	}

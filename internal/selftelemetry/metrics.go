@@ -2,6 +2,7 @@ package selftelemetry
 
 import (
 	"runtime"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -20,6 +21,8 @@ type Build struct {
 type Telemetry struct {
 	Registry *prometheus.Registry
 	items    [4]*prometheus.CounterVec // indexed by component.Outcome
+	ackWait  *prometheus.HistogramVec
+	ackGave  *prometheus.CounterVec
 }
 
 var outcomeNames = [4]string{
@@ -55,7 +58,47 @@ func New(build Build) *Telemetry {
 		}, []string{"kind", "component", "pipeline", "signal"})
 		reg.MustRegister(t.items[o])
 	}
+	t.ackWait = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "vigil_receiver_acknowledgement_wait_seconds",
+		Help: "How long a receiver's requests waited, after the pipeline took them, for their data to be acknowledged " +
+			"(buffering processors done, end_to_end exporters delivered); 0 when nothing held them.",
+		Buckets: []float64{0, .001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"component", "signal"})
+	t.ackGave = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_receiver_acknowledgements_abandoned_total",
+		Help: "Requests whose client stopped waiting (deadline, disconnect, shutdown) before their data was acknowledged. " +
+			"The data is still delivered; the client was told to retry, so expect it again (a duplicate).",
+	}, []string{"component", "signal"})
+	reg.MustRegister(t.ackWait, t.ackGave)
 	return t
+}
+
+// AckObserver records the acknowledgement waits of one receiver and signal.
+type AckObserver struct {
+	wait prometheus.Observer
+	gave prometheus.Counter
+}
+
+// Acknowledgements returns the observer for receiver id's requests of sig.
+func (t *Telemetry) Acknowledgements(id component.ID, sig batch.Signal) AckObserver {
+	return AckObserver{
+		wait: t.ackWait.WithLabelValues(id.String(), sig.String()),
+		gave: t.ackGave.WithLabelValues(id.String(), sig.String()),
+	}
+}
+
+// Waited records one request's wait.
+func (o AckObserver) Waited(d time.Duration) {
+	if o.wait != nil {
+		o.wait.Observe(d.Seconds())
+	}
+}
+
+// GaveUp records a request whose client stopped waiting.
+func (o AckObserver) GaveUp() {
+	if o.gave != nil {
+		o.gave.Inc()
+	}
 }
 
 // Counters returns the counters for one component instance and the signals it handles (other

@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigilhq/vigil/internal/component"
 	"github.com/vigilhq/vigil/internal/queue"
 )
 
@@ -241,5 +242,23 @@ func (q *QueueConfig) validate() []error {
 	return errs
 }
 
-// Durable reports whether an acknowledgement means the data is on disk (component.Durable).
+// Durable reports whether an acknowledgement means the data is on disk.
 func (c *Config) Durable() bool { return c.Queue.Enabled && c.Queue.Persistent }
+
+// AckPoint says what an exporter's acknowledgement means in mode m, for `vigil validate`.
+func (c *Config) AckPoint(m component.AckMode) string {
+	q := c.Queue
+	switch {
+	case m == component.AckEndToEnd || !q.Enabled:
+		point := "the backend accepted the data"
+		if !q.Enabled {
+			point += " (sending_queue is off: the client waits for delivery and its retries)"
+		}
+		return point
+	case !q.Persistent:
+		return "the data is in the exporter's memory sending queue (lost on a crash or kill -9)"
+	case q.Fsync == queue.FsyncInterval:
+		return fmt.Sprintf("the data is written to the persistent queue in %s (fsynced within %s: safe from a crash, not from a power loss)", q.Directory, q.FsyncInterval)
+	}
+	return fmt.Sprintf("the data is written to the persistent queue in %s and fsynced", q.Directory)
+}

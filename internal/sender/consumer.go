@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/consumererror"
 	"github.com/vigilhq/vigil/internal/queue"
 )
 
@@ -140,27 +141,34 @@ func (s *Sender) consumeBatched(q queue.Queue, bc BatchConfig) {
 	}
 }
 
-// process delivers what p holds and finishes its parts with the queue.
+// process delivers what p holds, finishes its parts with the queue, and releases the
+// completion handles the sender holds for them (end_to_end) with the outcome.
 func (s *Sender) process(q queue.Queue, p *pending) {
-	finished := s.sendParts(p)
+	finished, err := s.sendParts(p)
 	for _, done := range p.dones {
 		done(finished)
+	}
+	if !finished {
+		err = s.errCutShort()
+	}
+	for _, b := range p.parts {
+		b.Acks().Release(err)
 	}
 	s.health.queueProgress(q, s.cfg.Queue.Sizer)
 }
 
-// sendParts merges p's parts, splits the result if it exceeds max_size, and delivers it.
-// It returns false when shutdown cut delivery short: a persistent queue then keeps every part
-// (some may have gone out; the next start sends them again, at least once).
-func (s *Sender) sendParts(p *pending) bool {
+// sendParts merges p's parts, splits the result if it exceeds max_size, and delivers it, and
+// returns the outcome. finished is false when shutdown cut delivery short: a persistent queue
+// then keeps every part (some may have gone out; the next start sends them again, at least once).
+func (s *Sender) sendParts(p *pending) (finished bool, err error) {
 	if s.persistent && s.stopping.Load() {
-		return false
+		return false, nil
 	}
 	if s.runCtx.Err() != nil { // Shutdown's grace period is over
 		for _, b := range p.parts {
 			s.lose(b)
 		}
-		return false
+		return false, nil
 	}
 	b := p.parts[0]
 	if len(p.parts) > 1 {
@@ -168,9 +176,10 @@ func (s *Sender) sendParts(p *pending) bool {
 		merged, err := batch.Concat(p.parts)
 		if err != nil {
 			// Only a part that cannot be decoded makes Concat fail: no retry would help.
+			err = fmt.Errorf("exporter %s: %w", s.set.ID, err)
 			s.drop(sig, p.items, dropUnmergeable)
-			s.logThrottled(slog.LevelError, "could not merge queued batches; dropping them", fmt.Errorf("exporter %s: %w", s.set.ID, err), sig, p.items)
-			return true
+			s.logThrottled(slog.LevelError, "could not merge queued batches; dropping them", err, sig, p.items)
+			return true, consumererror.NewPermanent(err)
 		}
 		b = merged
 	}
@@ -182,10 +191,12 @@ func (s *Sender) sendParts(p *pending) bool {
 			s.log.Debug("could not split an oversize batch; sending it whole", "error", err.Error())
 		}
 	}
-	finished := true
+	finished = true
+	var errs []error
 	for _, b := range sends {
-		f, _ := s.deliver(s.runCtx, b, true)
+		f, err := s.deliver(s.runCtx, b, true)
 		finished = finished && f
+		errs = append(errs, err)
 	}
-	return finished
+	return finished, consumererror.Combine(errs...)
 }

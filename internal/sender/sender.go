@@ -242,10 +242,31 @@ func (s *Sender) Start(context.Context) error {
 // drop_oldest/drop_newest policy), backpressure if the queue is full, or a retryable error if
 // it is closed or cannot write. With the queue off it delivers b and returns the outcome: nil,
 // a *consumererror.Partial, a permanent error, or a retryable one once retries are exhausted.
+//
+// Acknowledgements: a batch marked EndToEnd keeps its completion handles through the queue and
+// the sender holds them until delivery is finished (released with its outcome: nil, partial,
+// permanent, or retryable when retries ran out or shutdown cut it short). Any other batch loses
+// them on the way in: queued is as acknowledged as it gets (durable mode). From here on, a
+// batch with handles is one the sender holds.
 func (s *Sender) Consume(ctx context.Context, b *batch.Batch) error {
 	if !s.cfg.Queue.Enabled {
 		return s.consumeSync(ctx, b)
 	}
+	held := b.Acks()
+	if b.EndToEnd() {
+		held.Hold()
+	} else {
+		held = nil
+		b.SetAcks(nil)
+	}
+	err := s.consumeQueued(ctx, b)
+	if err != nil {
+		held.Release(err)
+	}
+	return err
+}
+
+func (s *Sender) consumeQueued(ctx context.Context, b *batch.Batch) error {
 	q := s.queue()
 	if q == nil || s.stopping.Load() {
 		// A persistent queue opens at Start, and closes only after its consumers stopped.
@@ -262,6 +283,7 @@ func (s *Sender) Consume(ctx context.Context, b *batch.Batch) error {
 
 func (s *Sender) enqueue(ctx context.Context, q queue.Queue, b *batch.Batch) error {
 	sig, n := b.Signal(), b.Items() // b belongs to the queue once Put succeeds
+	held := b.Acks()
 	qc := s.cfg.Queue
 	if qc.WhenFull == queue.Block && qc.BlockTimeout > 0 {
 		var cancel context.CancelFunc
@@ -293,6 +315,8 @@ func (s *Sender) enqueue(ctx context.Context, q queue.Queue, b *batch.Batch) err
 			// The operator chose shedding over backpressure: the client is not asked to retry.
 			s.drop(sig, n, dropQueueFull)
 			s.logThrottled(slog.LevelWarn, "sending queue full; dropping the newest data (when_full: "+string(qc.WhenFull)+")", err, sig, n)
+			// The client is not asked to retry; one waiting end to end hears that it was dropped.
+			held.Release(consumererror.NewPermanent(fmt.Errorf("exporter %s: dropped: %w (when_full: %s)", s.set.ID, errQueueFull, qc.WhenFull)))
 			return nil
 		}
 		s.counters.Add(component.Failed, sig, n)
@@ -318,6 +342,7 @@ func (s *Sender) enqueue(ctx context.Context, q queue.Queue, b *batch.Batch) err
 func (s *Sender) onDrop(b *batch.Batch) {
 	s.health.queueFull()
 	s.drop(b.Signal(), b.Items(), dropOldest)
+	b.Acks().Release(consumererror.NewPermanent(fmt.Errorf("exporter %s: dropped: %w (when_full: drop_oldest)", s.set.ID, errQueueFull)))
 	s.logThrottled(slog.LevelWarn, "sending queue full; dropped the oldest data (when_full: drop_oldest)", errQueueFull, b.Signal(), b.Items())
 }
 
@@ -575,8 +600,20 @@ func (s *Sender) drain(q queue.Queue) {
 			return
 		}
 		s.lose(b)
+		b.Acks().Release(s.errCutShort())
 		done(false)
 	}
+}
+
+// errCutShort is what a client waiting end to end hears when shutdown stopped its data's
+// delivery: retryable, since a memory queue lost it and a persistent queue keeps it for a later
+// start (which the client cannot wait for).
+func (s *Sender) errCutShort() error {
+	what := "dropped it"
+	if s.persistent {
+		what = "kept it in the persistent queue for the next start"
+	}
+	return consumererror.NewRetryable(fmt.Errorf("exporter %s: shut down before delivering the data; %s", s.set.ID, what), 0)
 }
 
 // lose records a queued batch that shutdown kept from being delivered. A memory queue's is

@@ -36,3 +36,7 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// MaxHold is the longest a batch waits in the processor before it is sent (component.Holding):
+// timeout, or nothing when timeout is 0 (every batch is sent at once).
+func (c *Config) MaxHold() time.Duration { return c.Timeout }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
+	"github.com/vigilhq/vigil/internal/consumererror"
 )
 
 // errLogEvery bounds how often a failing downstream is logged: a dead backend would otherwise
@@ -19,6 +20,12 @@ const errLogEvery = 10 * time.Second
 // processor buffers batches and sends them on joined. Consume only appends under a short lock;
 // joining, splitting and the downstream call happen outside it, in whichever goroutine tipped
 // the size over (a receiver's goroutine or a pipeline worker) or in the timer loop.
+//
+// Acknowledgements: Consume answers before the data moved on, so it holds the completion
+// handles of every batch it buffers (ack.Set.Hold) and releases them with the outcome of the
+// send that carried the batch. A client waiting for its acknowledgement is therefore answered
+// when its data reached the exporters (durably, under the default mode), not when it reached
+// this buffer; and a refusal downstream reaches the client instead of being logged and lost.
 type processor struct {
 	set     component.Settings
 	sig     batch.Signal
@@ -77,11 +84,13 @@ func (p *processor) Start(context.Context, component.Host) error {
 }
 
 // Consume takes ownership of b and returns nil once it is buffered. Errors from downstream are
-// logged, and counted by the framework on this processor's output edge.
+// logged, counted by the framework on this processor's output edge, and released into the
+// completion handles of the batches they concern, so that waiting clients hear them.
 func (p *processor) Consume(ctx context.Context, b *batch.Batch) error {
 	if b.Signal() != p.sig {
 		return fmt.Errorf("%s: got %s in a %s pipeline", p.set.ID, b.Signal(), p.sig)
 	}
+	b.Acks().Hold() // released by send, once the send carrying b is done
 	p.mu.Lock()
 	if p.closed {
 		// Stopped: pass through rather than hold data nobody would send.
@@ -131,6 +140,9 @@ func (p *processor) take() pendingSet {
 // the size triggered the send and a cap split the result, a last part smaller than the trigger
 // goes back to the buffer to wait for more, as in the Collector. Remote-write batches are joined
 // among themselves the same way.
+//
+// Every batch in s was held in Consume; send releases those holds with the combined outcome of
+// the parts it sent. A remainder put back in the buffer is held anew, as any buffered batch.
 func (p *processor) send(ctx context.Context, s pendingSet, sizeTriggered bool) {
 	var groups [3][]*batch.Batch // by batch.Form
 	for _, b := range s.batches {
@@ -147,11 +159,13 @@ func (p *processor) send(ctx context.Context, s pendingSet, sizeTriggered bool) 
 			n := 0
 			for _, b := range group {
 				n += b.Items()
+				b.Acks().Release(consumererror.NewPermanent(err))
 			}
 			p.set.Counters.Add(component.Dropped, p.sig, n)
 			p.set.Logger.Error("cannot join batches; dropped", "error", err, "items", n)
 			continue
 		}
+		held := joined.Acks() // every part of group's holds, once each
 		parts := []*batch.Batch{joined}
 		if p.max > 0 && joined.Items() > p.max {
 			if parts, err = batch.Split(joined, p.max); err != nil {
@@ -161,16 +175,23 @@ func (p *processor) send(ctx context.Context, s pendingSet, sizeTriggered bool) 
 			}
 		}
 		if last := parts[len(parts)-1]; sizeTriggered && p.timeout > 0 && len(parts) > 1 && last.Items() < p.size {
+			// Held before it is back in the buffer, where another send may take it at once.
+			last.Acks().Hold()
 			if p.keep(last, s.firstAt) {
 				parts = parts[:len(parts)-1]
+			} else {
+				last.Acks().Release(nil) // sent below after all; held covers it
 			}
 		}
+		var errs []error
 		for _, part := range parts {
 			n := part.Items()
 			if err := p.next.Consume(ctx, part); err != nil {
 				p.errLog.Warn(p.set.Logger, "downstream refused a batch", "error", err, "items", n)
+				errs = append(errs, err)
 			}
 		}
+		held.Release(consumererror.Combine(errs...))
 	}
 }
 

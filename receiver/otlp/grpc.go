@@ -66,7 +66,8 @@ func (r *otlp) exportGRPC(ctx context.Context, sig batch.Signal, req *otlpgrpc.R
 		r.set.Logger.Debug("malformed OTLP/gRPC request", "signal", sig, "error", err)
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	res := classify(r.next[sig].Consume(ctx, b))
+	items := b.Items()
+	res := classify(r.next[sig].Consume(ctx, b), items)
 	switch {
 	case res.st != nil:
 		return nil, res.st.Err()

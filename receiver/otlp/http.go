@@ -113,7 +113,8 @@ func (r *otlp) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	res := classify(r.next[sig].Consume(req.Context(), b))
+	items := b.Items()
+	res := classify(r.next[sig].Consume(req.Context(), b), items)
 	switch {
 	case res.st != nil:
 		if res.retryAfter > 0 {

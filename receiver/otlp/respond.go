@@ -26,14 +26,23 @@ type result struct {
 	retryAfter time.Duration
 }
 
-// classify maps a pipeline error onto OTLP's answers: partial success is a success that names
-// the rejected items; permanent errors tell the client not to retry; every other error is
-// retryable, with the delay the pipeline asked for, if any.
-func classify(err error) result {
+// classify maps a pipeline error onto OTLP's answers for a request of items items: partial
+// success is a success that names the rejected items; permanent errors tell the client not to
+// retry; every other error is retryable, with the delay the pipeline asked for, if any.
+//
+// A partial success may concern a batch that merged this request with others (a batch
+// processor, queue batching): the rejected count is then capped at the request's size, an upper
+// bound of what the client lost.
+func classify(err error, items int) result {
 	if err == nil {
 		return result{httpStatus: http.StatusOK}
 	}
 	if p, ok := consumererror.AsPartial(err); ok {
+		if p.Rejected > items {
+			capped := *p // the error may be shared with other requests' handles
+			capped.Rejected = items
+			p = &capped
+		}
 		return result{partial: p, httpStatus: http.StatusOK}
 	}
 	if consumererror.IsPermanent(err) {

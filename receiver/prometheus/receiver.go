@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +48,10 @@ type receiver struct {
 	// so that a scrape being committed at shutdown still reaches the pipeline.
 	consumeCtx    context.Context
 	consumeCancel context.CancelFunc
+	// commitWait bounds how long a commit waits for its scrape to be acknowledged (the longest
+	// scrape_interval): a scrape is not done before its data is durable, but a loop stuck behind
+	// a dead backend (end_to_end) would stop scraping altogether.
+	commitWait atomic.Int64
 
 	mu      sync.Mutex
 	started bool
@@ -87,8 +92,17 @@ func newReceiver(set component.Settings, cfg *Config, next map[batch.Signal]comp
 //
 // The appender's context (the scrape pool's) is not used: it carries nothing the pipeline needs
 // and is not cancelled before the loops have stopped, which a blocked commit would prevent.
+//
+// The commit returns once the scrape is acknowledged in the sense of the pipelines' modes (for
+// the default, durable: in the exporters' queues), or fails after commitWait; its data is then
+// still delivered.
 func (r *receiver) commit(_ context.Context, body promconv.Body) error {
-	if err := r.next.Consume(r.consumeCtx, batch.FromPromRWTrusted(body.Bytes, body.Items())); err != nil {
+	ctx, cancel := r.consumeCtx, context.CancelFunc(func() {})
+	if d := time.Duration(r.commitWait.Load()); d > 0 {
+		ctx, cancel = context.WithTimeout(ctx, d)
+	}
+	defer cancel()
+	if err := r.next.Consume(ctx, batch.FromPromRWTrusted(body.Bytes, body.Items())); err != nil {
 		return fmt.Errorf("receiver %s: the pipeline refused the scrape: %w", r.set.ID, err)
 	}
 	return nil
@@ -108,9 +122,12 @@ func (r *receiver) Start(_ context.Context, host component.Host) error {
 		return fmt.Errorf("receiver %s: %w", r.set.ID, err)
 	}
 	sd := map[string]discovery.Configs{}
+	var longest time.Duration
 	for _, sc := range scfgs {
 		sd[sc.JobName] = sc.ServiceDiscoveryConfigs
+		longest = max(longest, time.Duration(sc.ScrapeInterval))
 	}
+	r.commitWait.Store(int64(longest))
 
 	routeKubernetesLogs(scfgs, r.set.Logger)
 
