@@ -199,3 +199,45 @@ func TestExpandValue(t *testing.T) {
 	f("${file:/run/secrets/key}", "file-secret-value", false)
 	f("${file:/nope}", "", true)
 }
+
+// TestAcknowledgements: the exporter's key wins over the pipeline's, which wins over the
+// durable default; the key is taken out before the exporter's own strict decode.
+func TestAcknowledgements(t *testing.T) {
+	cfg, err := load("acks.yaml", []byte(`
+receivers: {fake: {}}
+exporters:
+  sink: {acknowledgements: none}
+  sink/e2e: {acknowledgements: end_to_end}
+  sink/plain:
+service:
+  pipelines:
+    traces: {receivers: [fake], exporters: [sink, sink/e2e, sink/plain], acknowledgements: end_to_end}
+    metrics: {receivers: [fake], exporters: [sink/plain]}
+    metrics/lossy: {receivers: [fake], exporters: [sink]}
+`), testFactories(t), testExpander())
+	if err != nil {
+		t.Fatal(err)
+	}
+	traces := PipelineID{Signal: batch.Traces}
+	metrics := PipelineID{Signal: batch.Metrics}
+	lossy := PipelineID{Signal: batch.Metrics, Name: "lossy"}
+	for _, c := range []struct {
+		pid  PipelineID
+		exp  string
+		want component.AckMode
+	}{
+		{traces, "sink", component.AckNone},
+		{traces, "sink/e2e", component.AckEndToEnd},
+		{traces, "sink/plain", component.AckEndToEnd},
+		{metrics, "sink/plain", component.AckDurable},
+		{lossy, "sink", component.AckNone},
+	} {
+		id, _ := component.ParseID(c.exp)
+		if got := cfg.AckMode(c.pid, id); got != c.want {
+			t.Errorf("%s → %s: %s, want %s", c.pid, c.exp, got, c.want)
+		}
+	}
+	if cfg.AcksNone(traces) || cfg.AcksNone(metrics) || !cfg.AcksNone(lossy) {
+		t.Errorf("AcksNone: traces %v metrics %v lossy %v, want false false true", cfg.AcksNone(traces), cfg.AcksNone(metrics), cfg.AcksNone(lossy))
+	}
+}

@@ -85,7 +85,7 @@ func load(file string, data []byte, f component.Factories, exp *expander) (*Conf
 			decodeSection(val, "exporters", errs, exp, cfg.Exporters, func(t string) (func() component.Config, bool) {
 				e, ok := f.Exporters[t]
 				return e.NewConfig, ok
-			})
+			}, "acknowledgements")
 		case "service":
 			svcNode = val
 		case "extensions", "connectors":
@@ -109,7 +109,7 @@ func load(file string, data []byte, f component.Factories, exp *expander) (*Conf
 }
 
 func decodeSection(n *yaml.Node, section string, errs *errList, exp *expander,
-	out map[component.ID]component.Config, factory func(string) (func() component.Config, bool)) {
+	out map[component.ID]component.Config, factory func(string) (func() component.Config, bool), extraKeys ...string) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return
 	}
@@ -134,7 +134,7 @@ func decodeSection(n *yaml.Node, section string, errs *errList, exp *expander,
 		// Kept even when invalid, so that pipelines naming it don't add a misleading
 		// "not defined" error; a config with errors is never returned.
 		out[id] = cfg
-		if !decodeInto(val, cfg, path, errs, exp) {
+		if !decodeInto(val, cfg, path, errs, exp, extraKeys...) {
 			continue
 		}
 		if v, ok := cfg.(component.Validator); ok {
@@ -144,12 +144,12 @@ func decodeSection(n *yaml.Node, section string, errs *errList, exp *expander,
 }
 
 // decodeInto decodes n into cfg strictly; a null node keeps the defaults.
-func decodeInto(n *yaml.Node, cfg any, path string, errs *errList, exp *expander) bool {
+func decodeInto(n *yaml.Node, cfg any, path string, errs *errList, exp *expander, extraKeys ...string) bool {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return true
 	}
 	before := len(errs.errs)
-	checkKnown(n, reflect.TypeOf(cfg), path, errs)
+	checkKnown(n, reflect.TypeOf(cfg), path, errs, extraKeys...)
 	if err := n.Decode(cfg); err != nil {
 		var te *yaml.TypeError
 		if errors.As(err, &te) {

@@ -18,7 +18,10 @@ var (
 // checkKnown also normalises a bare 0 duration. It reports every mapping key in n that has no field in t, with its line and path.
 // yaml.v3 can reject unknown fields only through a Decoder, which would lose line numbers when
 // decoding a sub-tree and stops at the first one; this walk reports them all.
-func checkKnown(n *yaml.Node, t reflect.Type, path string, errs *errList) {
+//
+// extra names keys that n's own level may hold besides t's fields (the loader takes them out
+// before decoding, like every exporter's acknowledgements).
+func checkKnown(n *yaml.Node, t reflect.Type, path string, errs *errList, extra ...string) {
 	if n == nil {
 		return
 	}
@@ -43,6 +46,9 @@ func checkKnown(n *yaml.Node, t reflect.Type, path string, errs *errList) {
 		}
 		fields := map[string]reflect.Type{}
 		collectFields(t, fields)
+		for _, k := range extra {
+			fields[k] = reflect.TypeFor[string]()
+		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			key, val := n.Content[i], n.Content[i+1]
 			ft, ok := fields[key.Value]

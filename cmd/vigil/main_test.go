@@ -43,6 +43,26 @@ func TestExamplesValidate(t *testing.T) {
 	}
 }
 
+// TestValidateExplainsAcknowledgements: a valid config is followed by what each pipeline's
+// acknowledgement means.
+func TestValidateExplainsAcknowledgements(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"validate", "--config", "../../config/examples/acknowledgements.yaml"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{
+		"pipeline logs: a client is answered once every exporter has its data:",
+		"exporter otlphttp/audit: end_to_end: the backend accepted the data",
+		"pipeline metrics: acknowledgements none",
+		"exporter otlp/tempo: durable: the data is written to the persistent queue in /var/lib/vigil/queue and fsynced",
+		"processor batch holds data before sending it on; clients wait for its send (up to 5s)",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
 func TestValidateReportsEveryProblem(t *testing.T) {
 	var out, errOut bytes.Buffer
 	code := run([]string{"validate", "--config", "testdata/unknown-key.yaml"}, &out, &errOut)

@@ -32,12 +32,17 @@ type Handle struct {
 	// needs no allocation of its own.
 	self [1]*Handle
 	fn   func(error)
+	// done is nil until a Wait has to block and installs its channel; completion swaps in
+	// completed (closing a Wait's channel), so that neither side needs a lock.
+	done atomic.Pointer[chan struct{}]
 
-	mu     sync.Mutex
-	errs   []error
-	done   chan struct{} // made by a Wait that has to block; closed on completion
-	closed bool
+	nerrs atomic.Int32 // len(errs), readable without mu
+	mu    sync.Mutex
+	errs  []error
 }
+
+// completed marks a handle whose completion has run.
+var completed = new(chan struct{})
 
 // New returns a handle whose owner holds one reference.
 func New() *Handle {
@@ -66,6 +71,7 @@ func (h *Handle) Release(err error) {
 	if err != nil {
 		h.mu.Lock()
 		h.errs = append(h.errs, err)
+		h.nerrs.Add(1)
 		h.mu.Unlock()
 	}
 	if h.pending.Add(-1) == 0 {
@@ -74,16 +80,12 @@ func (h *Handle) Release(err error) {
 }
 
 func (h *Handle) complete() {
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return
+	ch := h.done.Swap(completed)
+	if ch == completed {
+		return // a stray release after completion (a bug elsewhere): complete once only
 	}
-	h.closed = true
-	ch := h.done
-	h.mu.Unlock()
 	if ch != nil {
-		close(ch)
+		close(*ch)
 	}
 	if h.fn != nil {
 		h.fn(h.Err())
@@ -95,6 +97,9 @@ func (h *Handle) Done() bool { return h.pending.Load() <= 0 }
 
 // Err is the combined outcome released into the handle so far; once Done, its result.
 func (h *Handle) Err() error {
+	if h.nerrs.Load() == 0 {
+		return nil
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch len(h.errs) {
@@ -118,16 +123,11 @@ func (h *Handle) Wait(ctx context.Context) error {
 	if h.Done() {
 		return h.Err()
 	}
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
+	ch := make(chan struct{})
+	if !h.done.CompareAndSwap(nil, &ch) {
+		// Completed meanwhile (only one owner waits, so no other channel can be there).
 		return h.Err()
 	}
-	if h.done == nil {
-		h.done = make(chan struct{})
-	}
-	ch := h.done
-	h.mu.Unlock()
 	select {
 	case <-ch:
 		return h.Err()

@@ -17,7 +17,7 @@ func ExplainAcks(cfg *config.Config, f component.Factories) []string {
 		p := cfg.Service.Pipelines[pid]
 		if cfg.AcksNone(pid) {
 			out = append(out, fmt.Sprintf("pipeline %s: acknowledgements none: a client is answered as soon as the pipeline took "+
-				"its request; data held by processors or queues is lost on a crash", pid))
+				"its request; what processors or memory queues hold when the process dies is lost", pid))
 			continue
 		}
 		var b strings.Builder

@@ -71,7 +71,9 @@ func (p *processor) Consume(ctx context.Context, b *batch.Batch) error {
 		if items <= 0 && dropped > 0 {
 			return nil
 		}
-		return p.next.Consume(ctx, batch.FromPromRWTrusted(out, items))
+		nb := batch.FromPromRWTrusted(out, items)
+		nb.SetAcks(b.Acks()) // the new body carries the old one's requests
+		return p.next.Consume(ctx, nb)
 	}
 	return p.consumePData(ctx, st, b)
 }

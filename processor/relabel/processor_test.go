@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/vigilhq/vigil/internal/ack"
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
 	"github.com/vigilhq/vigil/internal/componenttest"
@@ -208,10 +209,17 @@ func TestRemoteWriteBytes(t *testing.T) {
 	}
 	body := rwBody(t, series...)
 	p, sink, _ := newTest(t, "metric_relabel_configs: [{source_labels: [job], regex: x, target_label: job, replacement: z}]")
-	if err := p.Consume(context.Background(), batch.FromPromRWTrusted(body, 6)); err != nil {
+	in := batch.FromPromRWTrusted(body, 6)
+	h := ack.New()
+	in.SetAcks(h.Set())
+	if err := p.Consume(context.Background(), in); err != nil {
 		t.Fatal(err)
 	}
-	out, _ := received(t, sink).PromRW()
+	got := received(t, sink)
+	if acks := got.Acks(); len(acks) != 1 || acks[0] != h {
+		t.Errorf("the rewritten batch carries %v, want the input's handle", acks)
+	}
+	out, _ := got.PromRW()
 	var before, after []promrw.SeriesV1
 	collect := func(b []byte, dst *[]promrw.SeriesV1) {
 		if err := promrw.ScanV1(b, func(s promrw.SeriesV1) error { *dst = append(*dst, s); return nil }); err != nil {

@@ -201,7 +201,9 @@ func (l *limiter) Consume(ctx context.Context, b *batch.Batch) error {
 		if items <= 0 {
 			return nil
 		}
-		return l.next.Consume(ctx, batch.FromPromRWTrusted(out, items))
+		nb := batch.FromPromRWTrusted(out, items)
+		nb.SetAcks(b.Acks()) // the new body carries the old one's requests
+		return l.next.Consume(ctx, nb)
 	}
 	return l.consumePData(ctx, b)
 }

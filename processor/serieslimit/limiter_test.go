@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.uber.org/goleak"
 
+	"github.com/vigilhq/vigil/internal/ack"
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
 	"github.com/vigilhq/vigil/internal/componenttest"
@@ -85,12 +86,17 @@ func (fx *fixture) send(t testing.TB, idx ...int) []string {
 	t.Helper()
 	before := len(fx.sink.Batches())
 	b := batch.FromPromRWTrusted(rwBody(idx...), 2*len(idx))
+	h := ack.New()
+	b.SetAcks(h.Set())
 	if err := fx.l.Consume(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
 	bs := fx.sink.Batches()
 	if len(bs) == before {
 		return nil
+	}
+	if acks := bs[len(bs)-1].Acks(); len(acks) != 1 || acks[0] != h {
+		t.Errorf("the batch passed on carries %v, want the input's handle", acks)
 	}
 	out, _ := bs[len(bs)-1].PromRW()
 	var names []string
