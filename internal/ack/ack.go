@@ -32,17 +32,22 @@ type Handle struct {
 	// needs no allocation of its own.
 	self [1]*Handle
 	fn   func(error)
-	// done is nil until a Wait has to block and installs its channel; completion swaps in
-	// completed (closing a Wait's channel), so that neither side needs a lock.
-	done atomic.Pointer[chan struct{}]
+	// state is waitNone until a Wait has to block and publishes done (waitBlocked), and
+	// waitCompleted once completion ran (closing done if a Wait was blocked on it): neither
+	// side needs a lock.
+	state atomic.Int32
+	done  chan struct{}
 
 	nerrs atomic.Int32 // len(errs), readable without mu
 	mu    sync.Mutex
 	errs  []error
 }
 
-// completed marks a handle whose completion has run.
-var completed = new(chan struct{})
+const (
+	waitNone int32 = iota
+	waitBlocked
+	waitCompleted
+)
 
 // New returns a handle whose owner holds one reference.
 func New() *Handle {
@@ -80,12 +85,11 @@ func (h *Handle) Release(err error) {
 }
 
 func (h *Handle) complete() {
-	ch := h.done.Swap(completed)
-	if ch == completed {
+	switch h.state.Swap(waitCompleted) {
+	case waitCompleted:
 		return // a stray release after completion (a bug elsewhere): complete once only
-	}
-	if ch != nil {
-		close(*ch)
+	case waitBlocked:
+		close(h.done) // published by Wait before its CompareAndSwap
 	}
 	if h.fn != nil {
 		h.fn(h.Err())
@@ -117,19 +121,19 @@ var ErrGaveUp = errors.New("stopped waiting for the data to be acknowledged")
 // Wait blocks until the handle completes, and returns its result, or until ctx ends, and then
 // returns a retryable error wrapping ErrGaveUp and ctx's error: the data is not lost (whoever
 // holds it goes on delivering it), but the client was not told it is safe and will send it
-// again. The owner calls Wait after its Release. When nothing holds the handle any more, Wait
-// neither blocks nor allocates.
+// again. The owner calls Wait once, after its Release. When nothing holds the handle any more,
+// Wait neither blocks nor allocates.
 func (h *Handle) Wait(ctx context.Context) error {
 	if h.Done() {
 		return h.Err()
 	}
-	ch := make(chan struct{})
-	if !h.done.CompareAndSwap(nil, &ch) {
-		// Completed meanwhile (only one owner waits, so no other channel can be there).
+	h.done = make(chan struct{})
+	if !h.state.CompareAndSwap(waitNone, waitBlocked) {
+		// Completed meanwhile (only the owner waits, once, so nobody else blocked).
 		return h.Err()
 	}
 	select {
-	case <-ch:
+	case <-h.done:
 		return h.Err()
 	case <-ctx.Done():
 		return consumererror.NewRetryable(errors.Join(ErrGaveUp, context.Cause(ctx)), 0)

@@ -29,6 +29,8 @@ type holder struct {
 	got    []*batch.Batch
 	e2e    []bool
 	refuse error
+	// autoDeliver (benchmarks): deliver every batch at once and keep nothing.
+	autoDeliver bool
 }
 
 func (h *holder) Start(context.Context, component.Host) error { return nil }
@@ -38,6 +40,9 @@ func (h *holder) Consume(_ context.Context, b *batch.Batch) error {
 	defer h.mu.Unlock()
 	if h.refuse != nil {
 		return h.refuse
+	}
+	if h.autoDeliver {
+		return nil // delivered before Consume returns: nothing to hold
 	}
 	if b.EndToEnd() {
 		b.Acks().Hold()
@@ -74,7 +79,7 @@ type ackWorld struct {
 	factories component.Factories
 }
 
-func ackFactories(t *testing.T, w *ackWorld) component.Factories {
+func ackFactories(t testing.TB, w *ackWorld) component.Factories {
 	t.Helper()
 	f, err := component.MakeFactories(
 		[]component.ReceiverFactory{{
@@ -104,6 +109,11 @@ func ackFactories(t *testing.T, w *ackWorld) component.Factories {
 
 // startAcks builds and starts yaml's graph; the returned stop shuts it down.
 func startAcks(t *testing.T, yaml string) (*ackWorld, func()) {
+	t.Helper()
+	return startAcksB(t, yaml)
+}
+
+func startAcksB(t testing.TB, yaml string) (*ackWorld, func()) {
 	t.Helper()
 	w := &ackWorld{receivers: map[string]map[batch.Signal]component.Consumer{}, exporters: map[string]*holder{}}
 	w.factories = ackFactories(t, w)
