@@ -197,3 +197,165 @@ func BenchmarkConsumeWithAcks(b *testing.B) {
 		})
 	}
 }
+
+// TestIdleTimeout: while a client waits for pending data, the buffer is sent once no batch
+// arrived for idle_timeout; without a waiting client (acknowledgements: none) only the size
+// and the timeout send, as in the Collector.
+func TestIdleTimeout(t *testing.T) {
+	cfg := &Config{SendBatchSize: 100, Timeout: time.Second, IdleTimeout: 10 * time.Millisecond}
+	t.Run("clients waiting", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			sink := &componenttest.Sink{}
+			p := start(t, cfg, sink, settings())
+			b1, h1 := withHandle(encoded(t, 1, 2, 0))
+			consume(t, p, b1)
+			h1.Release(nil)
+			time.Sleep(6 * time.Millisecond)
+			b2, h2 := withHandle(encoded(t, 1, 2, 2)) // moves the idle deadline to 16ms
+			consume(t, p, b2)
+			h2.Release(nil)
+			time.Sleep(9 * time.Millisecond)
+			synctest.Wait()
+			if sink.Items() != 0 {
+				t.Fatalf("sent %v while batches were still arriving", sizes(sink))
+			}
+			time.Sleep(time.Millisecond)
+			synctest.Wait()
+			if got := sizes(sink); !slices.Equal(got, []int{4}) || !h1.Done() || !h2.Done() {
+				t.Fatalf("10ms after the last batch: sent %v, done %v %v; want [4], both done", got, h1.Done(), h2.Done())
+			}
+			shutdown(t, p)
+		})
+	})
+	t.Run("nobody waiting", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			sink := &componenttest.Sink{}
+			p := start(t, cfg, sink, settings())
+			consume(t, p, encoded(t, 1, 2, 0))
+			time.Sleep(999 * time.Millisecond)
+			synctest.Wait()
+			if sink.Items() != 0 {
+				t.Fatalf("sent %v before the timeout with no client waiting", sizes(sink))
+			}
+			time.Sleep(time.Millisecond)
+			synctest.Wait()
+			if got := sizes(sink); !slices.Equal(got, []int{2}) {
+				t.Fatalf("at the timeout sent %v, want [2]", got)
+			}
+			shutdown(t, p)
+		})
+	})
+	t.Run("a waiting client joins", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			sink := &componenttest.Sink{}
+			p := start(t, cfg, sink, settings())
+			consume(t, p, encoded(t, 1, 2, 0)) // nobody waits: the loop sleeps until the timeout
+			time.Sleep(500 * time.Millisecond)
+			b, h := withHandle(encoded(t, 1, 2, 2))
+			consume(t, p, b)
+			h.Release(nil)
+			time.Sleep(10 * time.Millisecond)
+			synctest.Wait()
+			if got := sizes(sink); !slices.Equal(got, []int{4}) || !h.Done() {
+				t.Fatalf("idle_timeout after the waiting client's batch: sent %v, done %v; want [4], done", got, h.Done())
+			}
+			shutdown(t, p)
+		})
+	})
+}
+
+// TestAdaptiveIdle: the default idle timeout learns from the traffic. Clients that each wait
+// for their answer before sending again (a closed loop) are answered soon after the last of
+// them sent, whether there are several or one; steady traffic (an open loop) keeps filling its
+// batches up to send_batch_size.
+func TestAdaptiveIdle(t *testing.T) {
+	// closedLoop runs clients that each send a 100-item request, wait for its answer and send
+	// the next one turnaround later, for rounds answers each, and returns the slowest and the
+	// median answer once the processor has learnt.
+	closedLoop := func(t *testing.T, clients, rounds int, turnaround time.Duration) (slowest, median time.Duration, sizes []int) {
+		var waits []time.Duration
+		sink := &componenttest.Sink{}
+		p := start(t, NewConfig(), sink, settings())
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for c := range clients {
+			wg.Go(func() {
+				for r := range rounds {
+					b, h := withHandle(encoded(t, 1, 100, (c*rounds+r)*100))
+					sent := time.Now()
+					if err := p.Consume(context.Background(), b); err != nil {
+						t.Error(err)
+						return
+					}
+					h.Release(nil)
+					for !h.Done() {
+						time.Sleep(100 * time.Microsecond)
+					}
+					if r > 5 { // once learnt
+						mu.Lock()
+						slowest = max(slowest, time.Since(sent))
+						waits = append(waits, time.Since(sent))
+						mu.Unlock()
+					}
+					time.Sleep(turnaround + time.Duration(c)*100*time.Microsecond)
+				}
+			})
+		}
+		wg.Wait()
+		shutdown(t, p)
+		slices.Sort(waits)
+		return slowest, waits[len(waits)/2], sizesOf(sink)
+	}
+	t.Run("one client", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			slowest, median, _ := closedLoop(t, 1, 60, time.Millisecond)
+			// The lower bound (1ms) and the 100µs the test polls at; a probe now and then
+			// lingers for twice the client's gap.
+			if median > 1200*time.Microsecond || slowest > 5*time.Millisecond {
+				t.Errorf("a lone client waited %s (median), up to %s: want the 1ms lower bound, a probe at most a few ms", median, slowest)
+			}
+		})
+	})
+	t.Run("eight clients", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			slowest, _, sizes := closedLoop(t, 8, 30, time.Millisecond)
+			if slowest > 5*time.Millisecond {
+				t.Errorf("clients waited up to %s, want a few ms after the last of them sent", slowest)
+			}
+			big := 0
+			for _, n := range sizes {
+				if n >= 500 {
+					big++
+				}
+			}
+			if big < len(sizes)/2 {
+				t.Errorf("sends %v: most should carry several clients' requests", sizes)
+			}
+		})
+	})
+	t.Run("steady traffic", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			sink := &componenttest.Sink{}
+			p := start(t, &Config{SendBatchSize: 1000, Timeout: 200 * time.Millisecond, IdleTimeout: AutoIdle}, sink, settings())
+			for i := range 100 { // one 100-item request every 10ms, nobody waiting on anyone
+				b, h := withHandle(encoded(t, 1, 100, i*100))
+				consume(t, p, b)
+				h.Release(nil)
+				time.Sleep(10 * time.Millisecond)
+			}
+			shutdown(t, p)
+			got := sizesOf(sink)
+			full := 0
+			for _, n := range got {
+				if n == 1000 {
+					full++
+				}
+			}
+			if full < 8 {
+				t.Errorf("steady traffic sent %v: want batches filled to send_batch_size (1000), not cut short by the idle timeout", got)
+			}
+		})
+	})
+}
+
+func sizesOf(s *componenttest.Sink) []int { return sizes(s) }

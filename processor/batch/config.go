@@ -17,11 +17,38 @@ type Config struct {
 	// Timeout is how long the first pending item waits at most before a send. 0 sends every batch
 	// at once (split by SendBatchMaxSize if set).
 	Timeout time.Duration `yaml:"timeout"`
+	// IdleTimeout (Vigil's): while a client waits for the acknowledgement of pending data, send
+	// once no batch arrived for this long, rather than wait for the size or the timeout. A client
+	// waiting for its answer sends nothing more; lingering for others pays only while data keeps
+	// arriving. 0 turns it off. Unset (AutoIdle): adaptive, twice the recent gap between batches
+	// (not counting the time clients spent waiting for an answer), within [MinAutoIdle,
+	// min(timeout/10, MaxAutoIdle)].
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
-// NewConfig returns the defaults: the Collector's 8192 items or 200ms, no cap.
+// AutoIdle is IdleTimeout when the config does not set it: the processor adapts it.
+const AutoIdle time.Duration = -1
+
+// The bounds of the adaptive idle timeout.
+const (
+	MinAutoIdle = time.Millisecond
+	MaxAutoIdle = 20 * time.Millisecond
+)
+
+// NewConfig returns the defaults: the Collector's 8192 items or 200ms, no cap; the idle timeout
+// adaptive.
 func NewConfig() *Config {
-	return &Config{SendBatchSize: 8192, Timeout: 200 * time.Millisecond}
+	return &Config{SendBatchSize: 8192, Timeout: 200 * time.Millisecond, IdleTimeout: AutoIdle}
+}
+
+// idleBounds is the range the idle timeout moves in: one value when it is fixed, [0, 0] when
+// it is off.
+func (c *Config) idleBounds() (lo, hi time.Duration) {
+	if c.IdleTimeout != AutoIdle {
+		return c.IdleTimeout, c.IdleTimeout
+	}
+	hi = min(c.Timeout/10, MaxAutoIdle)
+	return min(MinAutoIdle, hi), hi
 }
 
 // Validate reports every problem with its key.
@@ -33,6 +60,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout: must be ≥ 0, got %s", c.Timeout))
+	}
+	if c.IdleTimeout < 0 && c.IdleTimeout != AutoIdle {
+		errs = append(errs, fmt.Errorf("idle_timeout: must be ≥ 0, got %s", c.IdleTimeout))
 	}
 	return errors.Join(errs...)
 }

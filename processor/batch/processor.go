@@ -33,12 +33,21 @@ type processor struct {
 	size    int
 	max     int // 0: no cap
 	timeout time.Duration
-	errLog  ratelog.Limiter
+	// The idle timeout (Config.IdleTimeout) moves within [idleLo, idleHi]: 0 is off.
+	idleLo, idleHi time.Duration
+	errLog         ratelog.Limiter
 
 	mu      sync.Mutex
 	pending []*batch.Batch
 	items   int
 	firstAt time.Time // when the oldest pending item arrived
+	lastAt  time.Time // when the newest pending batch arrived
+	waiting int       // pending batches whose clients wait for their acknowledgement
+	// The adaptive idle timeout follows gap, the smoothed time between batches (arrived: when
+	// the last came), unless the last sends each carried a lone batch (singles): see idleLocked.
+	arrived time.Time
+	gap     time.Duration
+	singles int
 	started bool
 	closed  bool
 	// flushes counts sends running outside the lock, so Shutdown can wait for them. Add is
@@ -53,6 +62,7 @@ type processor struct {
 var _ component.Processor = (*processor)(nil)
 
 func newProcessor(set component.Settings, cfg *Config, sig batch.Signal, next component.Consumer) *processor {
+	lo, hi := cfg.idleBounds()
 	return &processor{
 		set:      set,
 		sig:      sig,
@@ -60,6 +70,8 @@ func newProcessor(set component.Settings, cfg *Config, sig batch.Signal, next co
 		size:     int(cfg.SendBatchSize),
 		max:      int(cfg.SendBatchMaxSize),
 		timeout:  cfg.Timeout,
+		idleLo:   lo,
+		idleHi:   hi,
 		errLog:   ratelog.Limiter{Every: errLogEvery},
 		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
@@ -98,12 +110,18 @@ func (p *processor) Consume(ctx context.Context, b *batch.Batch) error {
 		p.send(ctx, pendingSet{batches: []*batch.Batch{b}, items: b.Items()}, false)
 		return nil
 	}
+	now := time.Now()
+	p.noteArrivalLocked(now)
 	if len(p.pending) == 0 {
-		p.firstAt = time.Now()
-		select {
-		case p.kick <- struct{}{}:
-		default: // a kick is already waiting
+		p.firstAt = now
+		p.kickLocked()
+	}
+	p.lastAt = now
+	if len(b.Acks()) > 0 {
+		if p.waiting == 0 && p.idleHi > 0 {
+			p.kickLocked() // the idle deadline may come before the timeout
 		}
+		p.waiting++
 	}
 	p.pending = append(p.pending, b)
 	p.items += b.Items()
@@ -131,8 +149,72 @@ type pendingSet struct {
 // take empties the buffer; the caller holds mu.
 func (p *processor) take() pendingSet {
 	s := pendingSet{batches: p.pending, items: p.items, firstAt: p.firstAt}
-	p.pending, p.items = nil, 0
+	p.pending, p.items, p.waiting = nil, 0, 0
+	// Counted before the send answers its clients, whose next batches must see it.
+	if len(s.batches) == 1 {
+		p.singles++
+	} else {
+		p.singles = 0
+	}
 	return s
+}
+
+// kickLocked tells the loop that its next deadline may have moved earlier.
+func (p *processor) kickLocked() {
+	select {
+	case p.kick <- struct{}{}:
+	default: // a kick is already waiting
+	}
+}
+
+// deadlineLocked is when the buffer is sent: timeout after its first item, or, while a client
+// waits for pending data, the idle timeout after its last batch, whichever comes first.
+func (p *processor) deadlineLocked() time.Time {
+	d := p.firstAt.Add(p.timeout)
+	if p.idleHi > 0 && p.waiting > 0 {
+		if i := p.lastAt.Add(p.idleLocked()); i.Before(d) {
+			d = i
+		}
+	}
+	return d
+}
+
+// noteArrivalLocked folds the time since the previous batch into the smoothed gap (weight 1/8
+// for the newest), each gap counted at most twice the longest idle timeout so that one long
+// pause is soon forgotten.
+func (p *processor) noteArrivalLocked(now time.Time) {
+	if p.idleLo == p.idleHi { // fixed or off: nothing to learn
+		return
+	}
+	if !p.arrived.IsZero() {
+		g := min(now.Sub(p.arrived), 2*p.idleHi)
+		p.gap += (g - p.gap) / 8
+	}
+	p.arrived = now
+}
+
+// loneSends is how many sends in a row must carry a single batch for idleLocked to stop
+// lingering, and probeEvery how often it tries lingering again.
+const (
+	loneSends  = 3
+	probeEvery = 16
+)
+
+// idleLocked is the idle timeout now: twice the usual gap between batches, within its bounds.
+// Steady arrivals (an open-loop rate) keep their batches filling, since a gap twice the usual
+// is rare (one in seven even for random arrivals); a burst from clients that all wait for their
+// answer (a closed loop) is sent soon after its last batch, since nothing more comes until it
+// is. A lone client that waits for each answer before it sends again makes the usual gap its
+// own wait, and every send carries its one batch: after loneSends such sends in a row the
+// processor stops lingering (the lower bound) until a send carries more than one again. A
+// trickle of independent batches closer together than twice their gap looks the same once it
+// is sent alone; so every probeEvery-th lone send lingers as usual, and if another batch joins
+// it, the trickle is batched again.
+func (p *processor) idleLocked() time.Duration {
+	if p.singles >= loneSends && p.singles%probeEvery != 0 {
+		return p.idleLo
+	}
+	return min(max(2*p.gap, p.idleLo), p.idleHi)
 }
 
 // send joins and splits a taken set and hands the parts downstream. Encoded and decoded batches
@@ -202,20 +284,23 @@ func (p *processor) keep(b *batch.Batch, firstAt time.Time) bool {
 	if p.closed {
 		return false
 	}
+	if len(p.pending) == 0 {
+		p.lastAt = time.Now()
+	}
 	if len(p.pending) == 0 || firstAt.Before(p.firstAt) {
 		p.firstAt = firstAt // the remainder has waited since its own first item
 	}
 	p.pending = append([]*batch.Batch{b}, p.pending...)
 	p.items += b.Items()
-	select {
-	case p.kick <- struct{}{}:
-	default:
+	if len(b.Acks()) > 0 {
+		p.waiting++
 	}
+	p.kickLocked()
 	return true
 }
 
-// loop sends the buffer once its oldest item has waited for the timeout. It sleeps on kick while
-// the buffer is empty, so an idle pipeline costs no wake-ups.
+// loop sends the buffer at its deadline (deadlineLocked). It sleeps on kick while the buffer is
+// empty, so an idle pipeline costs no wake-ups.
 func (p *processor) loop() {
 	defer close(p.loopDone)
 	for {
@@ -230,7 +315,7 @@ func (p *processor) loop() {
 				p.mu.Unlock()
 				break
 			}
-			wait := time.Until(p.firstAt.Add(p.timeout))
+			wait := time.Until(p.deadlineLocked())
 			if wait <= 0 {
 				s := p.take()
 				p.mu.Unlock()
@@ -238,13 +323,16 @@ func (p *processor) loop() {
 				continue
 			}
 			p.mu.Unlock()
-			// The deadline may move (a size-triggered send took the buffer): check again on wake-up.
+			// The deadline may move (a size-triggered send took the buffer, a waiting client's
+			// batch arrived): check again on wake-up.
 			t := time.NewTimer(wait)
 			select {
 			case <-p.stop:
 				t.Stop()
 				return
 			case <-t.C:
+			case <-p.kick:
+				t.Stop()
 			}
 		}
 	}

@@ -155,6 +155,10 @@ func vigilConfig(o options, c testCase, p ports, dir string) (string, error) {
 	default:
 		return "", fmt.Errorf("unknown queue mode %q (want memory, wal or wal-interval)", c.queue)
 	}
+	acks := ""
+	if o.acks != "" {
+		acks = "\n      acknowledgements: " + o.acks
+	}
 	return fmt.Sprintf(`receivers:
   otlp:
     protocols:
@@ -172,13 +176,13 @@ service:
     %s:
       receivers: [otlp]
       processors: %s
-      exporters: [otlp]
+      exporters: [otlp]%s
   telemetry:
     logs:
       level: warn
     metrics:
       address: %s
-`, p.listen, procSection, p.sink, c.compression, queueCfg, c.signal, procList, p.telemetry), nil
+`, p.listen, procSection, p.sink, c.compression, queueCfg, c.signal, procList, acks, p.telemetry), nil
 }
 
 // otelcolConfig is the Collector's equivalent of vigilConfig's memory-queue relay. Its OTLP/gRPC

@@ -37,6 +37,7 @@ type options struct {
 	batchSize                     int
 	batchTimeout                  time.Duration
 	memLimitMiB                   int
+	acks                          string // vigil's pipeline acknowledgements; "": not set (its default)
 	out                           string
 	keep                          bool
 }
@@ -64,6 +65,8 @@ func main() {
 	flag.IntVar(&o.batchSize, "batch-size", 8192, "batch processor send_batch_size (both agents)")
 	flag.DurationVar(&o.batchTimeout, "batch-timeout", 200*time.Millisecond, "batch processor timeout (both agents)")
 	flag.IntVar(&o.memLimitMiB, "memory-limit-mib", 0, "put a memory_limiter (limit_mib, check_interval 1s) before the batch processor of both agents; 0: none")
+	flag.StringVar(&o.acks, "acks", "", "vigil only: the pipeline's acknowledgements (durable, end_to_end, none); "+
+		"empty: not set (durable, the default; also what builds older than acknowledgement modes accept)")
 	flag.StringVar(&o.out, "out", "bench/results/otlp-relay.md", "Markdown report; the chart and the benchstat file go beside it "+
 		"(.svg, .bench.txt); empty: stdout only")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, agent logs)")
@@ -102,6 +105,9 @@ func (o *options) validate() error {
 	check("compression", o.compressions, "none", "gzip", "zstd")
 	check("scenarios", o.scenarios, "saturation", "fixed")
 	check("queue", o.queues, "memory", "wal", "wal-interval")
+	if o.acks != "" && !contains([]string{"durable", "end_to_end", "none"}, o.acks) {
+		errs = append(errs, fmt.Errorf("-acks: %q is not one of durable, end_to_end, none", o.acks))
+	}
 	if o.rounds < 1 {
 		errs = append(errs, fmt.Errorf("-rounds: must be >= 1, got %d", o.rounds))
 	}
