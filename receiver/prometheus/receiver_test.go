@@ -659,6 +659,47 @@ config:
 	}
 }
 
+// TestCommitWaitIsBounded: a commit waits for its scrape to be acknowledged, but no longer than
+// the longest scrape_interval, so that a pipeline that never acknowledges (end_to_end with a
+// dead backend) does not stop the scrape loop: the next scrapes still reach the pipeline.
+func TestCommitWaitIsBounded(t *testing.T) {
+	tg := newTarget(t, "m 1\n")
+	cfg := decodeConfig(t, fmt.Sprintf(`
+config:
+  scrape_configs:
+    - job_name: app
+      scrape_interval: 300ms
+      static_configs: [{targets: ["%s"]}]
+`, tg.addr()))
+	waited := make(chan time.Duration, 100)
+	next := component.ConsumerFunc(func(ctx context.Context, _ *batch.Batch) error {
+		start := time.Now()
+		<-ctx.Done() // never acknowledged
+		waited <- time.Since(start)
+		return ctx.Err()
+	})
+	set := component.NopSettings(component.KindReceiver, component.ID{Type: Type})
+	r, err := newReceiver(set, cfg, map[batch.Signal]component.Consumer{batch.Metrics: next})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.opts = options{discoveryReload: 20 * time.Millisecond, discoveryUpdate: 20 * time.Millisecond}
+	if err := r.Start(context.Background(), component.NopHost{}); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Shutdown(context.Background())
+	for i := range 2 {
+		select {
+		case d := <-waited:
+			if d < 250*time.Millisecond || d > 5*time.Second {
+				t.Errorf("commit %d waited %s, want about the 300ms scrape_interval", i, d)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("commit %d never gave up waiting, or no scrape followed it", i)
+		}
+	}
+}
+
 // Kubernetes discovery against an API server that is not there: the receiver starts, the
 // client's errors reach Vigil's log (klog redirected), and Shutdown stops the informers (goleak
 // in TestMain checks that nothing is left running).
