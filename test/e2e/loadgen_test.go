@@ -3,15 +3,23 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -19,31 +27,44 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
-// loadConfig shapes a load run: requests of perRequest spans, each span tagged with a seq that
-// is unique across the run, paced at rate spans per second by workers senders.
+// The load generator's protocols: what it sends, and to which of vigil's receivers.
+const (
+	otlpGRPCTraces = "otlp-grpc"    // OTLP/gRPC traces (the default): the otlp receiver's gRPC endpoint
+	otlpHTTPLogs   = "otlp-http"    // OTLP/HTTP protobuf logs, POST /v1/logs: the otlp receiver's HTTP endpoint
+	remoteWrite    = "remote-write" // Prometheus remote write 1.0, POST /api/v1/write: the prometheusremotewrite receiver
+)
+
+// loadConfig shapes a load run: requests of perRequest items (spans, log records or samples),
+// each item tagged with a seq that is unique across the run, paced at rate items per second by
+// workers senders.
 type loadConfig struct {
-	addr       string        // vigil's OTLP/gRPC endpoint
-	perRequest int           // spans per request (default 100)
-	rate       int           // spans per second (default 2000)
+	addr       string        // vigil's endpoint for protocol (host:port)
+	protocol   string        // otlpGRPCTraces ("" too), otlpHTTPLogs or remoteWrite
+	perRequest int           // items per request (default 100)
+	rate       int           // items per second (default 2000)
 	workers    int           // requests in flight at most (default 4)
 	duration   time.Duration // new requests start only during this time
 	maxSpans   int           // and only while fewer than this many seqs were handed out (0: no cap)
-	payload    int           // bytes of a padding attribute per span (0: none)
-	timeout    time.Duration // per attempt (default 5s)
+	payload    int           // bytes of padding per span or log record (0: none; not for remote write)
+	timeout    time.Duration // per attempt: the client's deadline (default 5s)
 }
 
-// loadGen sends sequence-numbered spans and records exactly which were acknowledged. A request
+// loadGen sends sequence-numbered items and records exactly which were acknowledged. A request
 // refused with a retryable code (RESOURCE_EXHAUSTED, UNAVAILABLE, DEADLINE_EXCEEDED, …) is sent
 // again, unchanged, after the delay of the server's RetryInfo or a short backoff, until it is
-// acknowledged or the run is cut; only an OK marks its seqs acknowledged.
+// acknowledged or the run is cut; only an OK marks its seqs acknowledged. The HTTP protocols'
+// answers are mapped onto the same codes (see post).
 type loadGen struct {
 	cfg  loadConfig
-	conn *grpc.ClientConn
+	conn *grpc.ClientConn // OTLP/gRPC only
 	cli  ptraceotlp.GRPCClient
+	http *http.Client // the HTTP protocols only
 
 	next     atomic.Int64 // next request number
+	inFlight atomic.Int64 // requests started and not yet acknowledged, rejected or abandoned
 	stopNew  chan struct{}
 	stopOnce sync.Once
 	cut      context.CancelFunc // abandons in-flight retries
@@ -79,20 +100,49 @@ func newLoadGen(t *testing.T, cfg loadConfig) *loadGen {
 	if cfg.timeout == 0 {
 		cfg.timeout = 5 * time.Second
 	}
-	conn, err := grpc.NewClient(cfg.addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20)))
-	if err != nil {
-		t.Fatal(err)
+	switch cfg.protocol {
+	case "":
+		cfg.protocol = otlpGRPCTraces
+	case otlpGRPCTraces, otlpHTTPLogs, remoteWrite:
+	default:
+		t.Fatalf("loadgen: unknown protocol %q", cfg.protocol)
 	}
-	g := &loadGen{cfg: cfg, conn: conn, cli: ptraceotlp.NewGRPCClient(conn), stopNew: make(chan struct{}),
-		refusals: map[codes.Code]int{}, firstErr: map[codes.Code]string{}}
+	g := &loadGen{cfg: cfg, stopNew: make(chan struct{}), refusals: map[codes.Code]int{}, firstErr: map[codes.Code]string{}}
+	if cfg.protocol == otlpGRPCTraces {
+		conn, err := grpc.NewClient(cfg.addr,
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.conn, g.cli = conn, ptraceotlp.NewGRPCClient(conn)
+	} else {
+		// Keep-alive connections, one per worker, as an SDK exporter or a remote-write shard does;
+		// the per-attempt timeout is the request's context.
+		g.http = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.workers, IdleConnTimeout: 30 * time.Second}}
+	}
 	g.ctx, g.cut = context.WithCancel(context.Background())
 	t.Cleanup(func() {
 		g.stop(0)
-		conn.Close()
+		if g.conn != nil {
+			g.conn.Close()
+		}
+		if g.http != nil {
+			g.http.CloseIdleConnections() // no transport goroutine may outlive the test (goleak)
+		}
 	})
 	return g
+}
+
+// items is what the run's requests carry, for figures.
+func (g *loadGen) items() string {
+	switch g.cfg.protocol {
+	case otlpHTTPLogs:
+		return "log records"
+	case remoteWrite:
+		return "samples"
+	}
+	return "spans"
 }
 
 // start begins sending in the background.
@@ -198,12 +248,14 @@ func (g *loadGen) request(first int64) ptraceotlp.ExportRequest {
 // send delivers one request, retrying retryable refusals, until OK, a permanent refusal, or
 // the run is cut.
 func (g *loadGen) send(first int64) {
-	req := g.request(first)
+	g.inFlight.Add(1)
+	defer g.inFlight.Add(-1)
+	export := g.exporter(first)
 	start := time.Now()
 	backoff := 50 * time.Millisecond
 	for {
 		ctx, cancel := context.WithTimeout(g.ctx, g.cfg.timeout)
-		_, err := g.cli.Export(ctx, req)
+		err := export(ctx)
 		cancel()
 		g.mu.Lock()
 		g.attempts++
@@ -279,9 +331,11 @@ func (g *loadGen) ack(first int64, took time.Duration) {
 
 // loadResult is a snapshot of a run.
 type loadResult struct {
+	items      string // what the requests carry: spans, log records, samples
 	acked      []bool
-	ackedSpans int
-	offered    int // spans in requests started
+	ackedSpans int // items acknowledged (whatever the protocol)
+	offered    int // items in requests started
+	inFlight   int // requests started and not yet finished (acknowledged, rejected or abandoned)
 	attempts   int
 	okRequests int
 	refusals   map[codes.Code]int
@@ -297,8 +351,8 @@ func (g *loadGen) result() loadResult {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	r := loadResult{
-		acked: append([]bool(nil), g.acked...), ackedSpans: g.ackCount,
-		offered:  int(g.next.Load()) * g.cfg.perRequest,
+		items: g.items(), acked: append([]bool(nil), g.acked...), ackedSpans: g.ackCount,
+		offered: int(g.next.Load()) * g.cfg.perRequest, inFlight: int(g.inFlight.Load()),
 		attempts: g.attempts, okRequests: g.okReqs, retryInfo: g.retryInfo,
 		rejected: g.rejected, abandoned: g.abandoned, maxWait: g.maxWait,
 		refusals: map[codes.Code]int{}, firstErr: map[codes.Code]string{},
@@ -314,6 +368,16 @@ func (g *loadGen) result() loadResult {
 		r.firstErr[k] = v
 	}
 	return r
+}
+
+// lastAck is when the latest OK arrived (zero before the first).
+func (g *loadGen) lastAck() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.ackTimes) == 0 {
+		return time.Time{}
+	}
+	return g.ackTimes[len(g.ackTimes)-1]
 }
 
 // acksSince counts the requests acknowledged after t.
@@ -343,8 +407,12 @@ func (r loadResult) String() string {
 	if len(refusals) == 0 {
 		refusals = []string{"none"}
 	}
-	return fmt.Sprintf("offered %d spans in %s (%.0f spans/s), acknowledged %d in %d requests (%d attempts); retryable refusals: %s (%d with RetryInfo); rejected %d, abandoned %d requests; slowest ack %s",
-		r.offered, r.elapsed.Round(100*time.Millisecond), float64(r.offered)/r.elapsed.Seconds(), r.ackedSpans, r.okRequests, r.attempts,
+	items := r.items
+	if items == "" {
+		items = "spans"
+	}
+	return fmt.Sprintf("offered %d %s in %s (%.0f/s), acknowledged %d in %d requests (%d attempts); retryable refusals: %s (%d with RetryInfo); rejected %d, abandoned %d requests; slowest ack %s",
+		r.offered, items, r.elapsed.Round(100*time.Millisecond), float64(r.offered)/r.elapsed.Seconds(), r.ackedSpans, r.okRequests, r.attempts,
 		strings.Join(refusals, ", "), r.retryInfo, r.rejected, r.abandoned, r.maxWait.Round(time.Millisecond))
 }
 
@@ -355,4 +423,118 @@ func (r loadResult) errorSummary() string {
 		fmt.Fprintf(&b, "\n  %s: %s", c, m)
 	}
 	return b.String()
+}
+
+// exporter builds the request of the seqs from first on in the run's protocol and returns one
+// attempt to send it; the same bytes are sent on every attempt. Its error is a gRPC status.
+func (g *loadGen) exporter(first int64) func(ctx context.Context) error {
+	switch g.cfg.protocol {
+	case otlpHTTPLogs:
+		body, err := g.logsRequest(first).MarshalProto()
+		if err != nil {
+			panic(err)
+		}
+		return func(ctx context.Context) error {
+			return g.post(ctx, "/v1/logs", body, map[string]string{"Content-Type": "application/x-protobuf"})
+		}
+	case remoteWrite:
+		body := g.remoteWriteRequest(first)
+		return func(ctx context.Context) error {
+			return g.post(ctx, "/api/v1/write", body, map[string]string{
+				"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+				"X-Prometheus-Remote-Write-Version": "0.1.0",
+			})
+		}
+	}
+	req := g.request(first)
+	return func(ctx context.Context) error {
+		_, err := g.cli.Export(ctx, req)
+		return err
+	}
+}
+
+// post makes one HTTP attempt and maps its answer onto the gRPC code that means the same to a
+// client: 2xx is OK (200 for OTLP/HTTP, 204 for remote write); 429 is RESOURCE_EXHAUSTED and
+// 5xx UNAVAILABLE, both with RetryInfo from Retry-After when there is one (retried); the
+// client's deadline is DEADLINE_EXCEEDED and a connection error UNAVAILABLE (retried); any
+// other status is INVALID_ARGUMENT (400 and the rest of 4xx: refused for good, not retried).
+func (g *loadGen) post(ctx context.Context, path string, body []byte, header map[string]string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+g.cfg.addr+path, bytes.NewReader(body))
+	if err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := g.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return status.Error(codes.DeadlineExceeded, err.Error())
+		}
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	_, _ = io.Copy(io.Discard, resp.Body) // so that the connection is reused
+	resp.Body.Close()
+	code := resp.StatusCode
+	var c codes.Code
+	switch {
+	case code >= 200 && code < 300:
+		return nil
+	case code == http.StatusTooManyRequests:
+		c = codes.ResourceExhausted
+	case code >= 500:
+		c = codes.Unavailable
+	default:
+		return status.Error(codes.InvalidArgument, fmt.Sprintf("HTTP %d: %s", code, bytes.TrimSpace(msg)))
+	}
+	st := status.New(c, fmt.Sprintf("HTTP %d: %s", code, bytes.TrimSpace(msg)))
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+		if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Duration(secs) * time.Second)}); err == nil {
+			st = d
+		}
+	}
+	return st.Err()
+}
+
+// logsRequest is request's counterpart for logs: perRequest records with seq attributes.
+func (g *loadGen) logsRequest(first int64) plogotlp.ExportRequest {
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	rl.Resource().Attributes().PutStr("service.name", "e2e-reliability")
+	sl := rl.ScopeLogs().AppendEmpty()
+	sl.Scope().SetName("loadgen")
+	pad := strings.Repeat("x", g.cfg.payload)
+	now := pcommon.NewTimestampFromTime(time.Now())
+	for i := range int64(g.cfg.perRequest) {
+		lr := sl.LogRecords().AppendEmpty()
+		lr.SetTimestamp(now)
+		lr.SetSeverityNumber(plog.SeverityNumberInfo)
+		lr.Body().SetStr("reliability " + pad)
+		lr.Attributes().PutInt("seq", first+i)
+	}
+	return plogotlp.NewExportRequestFromLogs(ld)
+}
+
+// remoteWriteRequest is a snappy-compressed remote-write 1.0 body: one series per seq,
+// {__name__="e2e_seq", job="e2e", seq="N"} (label names sorted, as the protocol requires), with
+// one sample at the current time.
+func (g *loadGen) remoteWriteRequest(first int64) []byte {
+	var req prompb.WriteRequest
+	ts := time.Now().UnixMilli()
+	for i := range int64(g.cfg.perRequest) {
+		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
+			Labels: []prompb.Label{
+				{Name: "__name__", Value: "e2e_seq"},
+				{Name: "job", Value: "e2e"},
+				{Name: "seq", Value: strconv.FormatInt(first+i, 10)},
+			},
+			Samples: []prompb.Sample{{Value: float64(first + i), Timestamp: ts}},
+		})
+	}
+	b, err := req.Marshal()
+	if err != nil {
+		panic(err)
+	}
+	return snappy.Encode(nil, b)
 }

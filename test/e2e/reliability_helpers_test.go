@@ -15,7 +15,14 @@ import (
 // exporter (otlp or otlphttp) to the faultsink, with the sending queue under test.
 type relConfig struct {
 	grpc, telemetry string
-	exporter        string // "otlp" (default) or "otlphttp"
+	http, rw        string // the OTLP/HTTP and remote-write receivers' endpoints ("" none)
+	signal          string // the pipeline's signal (default traces)
+	receivers       string // the pipeline's receivers (default otlp)
+	exporter        string // "otlp" (default), "otlphttp" or "prometheusremotewrite"
+	extraExporters  string // YAML of more exporters' entries, indented 2 (their ids go in exporterList)
+	exporterList    string // the pipeline's exporters (default: exporter)
+	acks            string // the pipeline's acknowledgements ("" not set)
+	exporterAcks    string // the exporter's acknowledgements ("" not set)
 	sink            *faultSink
 	processors      string // YAML of the processors section's entries, indented 2; "" none
 	pipeline        string // processor ids, e.g. "memory_limiter"
@@ -37,19 +44,48 @@ func newRelConfig(t *testing.T, sink *faultSink, queue string) *relConfig {
 func (c *relConfig) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "receivers:\n  otlp:\n    protocols:\n      grpc:\n        endpoint: %s\n        max_recv_msg_size_mib: 64\n", c.grpc)
+	if c.http != "" {
+		fmt.Fprintf(&b, "      http:\n        endpoint: %s\n", c.http)
+	}
+	if c.rw != "" {
+		fmt.Fprintf(&b, "  prometheusremotewrite:\n    endpoint: %s\n", c.rw)
+	}
 	if c.processors != "" {
 		fmt.Fprintf(&b, "processors:\n%s\n", strings.TrimRight(c.processors, "\n"))
 	}
 	endpoint := c.sink.grpc
-	if c.exporter == "otlphttp" {
+	switch c.exporter {
+	case "otlphttp":
 		endpoint = "http://" + c.sink.http
+	case "prometheusremotewrite":
+		endpoint = "http://" + c.sink.http + "/api/v1/write"
 	}
 	fmt.Fprintf(&b, "exporters:\n  %s:\n    endpoint: %s\n", c.exporter, endpoint)
 	if c.exporter == "otlp" {
 		b.WriteString("    tls: {insecure: true}\n")
 	}
+	if c.exporterAcks != "" {
+		fmt.Fprintf(&b, "    acknowledgements: %s\n", c.exporterAcks)
+	}
 	fmt.Fprintf(&b, "    timeout: %s\n    retry_on_failure: %s\n    sending_queue: %s\n", c.timeout, c.retry, c.queue)
-	fmt.Fprintf(&b, "service:\n  pipelines:\n    traces: {receivers: [otlp], processors: [%s], exporters: [%s]}\n", c.pipeline, c.exporter)
+	if c.extraExporters != "" {
+		b.WriteString(strings.TrimRight(c.extraExporters, "\n") + "\n")
+	}
+	signal, receivers, exporters := c.signal, c.receivers, c.exporterList
+	if signal == "" {
+		signal = "traces"
+	}
+	if receivers == "" {
+		receivers = "otlp"
+	}
+	if exporters == "" {
+		exporters = c.exporter
+	}
+	acks := ""
+	if c.acks != "" {
+		acks = ", acknowledgements: " + c.acks
+	}
+	fmt.Fprintf(&b, "service:\n  pipelines:\n    %s: {receivers: [%s], processors: [%s], exporters: [%s]%s}\n", signal, receivers, c.pipeline, exporters, acks)
 	fmt.Fprintf(&b, "  telemetry:\n    logs: {level: info, encoding: json}\n    metrics: {address: %s}\n", c.telemetry)
 	return b.String()
 }
@@ -69,7 +105,11 @@ func startRelVigil(t *testing.T, name string, c *relConfig, ready bool, args ...
 		url = "http://" + c.telemetry + "/readyz"
 	}
 	waitHTTP(t, v.process, url, 30*time.Second)
-	waitTCP(t, v.process, c.grpc, 10*time.Second)
+	addr := c.grpc
+	if c.receivers != "" && !strings.Contains(c.receivers, "otlp") {
+		addr = c.rw // the pipeline takes remote write only: the OTLP receiver is not created
+	}
+	waitTCP(t, v.process, addr, 10*time.Second)
 	return v
 }
 

@@ -168,19 +168,15 @@ func TestReliabilitySinkOutage(t *testing.T) {
 // fsync interval (a process crash leaves the page cache intact, so it must lose nothing
 // either; only an OS crash or power loss can cost up to fsync_interval of data).
 //
-// The last variant shows the durability boundary from the wrong side: a batch processor in
-// front of the WAL acknowledges what it holds, so the kill loses that. vigil must warn about
-// the config at start; the loss is measured and reported, and what is acknowledged after the
-// restart must still arrive.
+// A batch processor in front of the WAL, and the kill hitting what it holds, is
+// TestAcksKill9BatchInFront (acks_test.go), for every receiver.
 func TestReliabilityKill9(t *testing.T) {
 	for _, tc := range []struct {
-		name, extra    string
-		batchProcessor bool
+		name, extra string
 	}{
 		{name: "fsync_always"},
 		{name: "fsync_always_batch", extra: "batch: {min_size: 1000, max_size: 2000, flush_timeout: 200ms}"},
 		{name: "fsync_interval", extra: "fsync: interval, fsync_interval: 1s"},
-		{name: "batch_processor_in_front", batchProcessor: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sink := startFaultSink(t)
@@ -190,14 +186,7 @@ func TestReliabilityKill9(t *testing.T) {
 				extra += ", " + tc.extra
 			}
 			c := newRelConfig(t, sink, walQueue(dir, extra))
-			if tc.batchProcessor {
-				c.processors = "  batch: {send_batch_size: 100000, timeout: 5s}"
-				c.pipeline = "batch"
-			}
 			v := startRelVigil(t, "vigil-1", c, true)
-			if tc.batchProcessor && !strings.Contains(v.output(), "buffering processor sits in front of a persistent queue") {
-				t.Errorf("vigil did not warn about a batch processor in front of a persistent queue")
-			}
 
 			gen := newLoadGen(t, loadConfig{addr: c.grpc, rate: 2000, duration: 8 * time.Second})
 			gen.start()
@@ -216,7 +205,7 @@ func TestReliabilityKill9(t *testing.T) {
 			}
 			out, code := runTool(t, 30*time.Second, binary(t, "VIGIL_BIN"), "queue", "check", dir)
 			t.Logf("vigil queue check after SIGKILL (exit %d):\n%s", code, strings.TrimSpace(out))
-			if code != 0 && !tc.batchProcessor { // with the batch processor in front, the WAL may hold nothing
+			if code != 0 {
 				t.Errorf("vigil queue check after SIGKILL: exit %d, want 0 (a kill between appends leaves no damage)", code)
 			}
 
@@ -226,20 +215,6 @@ func TestReliabilityKill9(t *testing.T) {
 
 			gen.wait(30 * time.Second)
 			r := gen.result()
-			if tc.batchProcessor {
-				// Only what was acknowledged after the restart is owed; measure the rest.
-				lost, _, _ := awaitMissingAtMost(t, sink, atKill.acked, notDelivered, 15*time.Second)
-				for q, ok := range atKill.acked {
-					if ok {
-						r.acked[q] = false
-					}
-				}
-				st := requireDelivered(t, sink, r, 30*time.Second)
-				logFigures(t, r, st, 0, fmt.Sprintf("; at the kill %d spans acknowledged, %d not yet at the sink, of which %d were LOST: held by the batch processor, never in the WAL",
-					atKill.ackedSpans, notDelivered, lost))
-				v2.stopClean(t)
-				return
-			}
 			// The kill's victims first: the acknowledged spans that were only in the WAL.
 			if n, gaps, _ := awaitDelivered(t, sink, atKill.acked, 30*time.Second); n > 0 {
 				t.Errorf("LOST: %d of the %d spans acknowledged before the kill never arrived; missing: %s", n, atKill.ackedSpans, fmtRuns(gaps, 10))

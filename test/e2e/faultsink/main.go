@@ -23,7 +23,7 @@ func run(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("faultsink", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	grpcAddr := fs.String("grpc", "127.0.0.1:4317", "OTLP/gRPC listen address (empty: off)")
-	httpAddr := fs.String("http", "127.0.0.1:4318", "OTLP/HTTP listen address (empty: off)")
+	httpAddr := fs.String("http", "127.0.0.1:4318", "OTLP/HTTP and remote-write listen address (empty: off)")
 	control := fs.String("control", "127.0.0.1:4319", "control API listen address")
 	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "seed of the fault draws")
 	if err := fs.Parse(args); err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -34,36 +35,58 @@ type grpcTraces struct {
 	s *Sink
 }
 
+type grpcLogs struct {
+	plogotlp.UnimplementedGRPCServer
+	s *Sink
+}
+
 func newGRPCServer(s *Sink) *grpc.Server {
 	srv := grpc.NewServer(grpc.MaxRecvMsgSize(maxBody))
 	ptraceotlp.RegisterGRPCServer(srv, &grpcTraces{s: s})
+	plogotlp.RegisterGRPCServer(srv, &grpcLogs{s: s})
 	return srv
 }
 
 func (g *grpcTraces) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	out := g.s.handle(ctx, req.Traces())
+	return ptraceotlp.NewExportResponse(), grpcAnswer(g.s.handle(ctx, tracesPayload(req.Traces())))
+}
+
+func (g *grpcLogs) Export(ctx context.Context, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
+	return plogotlp.NewExportResponse(), grpcAnswer(g.s.handle(ctx, logsPayload(req.Logs())))
+}
+
+// grpcAnswer is the gRPC status of an outcome (nil: OK).
+func grpcAnswer(out outcome) error {
 	switch out.fault {
 	case accept:
-		return ptraceotlp.NewExportResponse(), nil
+		return nil
 	case reject:
-		return ptraceotlp.ExportResponse{}, status.Error(codes.InvalidArgument, "faultsink: rejected on purpose")
+		return status.Error(codes.InvalidArgument, "faultsink: rejected on purpose")
 	case throttle:
 		st := status.New(codes.ResourceExhausted, "faultsink: throttled on purpose")
 		if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(out.retryAfter)}); err == nil {
 			st = d
 		}
-		return ptraceotlp.ExportResponse{}, st.Err()
+		return st.Err()
 	}
-	return ptraceotlp.ExportResponse{}, status.Error(codes.Unavailable, "faultsink: "+out.fault.String()+" on purpose")
+	return status.Error(codes.Unavailable, "faultsink: "+out.fault.String()+" on purpose")
 }
 
 func newHTTPServer(s *Sink) *http.Server {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/traces", s.serveHTTP)
+	mux.HandleFunc("POST /v1/traces", func(w http.ResponseWriter, r *http.Request) { s.serveHTTP(w, r, false) })
+	mux.HandleFunc("POST /v1/logs", func(w http.ResponseWriter, r *http.Request) { s.serveHTTP(w, r, true) })
+	mux.HandleFunc("POST /api/v1/write", s.serveRemoteWrite)
 	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 }
 
-func (s *Sink) serveHTTP(w http.ResponseWriter, r *http.Request) {
+// otlpRequest is the part of ptraceotlp/plogotlp's ExportRequest the sink uses.
+type otlpRequest interface {
+	UnmarshalJSON([]byte) error
+	UnmarshalProto([]byte) error
+}
+
+func (s *Sink) serveHTTP(w http.ResponseWriter, r *http.Request, logs bool) {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	asJSON := ct == "application/json"
 	body, err := readBody(r)
@@ -72,7 +95,11 @@ func (s *Sink) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusBadRequest, asJSON, err.Error())
 		return
 	}
-	req := ptraceotlp.NewExportRequest()
+	treq, lreq := ptraceotlp.NewExportRequest(), plogotlp.NewExportRequest()
+	var req otlpRequest = treq
+	if logs {
+		req = lreq
+	}
 	if asJSON {
 		err = req.UnmarshalJSON(body)
 	} else {
@@ -83,10 +110,16 @@ func (s *Sink) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusBadRequest, asJSON, "decode: "+err.Error())
 		return
 	}
-	out := s.handle(r.Context(), req.Traces())
+	var p payload
+	if logs {
+		p = logsPayload(lreq.Logs())
+	} else {
+		p = tracesPayload(treq.Traces())
+	}
+	out := s.handle(r.Context(), p)
 	switch out.fault {
 	case accept:
-		resp := ptraceotlp.NewExportResponse()
+		resp := ptraceotlp.NewExportResponse() // an empty response has the same bytes for every signal
 		var b []byte
 		if asJSON {
 			b, err = resp.MarshalJSON()

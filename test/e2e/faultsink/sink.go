@@ -13,15 +13,18 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/grpc"
 )
 
-// seqKey is the span attribute the sink records.
+// seqKey is the attribute (of spans and log records) or label (of remote-write series) the sink
+// records.
 const seqKey = "seq"
 
-// Sink is the OTLP trace sink: listeners for OTLP/gRPC and OTLP/HTTP that can be closed and
-// reopened, a fault plan, and the record of what was accepted.
+// Sink is the sink: listeners for OTLP/gRPC and OTLP/HTTP (traces and logs) and Prometheus
+// remote write (on the HTTP listener) that can be closed and reopened, a fault plan, and the
+// record of what was accepted.
 type Sink struct {
 	grpcAddr, httpAddr string // "" = that protocol is off
 	log                *slog.Logger
@@ -207,11 +210,52 @@ type outcome struct {
 	retryAfter time.Duration // throttle only
 }
 
-// handle applies the fault plan to one decoded request and records its spans if it is
-// accepted. Spans are recorded before the answer is written, so an accepted request whose
+// payload is what one decoded request carries: the seq of every item that has one.
+type payload struct {
+	seqs  []int64
+	items int // spans, log records or samples
+	noSeq int // items without a seq
+}
+
+func tracesPayload(td ptrace.Traces) payload {
+	var p payload
+	for _, rs := range td.ResourceSpans().All() {
+		for _, ss := range rs.ScopeSpans().All() {
+			for _, sp := range ss.Spans().All() {
+				p.add(sp.Attributes())
+			}
+		}
+	}
+	return p
+}
+
+func logsPayload(ld plog.Logs) payload {
+	var p payload
+	for _, rl := range ld.ResourceLogs().All() {
+		for _, sl := range rl.ScopeLogs().All() {
+			for _, lr := range sl.LogRecords().All() {
+				p.add(lr.Attributes())
+			}
+		}
+	}
+	return p
+}
+
+func (p *payload) add(attrs pcommon.Map) {
+	p.items++
+	v, ok := attrs.Get(seqKey)
+	if !ok || v.Type() != pcommon.ValueTypeInt {
+		p.noSeq++
+		return
+	}
+	p.seqs = append(p.seqs, v.Int())
+}
+
+// handle applies the fault plan to one decoded request and records its items if it is
+// accepted. Items are recorded before the answer is written, so an accepted request whose
 // answer is lost (the connection closes) shows up as a duplicate once the client retries,
 // never as a loss.
-func (s *Sink) handle(ctx context.Context, td ptrace.Traces) outcome {
+func (s *Sink) handle(ctx context.Context, td payload) outcome {
 	s.requests.Add(1)
 	m, r := s.draw()
 	if m.Delay > 0 && !s.sleep(ctx, time.Duration(m.Delay)) {
@@ -254,23 +298,11 @@ func (s *Sink) sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func (s *Sink) record(td ptrace.Traces) {
+func (s *Sink) record(p payload) {
 	s.accepted.Add(1)
-	var seqs []int64
-	for _, rs := range td.ResourceSpans().All() {
-		for _, ss := range rs.ScopeSpans().All() {
-			for _, sp := range ss.Spans().All() {
-				s.spans.Add(1)
-				v, ok := sp.Attributes().Get(seqKey)
-				if !ok || v.Type() != pcommon.ValueTypeInt {
-					s.noSeq.Add(1)
-					continue
-				}
-				seqs = append(seqs, v.Int())
-			}
-		}
-	}
-	if err := s.seqs.add(seqs); err != nil {
+	s.spans.Add(int64(p.items))
+	s.noSeq.Add(int64(p.noSeq))
+	if err := s.seqs.add(p.seqs); err != nil {
 		s.badSeq.Add(1)
 	}
 }
@@ -279,10 +311,10 @@ func (s *Sink) record(td ptrace.Traces) {
 type Stats struct {
 	Unique           int64            `json:"unique"`     // distinct seqs accepted
 	Duplicates       int64            `json:"duplicates"` // seqs accepted again
-	Requests         int64            `json:"requests"`   // OTLP requests decoded
+	Requests         int64            `json:"requests"`   // requests decoded (OTLP and remote write)
 	Accepted         int64            `json:"accepted"`   // requests recorded and answered OK
-	Spans            int64            `json:"spans"`      // spans in accepted requests
-	NoSeq            int64            `json:"no_seq"`     // spans without an int seq attribute
+	Spans            int64            `json:"spans"`      // items (spans, log records, samples) in accepted requests
+	NoSeq            int64            `json:"no_seq"`     // items without a seq
 	BadSeq           int64            `json:"bad_seq"`    // requests with a seq out of range
 	DecodeErrors     int64            `json:"decode_errors"`
 	FailuresInjected int64            `json:"failures_injected"`

@@ -10,10 +10,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang/snappy"
+	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/prometheus/prompb"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.uber.org/goleak"
@@ -274,6 +280,168 @@ func TestBadMode(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("POST /mode %s: %s, want 400", js, resp.Status)
+		}
+	}
+}
+
+// postTo posts body to path on the sink's HTTP listener and returns the status.
+func (h *harness) postTo(path string, body []byte, header map[string]string) *http.Response {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://"+h.httpAddr+path, bytes.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+func logsRequest(seqs ...int64) plogotlp.ExportRequest {
+	ld := plog.NewLogs()
+	sl := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty()
+	for _, q := range seqs {
+		lr := sl.LogRecords().AppendEmpty()
+		lr.Body().SetStr("line")
+		lr.Attributes().PutInt(seqKey, q)
+	}
+	return plogotlp.NewExportRequestFromLogs(ld)
+}
+
+func rwBody(t *testing.T, seqs ...int64) []byte {
+	t.Helper()
+	var req prompb.WriteRequest
+	for _, q := range seqs {
+		req.Timeseries = append(req.Timeseries, prompb.TimeSeries{
+			Labels:  []prompb.Label{{Name: "__name__", Value: "e2e_seq"}, {Name: "seq", Value: strconv.FormatInt(q, 10)}},
+			Samples: []prompb.Sample{{Value: 1, Timestamp: 1700000000000}},
+		})
+	}
+	b, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snappy.Encode(nil, b)
+}
+
+// TestLogsAndRemoteWrite: log records over gRPC and HTTP and remote-write samples record their
+// seqs in the same set as spans; duplicates count across protocols; malformed bodies are
+// decode errors.
+func TestLogsAndRemoteWrite(t *testing.T) {
+	h := newHarness(t)
+	conn, err := grpc.NewClient(h.s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := plogotlp.NewGRPCClient(conn).Export(context.Background(), logsRequest(0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	pb, _ := logsRequest(2, 3).MarshalProto()
+	if resp := h.postTo("/v1/logs", pb, map[string]string{"Content-Type": "application/x-protobuf"}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("logs over HTTP: %s", resp.Status)
+	}
+	rw := map[string]string{"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
+	if resp := h.postTo("/api/v1/write", rwBody(t, 3, 4, 5), rw); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("remote write: %s, want 204", resp.Status)
+	}
+	if resp := h.postTo("/api/v1/write", []byte("not snappy"), rw); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("bad snappy: %s, want 400", resp.Status)
+	}
+	if resp := h.postTo("/api/v1/write", snappy.Encode(nil, []byte{0xff, 0xff}), rw); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("bad protobuf: %s, want 400", resp.Status)
+	}
+	// Logs as OTLP/JSON, and as zstd- and gzip-compressed protobuf; a malformed logs body.
+	js, _ := logsRequest(6, 7).MarshalJSON()
+	if resp := h.postTo("/v1/logs", js, map[string]string{"Content-Type": "application/json"}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("logs as JSON: %s", resp.Status)
+	}
+	pb, _ = logsRequest(8).MarshalProto()
+	zw, _ := zstd.NewWriter(nil)
+	zpb := zw.EncodeAll(pb, nil)
+	zw.Close()
+	if resp := h.postTo("/v1/logs", zpb, map[string]string{"Content-Type": "application/x-protobuf", "Content-Encoding": "zstd"}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("logs zstd: %s", resp.Status)
+	}
+	pb, _ = logsRequest(8, 10).MarshalProto() // 8 again: a duplicate
+	var gz bytes.Buffer
+	gw := gzip.NewWriter(&gz)
+	gw.Write(pb)
+	gw.Close()
+	if resp := h.postTo("/v1/logs", gz.Bytes(), map[string]string{"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("logs gzip: %s", resp.Status)
+	}
+	if resp := h.postTo("/v1/logs", []byte("garbage"), map[string]string{"Content-Type": "application/x-protobuf"}); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("malformed logs: %s, want 400", resp.Status)
+	}
+	// A series without a seq label is counted, not recorded.
+	noSeq, _ := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "e2e_other"}},
+		Samples: []prompb.Sample{{Value: 1, Timestamp: 1700000000000}},
+	}}}).Marshal()
+	if resp := h.postTo("/api/v1/write", snappy.Encode(nil, noSeq), rw); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("remote write without seq: %s, want 204", resp.Status)
+	}
+	st := h.stats()
+	// seqs 0-8 and 10; 3 and 8 twice; 3 decode errors; 13 items (12 with a seq, 1 without).
+	if st.Unique != 10 || st.Duplicates != 2 || st.DecodeErrors != 3 || st.Spans != 13 || st.NoSeq != 1 || st.Accepted != 7 {
+		t.Errorf("stats %+v: want unique 10, duplicates 2 (seqs 3 and 8), decode errors 3, items 13, no_seq 1, accepted 7", st)
+	}
+	if want := [][2]int64{{0, 8}, {10, 10}}; len(st.Seqs) != 2 || st.Seqs[0] != want[0] || st.Seqs[1] != want[1] {
+		t.Errorf("seqs %v, want %v", st.Seqs, want)
+	}
+}
+
+// TestRemoteWriteFaults: the fault plan answers remote write as a remote-write receiver would
+// (503, 429 with Retry-After, 400, a hang, a delay, refused connections), and only accepted
+// samples are recorded.
+func TestRemoteWriteFaults(t *testing.T) {
+	h := newHarness(t)
+	rw := map[string]string{"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy"}
+	for _, tc := range []struct {
+		mode       string
+		want       int
+		retryAfter string
+	}{
+		{`{"fail_percent": 100}`, http.StatusServiceUnavailable, ""},
+		{`{"throttle_percent": 100, "retry_after": "1500ms"}`, http.StatusTooManyRequests, "2"},
+		{`{"reject_percent": 100}`, http.StatusBadRequest, ""},
+		{`{"hang_percent": 100, "hang": "50ms"}`, http.StatusServiceUnavailable, ""},
+		{`{"delay": "50ms"}`, http.StatusNoContent, ""},
+		{`{}`, http.StatusNoContent, ""},
+	} {
+		h.mode(tc.mode)
+		start := time.Now()
+		resp := h.postTo("/api/v1/write", rwBody(t, 1), rw)
+		if resp.StatusCode != tc.want || resp.Header.Get("Retry-After") != tc.retryAfter {
+			t.Errorf("mode %s: %s Retry-After %q, want %d %q", tc.mode, resp.Status, resp.Header.Get("Retry-After"), tc.want, tc.retryAfter)
+		}
+		if strings.Contains(tc.mode, "50ms") && time.Since(start) < 50*time.Millisecond {
+			t.Errorf("mode %s: answered after %s, want at least 50ms", tc.mode, time.Since(start))
+		}
+	}
+	h.mode(`{"refuse": true}`)
+	if c, err := net.DialTimeout("tcp", h.httpAddr, time.Second); err == nil {
+		c.Close()
+		t.Fatal("remote write still accepts connections while refusing")
+	}
+	h.mode(`{}`)
+	if resp := h.postTo("/api/v1/write", rwBody(t, 2), rw); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("after refusing: %s", resp.Status)
+	}
+	st := h.stats()
+	if st.Unique != 2 || st.Duplicates != 1 || st.FailuresInjected != 4 || st.Accepted != 3 {
+		t.Errorf("stats %+v: want seqs 1 (twice: delay and healthy) and 2, 4 failures injected, 3 accepted", st)
+	}
+	for _, k := range []string{"unavailable", "throttled", "rejected", "hung"} {
+		if st.Injected[k] != 1 {
+			t.Errorf("injected[%s] = %d, want 1", k, st.Injected[k])
 		}
 	}
 }
