@@ -162,7 +162,7 @@ func TestClientWaitsForTheBatchProcessor(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w, stop := startAcks(t, `
 receivers: {src: {}}
-processors: {batch: {send_batch_size: 1000, timeout: 1s}}
+processors: {batch: {send_batch_size: 1000, timeout: 1s, idle_timeout: 0s}}
 exporters: {queue: {}}
 service: {pipelines: {traces: {receivers: [src], processors: [batch], exporters: [queue]}}}
 `)
@@ -206,7 +206,7 @@ func TestClientDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w, stop := startAcks(t, `
 receivers: {src: {}}
-processors: {batch: {send_batch_size: 1000, timeout: 2s}}
+processors: {batch: {send_batch_size: 1000, timeout: 2s, idle_timeout: 0s}}
 exporters: {queue: {}}
 service: {pipelines: {traces: {receivers: [src], processors: [batch], exporters: [queue]}}}
 `)
@@ -237,7 +237,7 @@ func TestEndToEndThroughBatching(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w, stop := startAcks(t, `
 receivers: {src: {}}
-processors: {batch: {send_batch_size: 1000, timeout: 1s}}
+processors: {batch: {send_batch_size: 1000, timeout: 1s, idle_timeout: 0s}}
 exporters: {queue: {acknowledgements: end_to_end}}
 service: {pipelines: {traces: {receivers: [src], processors: [batch], exporters: [queue]}}}
 `)
@@ -263,7 +263,7 @@ func TestModesPerEdge(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w, stop := startAcks(t, `
 receivers: {src: {}}
-processors: {batch: {send_batch_size: 1000, timeout: 1s}}
+processors: {batch: {send_batch_size: 1000, timeout: 1s, idle_timeout: 0s}}
 exporters: {queue/a: {}, queue/b: {acknowledgements: durable}, queue/c: {}}
 service:
   pipelines:
@@ -330,7 +330,7 @@ func TestFanOutRefusalReachesTheClient(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w, stop := startAcks(t, `
 receivers: {src: {}}
-processors: {batch: {send_batch_size: 1000, timeout: 1s}}
+processors: {batch: {send_batch_size: 1000, timeout: 1s, idle_timeout: 0s}}
 exporters: {queue/ok: {}, queue/bad: {}}
 service:
   pipelines:

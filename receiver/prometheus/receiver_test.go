@@ -612,24 +612,18 @@ config:
 
 // A pipeline that blocks until its context ends must not hold Shutdown past its deadline: the
 // context of the pipeline call is cancelled then, and the loops finish.
-func TestShutdownUnblocksAStuckPipeline(t *testing.T) {
+// startOneTarget starts a receiver scraping one target every interval into next, with short
+// discovery delays.
+func startOneTarget(t *testing.T, interval string, next component.Consumer) *receiver {
+	t.Helper()
 	tg := newTarget(t, "m 1\n")
 	cfg := decodeConfig(t, fmt.Sprintf(`
 config:
   scrape_configs:
     - job_name: app
-      scrape_interval: 100ms
+      scrape_interval: %s
       static_configs: [{targets: ["%s"]}]
-`, tg.addr()))
-	entered := make(chan struct{}, 1)
-	next := component.ConsumerFunc(func(ctx context.Context, _ *batch.Batch) error {
-		select {
-		case entered <- struct{}{}:
-		default:
-		}
-		<-ctx.Done()
-		return ctx.Err()
-	})
+`, interval, tg.addr()))
 	set := component.NopSettings(component.KindReceiver, component.ID{Type: Type})
 	r, err := newReceiver(set, cfg, map[batch.Signal]component.Consumer{batch.Metrics: next})
 	if err != nil {
@@ -639,6 +633,20 @@ config:
 	if err := r.Start(context.Background(), component.NopHost{}); err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+func TestShutdownUnblocksAStuckPipeline(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	next := component.ConsumerFunc(func(ctx context.Context, _ *batch.Batch) error {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	r := startOneTarget(t, "100ms", next)
 	select {
 	case <-entered:
 	case <-time.After(20 * time.Second):
@@ -663,14 +671,6 @@ config:
 // the longest scrape_interval, so that a pipeline that never acknowledges (end_to_end with a
 // dead backend) does not stop the scrape loop: the next scrapes still reach the pipeline.
 func TestCommitWaitIsBounded(t *testing.T) {
-	tg := newTarget(t, "m 1\n")
-	cfg := decodeConfig(t, fmt.Sprintf(`
-config:
-  scrape_configs:
-    - job_name: app
-      scrape_interval: 300ms
-      static_configs: [{targets: ["%s"]}]
-`, tg.addr()))
 	waited := make(chan time.Duration, 100)
 	next := component.ConsumerFunc(func(ctx context.Context, _ *batch.Batch) error {
 		start := time.Now()
@@ -678,15 +678,7 @@ config:
 		waited <- time.Since(start)
 		return ctx.Err()
 	})
-	set := component.NopSettings(component.KindReceiver, component.ID{Type: Type})
-	r, err := newReceiver(set, cfg, map[batch.Signal]component.Consumer{batch.Metrics: next})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.opts = options{discoveryReload: 20 * time.Millisecond, discoveryUpdate: 20 * time.Millisecond}
-	if err := r.Start(context.Background(), component.NopHost{}); err != nil {
-		t.Fatal(err)
-	}
+	r := startOneTarget(t, "300ms", next)
 	defer r.Shutdown(context.Background())
 	for i := range 2 {
 		select {

@@ -119,20 +119,7 @@ func (h *harness) export(timeout time.Duration, seqs ...int64) error {
 
 func (h *harness) post(body []byte, header map[string]string) *http.Response {
 	h.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, "http://"+h.httpAddr+"/v1/traces", bytes.NewReader(body))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp
+	return h.postTo("/v1/traces", body, header)
 }
 
 func TestRecordsSeqsAndDuplicates(t *testing.T) {
