@@ -141,7 +141,7 @@ func (h *Handle) Wait(ctx context.Context) error {
 }
 
 // Set is the handles a batch carries: those of every request whose data is in it. A Set is
-// never changed in place once a batch carries it (Join makes a new one), so batches made from
+// never changed in place once a batch carries it (Union makes a new one), so batches made from
 // one another (shares, clones, the parts of a split) may carry the same Set.
 type Set []*Handle
 
@@ -160,25 +160,26 @@ func (s Set) Release(err error) {
 	}
 }
 
-// Join returns the union of sets (a handle in several appears as often), for a batch made of
-// several batches. It allocates only when more than one set is non-empty.
-func Join(sets ...Set) Set {
+// Union returns the union of the sets of/of(x) for every x in xs (a handle in several appears
+// as often), for a batch made of several batches. It allocates only when more than one set is
+// non-empty, and then once.
+func Union[T any](xs []T, of func(T) Set) Set {
 	n, last := 0, -1
-	for i, s := range sets {
-		if len(s) > 0 {
-			n += len(s)
+	for i, x := range xs {
+		if k := len(of(x)); k > 0 {
+			n += k
 			last = i
 		}
 	}
 	switch {
 	case n == 0:
 		return nil
-	case n == len(sets[last]):
-		return sets[last]
+	case n == len(of(xs[last])):
+		return of(xs[last])
 	}
 	out := make(Set, 0, n)
-	for _, s := range sets {
-		out = append(out, s...)
+	for _, x := range xs {
+		out = append(out, of(x)...)
 	}
 	return out
 }

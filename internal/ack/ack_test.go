@@ -162,8 +162,10 @@ func TestCallbackRunsOnceWithTheOutcome(t *testing.T) {
 	}
 }
 
-// TestJoin: a union keeps every handle as often as it appears, and shares a lone non-empty set.
-func TestJoin(t *testing.T) {
+// TestUnion: a union keeps every handle as often as it appears, and shares a lone non-empty set.
+func TestUnion(t *testing.T) {
+	sets := func(s Set) Set { return s }
+	Join := func(ss ...Set) Set { return Union(ss, sets) }
 	a, b := New(), New()
 	if got := Join(nil, Set{}, nil); got != nil {
 		t.Errorf("Join of empties = %v, want nil", got)

@@ -465,24 +465,10 @@ func Concat(parts []*Batch) (*Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, with := 0, -1
-	for i, p := range parts {
+	for _, p := range parts {
 		out.endToEnd = out.endToEnd || p.endToEnd
-		if len(p.acks) > 0 {
-			n += len(p.acks)
-			with = i
-		}
 	}
-	switch {
-	case n == 0:
-	case n == len(parts[with].acks): // one part has them all
-		out.acks = parts[with].acks
-	default:
-		out.acks = make(ack.Set, 0, n)
-		for _, p := range parts {
-			out.acks = append(out.acks, p.acks...)
-		}
-	}
+	out.acks = ack.Union(parts, (*Batch).Acks)
 	return out, nil
 }
 

@@ -40,17 +40,3 @@ func ParseAckMode(s string) (AckMode, error) {
 	}
 	return 0, fmt.Errorf("must be one of %s, got %q", strings.Join(ackModeNames[:], ", "), s)
 }
-
-// Stricter reports whether m makes a client wait for more than o does: none < durable <
-// end_to_end.
-func (m AckMode) Stricter(o AckMode) bool { return m.rank() > o.rank() }
-
-func (m AckMode) rank() int {
-	switch m {
-	case AckNone:
-		return 0
-	case AckDurable:
-		return 1
-	}
-	return 2
-}

@@ -88,18 +88,10 @@ func (t *Telemetry) Acknowledgements(id component.ID, sig batch.Signal) AckObser
 }
 
 // Waited records one request's wait.
-func (o AckObserver) Waited(d time.Duration) {
-	if o.wait != nil {
-		o.wait.Observe(d.Seconds())
-	}
-}
+func (o AckObserver) Waited(d time.Duration) { o.wait.Observe(d.Seconds()) }
 
 // GaveUp records a request whose client stopped waiting.
-func (o AckObserver) GaveUp() {
-	if o.gave != nil {
-		o.gave.Inc()
-	}
-}
+func (o AckObserver) GaveUp() { o.gave.Inc() }
 
 // Counters returns the counters for one component instance and the signals it handles (other
 // signals are not counted, so that no empty series appear). pipeline is empty for receivers and

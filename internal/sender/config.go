@@ -242,9 +242,6 @@ func (q *QueueConfig) validate() []error {
 	return errs
 }
 
-// Durable reports whether an acknowledgement means the data is on disk.
-func (c *Config) Durable() bool { return c.Queue.Enabled && c.Queue.Persistent }
-
 // AckPoint says what an exporter's acknowledgement means in mode m, for `vigil validate`.
 func (c *Config) AckPoint(m component.AckMode) string {
 	q := c.Queue

@@ -316,7 +316,7 @@ func (s *Sender) enqueue(ctx context.Context, q queue.Queue, b *batch.Batch) err
 			s.drop(sig, n, dropQueueFull)
 			s.logThrottled(slog.LevelWarn, "sending queue full; dropping the newest data (when_full: "+string(qc.WhenFull)+")", err, sig, n)
 			// The client is not asked to retry; one waiting end to end hears that it was dropped.
-			held.Release(consumererror.NewPermanent(fmt.Errorf("exporter %s: dropped: %w (when_full: %s)", s.set.ID, errQueueFull, qc.WhenFull)))
+			held.Release(s.errDropped(qc.WhenFull))
 			return nil
 		}
 		s.counters.Add(component.Failed, sig, n)
@@ -342,7 +342,7 @@ func (s *Sender) enqueue(ctx context.Context, q queue.Queue, b *batch.Batch) err
 func (s *Sender) onDrop(b *batch.Batch) {
 	s.health.queueFull()
 	s.drop(b.Signal(), b.Items(), dropOldest)
-	b.Acks().Release(consumererror.NewPermanent(fmt.Errorf("exporter %s: dropped: %w (when_full: drop_oldest)", s.set.ID, errQueueFull)))
+	b.Acks().Release(s.errDropped(queue.DropOldest))
 	s.logThrottled(slog.LevelWarn, "sending queue full; dropped the oldest data (when_full: drop_oldest)", errQueueFull, b.Signal(), b.Items())
 }
 
@@ -603,6 +603,12 @@ func (s *Sender) drain(q queue.Queue) {
 		b.Acks().Release(s.errCutShort())
 		done(false)
 	}
+}
+
+// errDropped is what a client waiting end to end hears when a full queue dropped its data by
+// policy: permanent, since the operator chose shedding over a retry.
+func (s *Sender) errDropped(policy queue.WhenFull) error {
+	return consumererror.NewPermanent(fmt.Errorf("exporter %s: dropped: %w (when_full: %s)", s.set.ID, errQueueFull, policy))
 }
 
 // errCutShort is what a client waiting end to end hears when shutdown stopped its data's

@@ -41,11 +41,10 @@ type processor struct {
 	pending []*batch.Batch
 	items   int
 	firstAt time.Time // when the oldest pending item arrived
-	lastAt  time.Time // when the newest pending batch arrived
-	waiting int       // pending batches whose clients wait for their acknowledgement
-	// The adaptive idle timeout follows gap, the smoothed time between batches (arrived: when
-	// the last came), unless the last sends each carried a lone batch (singles): see idleLocked.
-	arrived time.Time
+	lastAt  time.Time // when the newest batch arrived (pending or sent since)
+	waiting bool      // some pending batch's client waits for its acknowledgement
+	// The adaptive idle timeout follows gap, the smoothed time between batches, unless the
+	// last sends each carried a lone batch (singles): see idleLocked.
 	gap     time.Duration
 	singles int
 	started bool
@@ -116,12 +115,11 @@ func (p *processor) Consume(ctx context.Context, b *batch.Batch) error {
 		p.firstAt = now
 		p.kickLocked()
 	}
-	p.lastAt = now
 	if len(b.Acks()) > 0 {
-		if p.waiting == 0 && p.idleHi > 0 {
+		if !p.waiting && p.idleHi > 0 {
 			p.kickLocked() // the idle deadline may come before the timeout
 		}
-		p.waiting++
+		p.waiting = true
 	}
 	p.pending = append(p.pending, b)
 	p.items += b.Items()
@@ -149,7 +147,7 @@ type pendingSet struct {
 // take empties the buffer; the caller holds mu.
 func (p *processor) take() pendingSet {
 	s := pendingSet{batches: p.pending, items: p.items, firstAt: p.firstAt}
-	p.pending, p.items, p.waiting = nil, 0, 0
+	p.pending, p.items, p.waiting = nil, 0, false
 	// Counted before the send answers its clients, whose next batches must see it.
 	if len(s.batches) == 1 {
 		p.singles++
@@ -171,7 +169,7 @@ func (p *processor) kickLocked() {
 // waits for pending data, the idle timeout after its last batch, whichever comes first.
 func (p *processor) deadlineLocked() time.Time {
 	d := p.firstAt.Add(p.timeout)
-	if p.idleHi > 0 && p.waiting > 0 {
+	if p.idleHi > 0 && p.waiting {
 		if i := p.lastAt.Add(p.idleLocked()); i.Before(d) {
 			d = i
 		}
@@ -179,18 +177,15 @@ func (p *processor) deadlineLocked() time.Time {
 	return d
 }
 
-// noteArrivalLocked folds the time since the previous batch into the smoothed gap (weight 1/8
-// for the newest), each gap counted at most twice the longest idle timeout so that one long
-// pause is soon forgotten.
+// noteArrivalLocked records a batch's arrival, folding the time since the previous one into the
+// smoothed gap (weight 1/8 for the newest) when the idle timeout adapts; each gap counts at most
+// twice the longest idle timeout, so that one long pause is soon forgotten.
 func (p *processor) noteArrivalLocked(now time.Time) {
-	if p.idleLo == p.idleHi { // fixed or off: nothing to learn
-		return
-	}
-	if !p.arrived.IsZero() {
-		g := min(now.Sub(p.arrived), 2*p.idleHi)
+	if p.idleLo != p.idleHi && !p.lastAt.IsZero() {
+		g := min(now.Sub(p.lastAt), 2*p.idleHi)
 		p.gap += (g - p.gap) / 8
 	}
-	p.arrived = now
+	p.lastAt = now
 }
 
 // loneSends is how many sends in a row must carry a single batch for idleLocked to stop
@@ -284,17 +279,12 @@ func (p *processor) keep(b *batch.Batch, firstAt time.Time) bool {
 	if p.closed {
 		return false
 	}
-	if len(p.pending) == 0 {
-		p.lastAt = time.Now()
-	}
 	if len(p.pending) == 0 || firstAt.Before(p.firstAt) {
 		p.firstAt = firstAt // the remainder has waited since its own first item
 	}
 	p.pending = append([]*batch.Batch{b}, p.pending...)
 	p.items += b.Items()
-	if len(b.Acks()) > 0 {
-		p.waiting++
-	}
+	p.waiting = p.waiting || len(b.Acks()) > 0
 	p.kickLocked()
 	return true
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,7 +50,7 @@ type receiver struct {
 	// commitWait bounds how long a commit waits for its scrape to be acknowledged (the longest
 	// scrape_interval): a scrape is not done before its data is durable, but a loop stuck behind
 	// a dead backend (end_to_end) would stop scraping altogether.
-	commitWait atomic.Int64
+	commitWait time.Duration // set by Start before the scrape loops run
 
 	mu      sync.Mutex
 	started bool
@@ -98,8 +97,8 @@ func newReceiver(set component.Settings, cfg *Config, next map[batch.Signal]comp
 // still delivered.
 func (r *receiver) commit(_ context.Context, body promconv.Body) error {
 	ctx, cancel := r.consumeCtx, context.CancelFunc(func() {})
-	if d := time.Duration(r.commitWait.Load()); d > 0 {
-		ctx, cancel = context.WithTimeout(ctx, d)
+	if r.commitWait > 0 {
+		ctx, cancel = context.WithTimeout(ctx, r.commitWait)
 	}
 	defer cancel()
 	if err := r.next.Consume(ctx, batch.FromPromRWTrusted(body.Bytes, body.Items())); err != nil {
@@ -127,7 +126,7 @@ func (r *receiver) Start(_ context.Context, host component.Host) error {
 		sd[sc.JobName] = sc.ServiceDiscoveryConfigs
 		longest = max(longest, time.Duration(sc.ScrapeInterval))
 	}
-	r.commitWait.Store(int64(longest))
+	r.commitWait = longest
 
 	routeKubernetesLogs(scfgs, r.set.Logger)
 
