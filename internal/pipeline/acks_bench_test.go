@@ -13,7 +13,8 @@ import (
 // → exporter, with the client's answer waiting for its acknowledgement (durable, end_to_end
 // with the exporter releasing at once) or not (none), and without a batch processor (nothing
 // holds: the acknowledgement is free but for the handle). 16 clients send 100-span requests;
-// the batch processor sends every 4 requests.
+// the batch processor sends every 4 requests (idle_timeout 0s, so that every mode batches alike
+// and the difference is the handles).
 //
 //	go test -run '^$' -bench Acknowledgements -benchmem ./internal/pipeline
 func BenchmarkAcknowledgements(b *testing.B) {
@@ -31,7 +32,7 @@ func BenchmarkAcknowledgements(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			w, stop := startAcksB(b, fmt.Sprintf(`
 receivers: {src: {}}
-processors: {batch: {send_batch_size: 400, timeout: 10ms}}
+processors: {batch: {send_batch_size: 400, timeout: 10ms, idle_timeout: 0s}}
 exporters: {queue: {}}
 service: {pipelines: {traces: {receivers: [src], processors: %s, exporters: [queue], acknowledgements: %s}}}
 `, c.processors, c.acks))
