@@ -2,6 +2,7 @@ package promconv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -64,11 +65,15 @@ var _ storage.AppenderV2 = (*Appender)(nil)
 
 // Append implements storage.AppenderV2.
 func (a *Appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
-	if ls.IsEmpty() {
-		return 0, fmt.Errorf("series without labels")
+	if err := checkLabels(ls); err != nil {
+		return 0, err
 	}
 	a.enc.Reset()
-	ls.Range(func(l labels.Label) { a.enc.Label(l.Name, l.Value) })
+	ls.Range(func(l labels.Label) {
+		if l.Value != "" { // an empty value is no label, as in Prometheus's storage
+			a.enc.Label(l.Name, l.Value)
+		}
+	})
 	switch {
 	case h != nil || fh != nil:
 		if h != nil {
@@ -125,6 +130,26 @@ func (a *Appender) Append(_ storage.SeriesRef, ls labels.Labels, _, t int64, v f
 		ref = 1
 	}
 	return ref, nil
+}
+
+// ErrInvalidSample is wrapped by the errors of series Prometheus's storage would refuse. The
+// scrape loop fails a scrape on such an error (up is 0, nothing of it is sent), as it does when
+// Prometheus's head refuses an append.
+var ErrInvalidSample = errors.New("invalid sample")
+
+// checkLabels makes the checks Prometheus's storage makes before it creates a series: the label
+// set, without empty values, is not empty, and no name occurs twice. Names and values (UTF-8,
+// the validation scheme) and the label limits are checked by the scrape loop before Append.
+func checkLabels(ls labels.Labels) error {
+	empty := true
+	ls.Range(func(l labels.Label) { empty = empty && l.Value == "" })
+	if empty {
+		return fmt.Errorf("empty labelset: %w", ErrInvalidSample)
+	}
+	if name, dup := ls.HasDuplicateLabelNames(); dup {
+		return fmt.Errorf("label name %q is not unique: %w", name, ErrInvalidSample)
+	}
+	return nil
 }
 
 // Take returns the body built so far and starts a new one.

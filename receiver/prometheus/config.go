@@ -18,18 +18,58 @@ import (
 // `config` holds what a Prometheus configuration file would.
 type Config struct {
 	PrometheusConfig PromConfig `yaml:"config"`
+	// FallbackScrapeProtocol is the format assumed for a target whose Content-Type is missing
+	// or not one Prometheus knows (a plain web server serving a file), in every scrape config
+	// that does not set its own fallback_scrape_protocol. Prometheus has no default and fails
+	// such scrapes; the OpenTelemetry Collector's receiver defaults to the classic text format,
+	// and so does Vigil. "none" keeps Prometheus's behaviour.
+	FallbackScrapeProtocol string `yaml:"fallback_scrape_protocol"`
 }
 
+// DefaultFallbackScrapeProtocol is the classic text format (upstream's PrometheusText0_0_4), as in
+// the Collector's receiver.
+const DefaultFallbackScrapeProtocol = "PrometheusText0.0.4"
+
+// NoFallback turns the fallback off.
+const NoFallback = "none"
+
 // NewConfig returns an empty configuration; it does not validate until it has a scrape config.
-func NewConfig() *Config { return &Config{} }
+func NewConfig() *Config { return &Config{FallbackScrapeProtocol: DefaultFallbackScrapeProtocol} }
 
 // Validate checks what the upstream decoding could not: that there is something to scrape.
 func (c *Config) Validate() error {
+	var errs []error
 	p := c.PrometheusConfig.Config
 	if p == nil || (len(p.ScrapeConfigs) == 0 && len(p.ScrapeConfigFiles) == 0) {
-		return errors.New("config.scrape_configs: at least one scrape config is required")
+		errs = append(errs, errors.New("config.scrape_configs: at least one scrape config is required"))
 	}
-	return nil
+	if f := c.FallbackScrapeProtocol; f != NoFallback {
+		if err := promconfig.ScrapeProtocol(f).Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("fallback_scrape_protocol: %w, or %q", err, NoFallback))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// scrapeConfig returns the Prometheus configuration the scrape manager runs: the scrape configs
+// of scrape_config_files read in (upstream would read them again, and lose what is set here) and
+// the receiver's fallback protocol set where a job has none.
+func (c *Config) scrapeConfig() (*promconfig.Config, []*promconfig.ScrapeConfig, error) {
+	scfgs, err := c.PrometheusConfig.Config.GetScrapeConfigs()
+	if err != nil {
+		return nil, nil, err
+	}
+	out := *c.PrometheusConfig.Config
+	out.ScrapeConfigFiles = nil
+	out.ScrapeConfigs = make([]*promconfig.ScrapeConfig, len(scfgs))
+	for i, sc := range scfgs {
+		cp := *sc
+		if cp.ScrapeFallbackProtocol == "" && c.FallbackScrapeProtocol != NoFallback {
+			cp.ScrapeFallbackProtocol = promconfig.ScrapeProtocol(c.FallbackScrapeProtocol)
+		}
+		out.ScrapeConfigs[i] = &cp
+	}
+	return &out, out.ScrapeConfigs, nil
 }
 
 // PromConfig is a Prometheus configuration (`global`, `scrape_configs`, `scrape_config_files`)

@@ -80,7 +80,11 @@ func newReceiver(set component.Settings, cfg *Config, next map[batch.Signal]comp
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("receiver %s: %w", set.ID, err)
 	}
-	r := &receiver{set: set, cfg: cfg.PrometheusConfig.Config, next: c}
+	pcfg, _, err := cfg.scrapeConfig()
+	if err != nil {
+		return nil, fmt.Errorf("receiver %s: %w", set.ID, err)
+	}
+	r := &receiver{set: set, cfg: pcfg, next: c}
 	r.consumeCtx, r.consumeCancel = context.WithCancel(context.Background())
 	return r, nil
 }
@@ -153,6 +157,11 @@ func (r *receiver) Start(_ context.Context, host component.Host) error {
 		// metadata.
 		AppendMetadata:          true,
 		DiscoveryReloadInterval: model.Duration(r.opts.discoveryReload),
+		// The first targets found start their scrape loops at once rather than at the first
+		// reload tick (5s): an agent in a short-lived job would lose those seconds. Later
+		// changes are still applied at most once per reload interval. Each loop's first scrape
+		// keeps upstream's offset within its interval, which spreads the targets' scrapes.
+		DiscoveryReloadOnStartup: true,
 	}, r.set.Logger.With("manager", "scrape"), logging.NewJSONFileLogger, nil, promconv.Appendable{Commit: r.commit}, reg)
 	if err != nil {
 		cancel()

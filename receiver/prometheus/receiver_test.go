@@ -193,7 +193,12 @@ type run struct {
 
 func start(t *testing.T, cfgYAML string) *run {
 	t.Helper()
-	cfg := decodeConfig(t, cfgYAML)
+	// Upstream waits up to 5s before applying discovered targets; the tests cannot.
+	return startWith(t, decodeConfig(t, cfgYAML), options{discoveryReload: 20 * time.Millisecond, discoveryUpdate: 20 * time.Millisecond})
+}
+
+func startWith(t *testing.T, cfg *Config, opts options) *run {
+	t.Helper()
 	ru := &run{t: t, sink: &componenttest.Sink{}, logs: &componenttest.LogBuffer{}}
 	set := component.NopSettings(component.KindReceiver, component.ID{Type: Type, Name: t.Name()})
 	set.Logger = slog.New(slog.NewTextHandler(ru.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -207,8 +212,7 @@ func start(t *testing.T, cfgYAML string) *run {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Upstream waits up to 5s before applying discovered targets; the tests cannot.
-	r.opts = options{discoveryReload: 20 * time.Millisecond, discoveryUpdate: 20 * time.Millisecond}
+	r.opts = opts
 	if err := r.Start(context.Background(), component.NopHost{}); err != nil {
 		t.Fatal(err)
 	}
