@@ -34,8 +34,12 @@ type Config struct {
 	Protocol string `yaml:"protocol"`
 	// ExternalLabels are added to every series that does not have the label already.
 	ExternalLabels map[string]string `yaml:"external_labels"`
-	// Shards control parallel sending.
-	Shards ShardsConfig `yaml:"shards"`
+	// QueueConfig is Prometheus's remote_write queue_config: shards (parallel senders) and how
+	// much each request accumulates.
+	QueueConfig QueueConfig `yaml:"queue_config"`
+	// MetadataConfig is Prometheus's remote_write metadata_config (1.0 only; 2.0 carries
+	// metadata in each series).
+	MetadataConfig MetadataConfig `yaml:"metadata_config"`
 	// Translation applies to metrics that did not arrive as Prometheus data (OTLP).
 	Namespace                     string       `yaml:"namespace"`
 	AddMetricSuffixes             bool         `yaml:"add_metric_suffixes"`
@@ -48,16 +52,30 @@ type EnabledBlock struct {
 	Enabled bool `yaml:"enabled"`
 }
 
-// ShardsConfig bounds the number of parallel senders. Series are hashed to shards, so a series'
-// samples always go through one shard in order; the count moves between Min and Max following
-// the measured send rate against the incoming rate, as Prometheus's queue manager does.
-type ShardsConfig struct {
-	Min int `yaml:"min"`
-	Max int `yaml:"max"`
-	// MaxSamplesPerSend caps samples (and histogram samples) per request.
+// QueueConfig bounds the number of parallel senders and says how long data accumulates, with
+// Prometheus's key names and defaults. Series are hashed to shards, so a series' samples always
+// go through one shard in order; the count moves between MinShards and MaxShards following the
+// measured send rate against the incoming rate, as Prometheus's queue manager does.
+type QueueConfig struct {
+	MinShards int `yaml:"min_shards"`
+	MaxShards int `yaml:"max_shards"`
+	// MaxSamplesPerSend caps samples (and histogram samples) per request; it is also how much
+	// the queue's consumer accumulates before it sends.
 	MaxSamplesPerSend int `yaml:"max_samples_per_send"`
-	// ReshardInterval is how often the shard count is reconsidered.
+	// BatchSendDeadline is the longest data waits for MaxSamplesPerSend to accumulate: many
+	// small batches (one per scrape) leave as one request per shard. 0 sends every batch as it
+	// comes. Needs the sending queue (without it, each caller's batch is sent at once).
+	BatchSendDeadline time.Duration `yaml:"batch_send_deadline"`
+	// ReshardInterval (Vigil's) is how often the shard count is reconsidered.
 	ReshardInterval time.Duration `yaml:"reshard_interval"`
+}
+
+// MetadataConfig is how 1.0 sends metric metadata (type, help, unit): in requests of their own,
+// every SendInterval and when new metric families appear, rather than after every batch.
+type MetadataConfig struct {
+	Send              bool          `yaml:"send"`
+	SendInterval      time.Duration `yaml:"send_interval"`
+	MaxSamplesPerSend int           `yaml:"max_samples_per_send"`
 }
 
 // DefaultQueueBytes bounds the default memory queue: about 140 000 typical samples, minutes of
@@ -66,7 +84,8 @@ type ShardsConfig struct {
 const DefaultQueueBytes = 32 << 20
 
 // NewConfig returns the defaults: remote write 1.0, snappy, 1–50 shards of up to 2000 samples
-// per request (Prometheus's defaults), retries and a memory queue of DefaultQueueBytes.
+// per request accumulated for up to 5s, metadata every minute (Prometheus's defaults), retries
+// and a memory queue of DefaultQueueBytes.
 func NewConfig() *Config {
 	c := client.NewHTTP()
 	c.Compression = Snappy
@@ -78,10 +97,12 @@ func NewConfig() *Config {
 	s.Queue.Sizer = queue.SizeBytes
 	s.Queue.QueueSize = DefaultQueueBytes
 	return &Config{
-		Client:            c,
-		Sender:            s,
-		Protocol:          ProtocolV1,
-		Shards:            ShardsConfig{Min: 1, Max: 50, MaxSamplesPerSend: 2000, ReshardInterval: 10 * time.Second},
+		Client:   c,
+		Sender:   s,
+		Protocol: ProtocolV1,
+		QueueConfig: QueueConfig{MinShards: 1, MaxShards: 50, MaxSamplesPerSend: 2000,
+			BatchSendDeadline: 5 * time.Second, ReshardInterval: 10 * time.Second},
+		MetadataConfig:    MetadataConfig{Send: true, SendInterval: time.Minute, MaxSamplesPerSend: 2000},
 		AddMetricSuffixes: true,
 		TargetInfo:        EnabledBlock{Enabled: true},
 	}
@@ -122,23 +143,59 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("external_labels.%s: value must not be empty (an empty label is no label)", k))
 		}
 	}
-	s := c.Shards
-	if s.Min < 1 {
-		errs = append(errs, fmt.Errorf("shards.min: must be >= 1, got %d", s.Min))
+	q := c.QueueConfig
+	if q.MinShards < 1 {
+		errs = append(errs, fmt.Errorf("queue_config.min_shards: must be >= 1, got %d", q.MinShards))
 	}
-	if s.Max < s.Min {
-		errs = append(errs, fmt.Errorf("shards.max: must be >= shards.min (%d), got %d", s.Min, s.Max))
+	if q.MaxShards < q.MinShards {
+		errs = append(errs, fmt.Errorf("queue_config.max_shards: must be >= queue_config.min_shards (%d), got %d", q.MinShards, q.MaxShards))
 	}
-	if s.MaxSamplesPerSend < 1 {
-		errs = append(errs, fmt.Errorf("shards.max_samples_per_send: must be >= 1, got %d", s.MaxSamplesPerSend))
+	if q.MaxSamplesPerSend < 1 {
+		errs = append(errs, fmt.Errorf("queue_config.max_samples_per_send: must be >= 1, got %d", q.MaxSamplesPerSend))
 	}
-	if s.ReshardInterval <= 0 {
-		errs = append(errs, fmt.Errorf("shards.reshard_interval: must be > 0, got %s", s.ReshardInterval))
+	if q.BatchSendDeadline < 0 {
+		errs = append(errs, fmt.Errorf("queue_config.batch_send_deadline: must be >= 0 (0: send each batch at once), got %s", q.BatchSendDeadline))
+	}
+	if q.ReshardInterval <= 0 {
+		errs = append(errs, fmt.Errorf("queue_config.reshard_interval: must be > 0, got %s", q.ReshardInterval))
+	}
+	if c.Sender.Queue.Batch != nil {
+		errs = append(errs, errors.New("sending_queue.batch: not used by this exporter: requests accumulate by queue_config.max_samples_per_send and batch_send_deadline, as in Prometheus"))
+	}
+	if m := c.MetadataConfig; m.Send {
+		if m.SendInterval <= 0 {
+			errs = append(errs, fmt.Errorf("metadata_config.send_interval: must be > 0, got %s", m.SendInterval))
+		}
+		if m.MaxSamplesPerSend < 1 {
+			errs = append(errs, fmt.Errorf("metadata_config.max_samples_per_send: must be >= 1, got %d", m.MaxSamplesPerSend))
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// senderConfig is the sender block with queue batching set from queue_config: the queue's single
+// consumer merges batches (concatenating their bytes, in order) until max_samples_per_send or
+// batch_send_deadline, so that a scrape does not leave as a request of its own.
+func (c *Config) senderConfig() sender.Config {
+	s := c.Sender
+	if s.Queue.Enabled && c.QueueConfig.BatchSendDeadline > 0 {
+		s.Queue.Batch = &sender.BatchConfig{
+			FlushTimeout: c.QueueConfig.BatchSendDeadline,
+			MinSize:      c.QueueConfig.MaxSamplesPerSend,
+			Sizer:        queue.SizeItems,
+		}
+	}
+	return s
 }
 
 var _ component.AckPointer = (*Config)(nil)
 
 // AckPoint says what an acknowledgement means in mode m (component.AckPointer).
-func (c *Config) AckPoint(m component.AckMode) string { return c.Sender.AckPoint(m) }
+func (c *Config) AckPoint(m component.AckMode) string {
+	p := c.Sender.AckPoint(m)
+	if m == component.AckEndToEnd && c.Sender.Queue.Enabled && c.QueueConfig.BatchSendDeadline > 0 {
+		p += fmt.Sprintf(" (requests accumulate up to %d samples or for up to %s first, queue_config.batch_send_deadline)",
+			c.QueueConfig.MaxSamplesPerSend, c.QueueConfig.BatchSendDeadline)
+	}
+	return p
+}

@@ -59,7 +59,18 @@ type exporter struct {
 	bld      *promrw.Builder
 	v2enc    promrw.V2Encoder
 	rs       *resharder
+
+	// meta is the 1.0 metadata seen so far, one entry per metric family (the latest), sent in
+	// requests of its own every metadata_config.send_interval and when new families appear,
+	// as Prometheus sends it; guarded by sendMu.
+	meta     map[string][]byte
+	metaNew  bool
+	metaSent time.Time
+	now      func() time.Time // the clock of metadata_config.send_interval; tests move it
 }
+
+// maxMetadataFamilies bounds the metadata kept; families beyond it are not sent.
+const maxMetadataFamilies = 100_000
 
 // attemptState is a batch cut into per-shard requests. A retry of the same batch sends only the
 // requests not yet accepted, so that a failure in one shard does not duplicate the others.
@@ -100,8 +111,9 @@ func newExporter(set component.Settings, cfg *Config) (*exporter, error) {
 			PromoteAllResourceAttributes: cfg.ResourceToTelemetryConversion.Enabled,
 			DisableTargetInfo:            !cfg.TargetInfo.Enabled,
 		},
-		v2: cfg.Protocol == ProtocolV2,
-		rs: newResharder(cfg.Shards, time.Now()),
+		v2:  cfg.Protocol == ProtocolV2,
+		rs:  newResharder(cfg.QueueConfig, time.Now()),
+		now: time.Now,
 	}
 	for _, k := range slices.Sorted(maps.Keys(cfg.ExternalLabels)) {
 		e.ext = append(e.ext, promrw.Label{Name: k, Value: cfg.ExternalLabels[k]})
@@ -120,7 +132,7 @@ func newExporter(set component.Settings, cfg *Config) (*exporter, error) {
 		return nil, fmt.Errorf("exporter %s: %w", set.ID, err)
 	}
 	e.shardsG.Set(float64(e.rs.shards))
-	if e.sender, err = sender.New(set, cfg.Sender, e.send); err != nil {
+	if e.sender, err = sender.New(set, cfg.senderConfig(), e.send); err != nil {
 		return nil, fmt.Errorf("exporter %s: %w", set.ID, err)
 	}
 	return e, nil
@@ -140,7 +152,8 @@ func (e *exporter) Start(ctx context.Context, _ component.Host) error {
 	e.client.Store(hc)
 	e.set.Logger.Info("exporter started", "endpoint", client.Redact(e.cfg.Client.Endpoint),
 		"protocol", e.cfg.Protocol, "compression", string(e.cfg.Client.Compression),
-		"shards_min", e.cfg.Shards.Min, "shards_max", e.cfg.Shards.Max,
+		"min_shards", e.cfg.QueueConfig.MinShards, "max_shards", e.cfg.QueueConfig.MaxShards,
+		"batch_send_deadline", e.cfg.QueueConfig.BatchSendDeadline.String(),
 		"external_labels", slices.Sorted(maps.Keys(e.cfg.ExternalLabels)))
 	return nil
 }
@@ -228,6 +241,7 @@ func (e *exporter) send(ctx context.Context, b *batch.Batch) error {
 		e.keepRetrying(st)
 		return consumererror.NewRetryable(errors.Join(failed...), after)
 	}
+	e.sendMetadata(ctx, hc, e.now())
 	if st.rejected > 0 {
 		msg := strings.Join(st.why, "; ")
 		if len(st.why) > 3 {
@@ -293,8 +307,8 @@ func (e *exporter) prepare(ctx context.Context, b *batch.Batch) (*attemptState, 
 	st.shards = make([][]request, n)
 	st.next = make([]int, n)
 	// 2.0 carries metadata in each series, so it must be known before the first request; 1.0
-	// sends it in a request of its own after the series (as Prometheus does), found only if the
-	// scan saw bytes between or after series: walking a large body twice costs memory bandwidth.
+	// keeps it for requests of its own (sendMetadata), found only if the scan saw bytes between
+	// or after series: walking a large body twice costs memory bandwidth.
 	var meta promrw.Metadata
 	if e.v2 {
 		meta = promrw.MetadataOf(body)
@@ -322,7 +336,7 @@ func (e *exporter) prepare(ctx context.Context, b *batch.Batch) (*attemptState, 
 	var (
 		sc           = promrw.Scanner{Trusted: true}
 		scratch, cut []byte
-		max          = e.cfg.Shards.MaxSamplesPerSend
+		max          = e.cfg.QueueConfig.MaxSamplesPerSend
 	)
 	addSeries := func(s promrw.SeriesV1) {
 		i := bld.Shard(s)
@@ -361,15 +375,66 @@ func (e *exporter) prepare(ctx context.Context, b *batch.Batch) (*attemptState, 
 	for i := range n {
 		flush(i)
 	}
-	if !e.v2 && (gaps || prevEnd != len(body)) {
-		if meta = promrw.MetadataOf(body); len(meta.Raw) > 0 {
-			add(0, meta.Raw, 0)
-		}
+	if !e.v2 && e.cfg.MetadataConfig.Send && (gaps || prevEnd != len(body)) {
+		e.keepMetadata(promrw.MetadataOf(body).Raw)
 	}
 	if firstErr != nil {
 		return nil, firstErr
 	}
 	return st, nil
+}
+
+// keepMetadata adds a batch's metadata entries to what is sent periodically.
+func (e *exporter) keepMetadata(raw []byte) {
+	promrw.EachMetadata(raw, func(family, field []byte) {
+		old, ok := e.meta[string(family)]
+		if !ok && len(e.meta) >= maxMetadataFamilies {
+			return
+		}
+		if ok && bytes.Equal(old, field) {
+			return
+		}
+		if e.meta == nil {
+			e.meta = make(map[string][]byte)
+		}
+		e.meta[string(family)] = append(old[:0:0], field...)
+		e.metaNew = true
+	})
+}
+
+// sendMetadata sends every metadata entry kept, in requests of at most
+// metadata_config.max_samples_per_send entries, when new families appeared or send_interval has
+// passed since the last time. It is best effort, as in Prometheus: a failure is counted and
+// logged, and the entries go again at the next occasion; the batch's outcome does not depend on
+// it.
+func (e *exporter) sendMetadata(ctx context.Context, hc *http.Client, now time.Time) {
+	mc := e.cfg.MetadataConfig
+	if e.v2 || !mc.Send || len(e.meta) == 0 || (!e.metaNew && now.Sub(e.metaSent) < mc.SendInterval) {
+		return
+	}
+	e.metaNew, e.metaSent = false, now
+	var body []byte
+	n := 0
+	post := func() {
+		out, err := e.compress(body)
+		if err == nil {
+			err = e.post(ctx, hc, request{body: out})
+		}
+		if err != nil {
+			e.metaNew = !consumererror.IsPermanent(err) // retried with the next batch
+			e.set.Logger.Warn("cannot send metric metadata; the samples are not affected", "error", err.Error(), "entries", n)
+		}
+		body, n = body[:0], 0
+	}
+	for _, k := range slices.Sorted(maps.Keys(e.meta)) {
+		body = append(body, e.meta[k]...)
+		if n++; n >= mc.MaxSamplesPerSend {
+			post()
+		}
+	}
+	if n > 0 {
+		post()
+	}
 }
 
 // snappyScratch holds encoder output buffers. Snappy needs room for its worst case, several

@@ -48,7 +48,7 @@ func BenchmarkPrepare(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			cfg := NewConfig()
 			cfg.Client.Endpoint = "http://127.0.0.1:1/api/v1/write"
-			cfg.Shards.Min, cfg.Shards.Max = tc.shards, tc.shards
+			cfg.QueueConfig.MinShards, cfg.QueueConfig.MaxShards = tc.shards, tc.shards
 			if tc.mod != nil {
 				tc.mod(cfg)
 			}
@@ -82,7 +82,7 @@ func BenchmarkSend(b *testing.B) {
 			defer srv.Close()
 			cfg := NewConfig()
 			cfg.Client.Endpoint = srv.URL
-			cfg.Shards.Min, cfg.Shards.Max = shards, shards
+			cfg.QueueConfig.MinShards, cfg.QueueConfig.MaxShards = shards, shards
 			cfg.Sender.Queue.Enabled = false
 			e, err := newExporter(component.Settings{ID: component.ID{Type: Type}}, cfg)
 			if err != nil {

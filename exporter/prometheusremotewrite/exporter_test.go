@@ -24,6 +24,7 @@ import (
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
 	"github.com/vigilhq/vigil/internal/componenttest"
+	"github.com/vigilhq/vigil/internal/sender"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -272,7 +273,7 @@ func TestExternalLabels(t *testing.T) {
 func TestShardingKeepsSeriesOrder(t *testing.T) {
 	be := &backend{}
 	e, _ := newTestExporter(t, be, func(c *Config) {
-		c.Shards.Min, c.Shards.Max, c.Shards.MaxSamplesPerSend = 4, 4, 10
+		c.QueueConfig.MinShards, c.QueueConfig.MaxShards, c.QueueConfig.MaxSamplesPerSend = 4, 4, 10
 	})
 	want := map[string][]string{}
 	for round := range 3 {
@@ -320,7 +321,7 @@ func TestRetrySendsOnlyWhatFailed(t *testing.T) {
 		return 204, nil
 	}}
 	e, c := newTestExporter(t, be, func(c *Config) {
-		c.Shards.Min, c.Shards.Max, c.Shards.MaxSamplesPerSend = 4, 4, 1
+		c.QueueConfig.MinShards, c.QueueConfig.MaxShards, c.QueueConfig.MaxSamplesPerSend = 4, 4, 1
 	})
 	var ts []prompb.TimeSeries
 	for s := range 8 {
@@ -506,8 +507,11 @@ func TestConfigErrors(t *testing.T) {
 	f(func(c *Config) { c.Sender.Queue.NumConsumers = 4 }, "num_consumers: must be 1")
 	f(func(c *Config) { c.ExternalLabels = map[string]string{"bad-name": "x"} }, `"bad-name" is not a valid label name`)
 	f(func(c *Config) { c.ExternalLabels = map[string]string{"a": ""} }, "must not be empty")
-	f(func(c *Config) { c.Shards.Min, c.Shards.Max = 5, 2 }, "shards.max: must be >= shards.min")
-	f(func(c *Config) { c.Shards.MaxSamplesPerSend = 0 }, "max_samples_per_send")
+	f(func(c *Config) { c.QueueConfig.MinShards, c.QueueConfig.MaxShards = 5, 2 }, "queue_config.max_shards: must be >= queue_config.min_shards")
+	f(func(c *Config) { c.QueueConfig.MaxSamplesPerSend = 0 }, "max_samples_per_send")
+	f(func(c *Config) { c.QueueConfig.BatchSendDeadline = -time.Second }, "queue_config.batch_send_deadline: must be >= 0")
+	f(func(c *Config) { b := sender.NewBatchConfig(); c.Sender.Queue.Batch = &b }, "sending_queue.batch: not used by this exporter")
+	f(func(c *Config) { c.MetadataConfig.SendInterval = 0 }, "metadata_config.send_interval")
 }
 
 func TestLifecycle(t *testing.T) {
@@ -517,7 +521,7 @@ func TestLifecycle(t *testing.T) {
 }
 
 func TestResharder(t *testing.T) {
-	cfg := ShardsConfig{Min: 1, Max: 16, ReshardInterval: 10 * time.Second}
+	cfg := QueueConfig{MinShards: 1, MaxShards: 16, ReshardInterval: 10 * time.Second}
 	t0 := time.Unix(0, 0)
 	// f runs intervals in which inRate items/s come in and each request of 1000 items takes rtt.
 	f := func(start int, inRate float64, rtt time.Duration, intervals int, want int) {

@@ -3,9 +3,11 @@ package prometheusremotewrite
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/prompb"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -60,7 +62,7 @@ func TestMetadataSentOnce(t *testing.T) {
 		t.Helper()
 		t.Run(name, func(t *testing.T) {
 			be := &backend{}
-			e, _ := newTestExporter(t, be, func(c *Config) { c.Shards.Min, c.Shards.Max = 4, 4 })
+			e, _ := newTestExporter(t, be, func(c *Config) { c.QueueConfig.MinShards, c.QueueConfig.MaxShards = 4, 4 })
 			var ts []prompb.TimeSeries
 			for _, s := range series {
 				ts = append(ts, ser(s, nil, smp(1, 1)))
@@ -100,7 +102,7 @@ func TestInterleavedRetriesSendOnlyWhatFailed(t *testing.T) {
 		return 204, nil
 	}}
 	e, _ := newTestExporter(t, be, func(c *Config) {
-		c.Shards.Min, c.Shards.Max, c.Shards.MaxSamplesPerSend = 4, 4, 1
+		c.QueueConfig.MinShards, c.QueueConfig.MaxShards, c.QueueConfig.MaxSamplesPerSend = 4, 4, 1
 	})
 	var as, bs []prompb.TimeSeries
 	for s := range 8 {
@@ -140,7 +142,7 @@ func TestInterleavedRetriesSendOnlyWhatFailed(t *testing.T) {
 func TestRequestsRespectMaxSamplesPerSend(t *testing.T) {
 	be := &backend{}
 	e, c := newTestExporter(t, be, func(c *Config) {
-		c.Shards.Min, c.Shards.Max, c.Shards.MaxSamplesPerSend = 1, 1, 10
+		c.QueueConfig.MinShards, c.QueueConfig.MaxShards, c.QueueConfig.MaxSamplesPerSend = 1, 1, 10
 	})
 	var ts []prompb.TimeSeries
 	for s := range 20 {
@@ -169,7 +171,7 @@ func TestRequestsRespectMaxSamplesPerSend(t *testing.T) {
 func TestHugeSeriesIsSplit(t *testing.T) {
 	be := &backend{}
 	e, c := newTestExporter(t, be, func(c *Config) {
-		c.Shards.Min, c.Shards.Max, c.Shards.MaxSamplesPerSend = 2, 2, 10
+		c.QueueConfig.MinShards, c.QueueConfig.MaxShards, c.QueueConfig.MaxSamplesPerSend = 2, 2, 10
 		c.ExternalLabels = map[string]string{"cluster": "eu1"}
 	})
 	var samples []prompb.Sample
@@ -265,5 +267,125 @@ func TestJoinedMetadataSentOnce(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("metadata arrived %d times, want once", n)
+	}
+}
+
+// 1.0 metadata goes as Prometheus sends it: when new families appear and every
+// metadata_config.send_interval, not after every batch.
+func TestMetadataSentPeriodically(t *testing.T) {
+	be := &backend{}
+	e, _ := newTestExporter(t, be, nil)
+	now := time.Unix(1e9, 0)
+	e.now = func() time.Time { return now }
+	temp := prompb.MetricMetadata{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: "temp", Help: "Temperature."}
+	hum := prompb.MetricMetadata{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: "hum", Help: "Humidity."}
+	send := func(meta ...prompb.MetricMetadata) {
+		t.Helper()
+		if err := e.Consume(context.Background(), rwBatchMeta(t, meta, ser("temp", nil, smp(1, 1)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	metaRequests := func() (n int, last []string) {
+		for _, g := range be.requests() {
+			if len(g.meta) > 0 {
+				if len(g.series) > 0 {
+					t.Errorf("a request holds series and metadata")
+				}
+				n++
+				last = last[:0]
+				for _, m := range g.meta {
+					last = append(last, m.MetricFamilyName)
+				}
+			}
+		}
+		return n, last
+	}
+	for range 10 {
+		send(temp)
+		now = now.Add(time.Second)
+	}
+	if n, last := metaRequests(); n != 1 || !slices.Equal(last, []string{"temp"}) {
+		t.Fatalf("after 10 batches with one family: %d metadata requests (last %v), want 1 [temp]", n, last)
+	}
+	send(temp, hum) // a new family goes at once, with the others
+	if n, last := metaRequests(); n != 2 || !slices.Equal(last, []string{"hum", "temp"}) {
+		t.Fatalf("after a new family: %d metadata requests (last %v), want 2 [hum temp]", n, last)
+	}
+	now = now.Add(time.Minute) // send_interval passed: everything again
+	send()
+	if n, last := metaRequests(); n != 3 || !slices.Equal(last, []string{"hum", "temp"}) {
+		t.Fatalf("after send_interval: %d metadata requests (last %v), want 3 [hum temp]", n, last)
+	}
+	if got := len(be.requests()); got != 3+12 {
+		t.Errorf("%d requests, want 12 with series and 3 with metadata", got)
+	}
+}
+
+// Batches that come in quickly (one per scrape) leave as one request per shard when
+// batch_send_deadline or max_samples_per_send is reached, not one each; a backend refusing
+// them sees one refused request per deadline.
+func TestRequestsAccumulate(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+	}{{"accepted", 204}, {"refused", 400}} {
+		t.Run(tc.name, func(t *testing.T) {
+			be := &backend{answer: func(int, got) (int, map[string]string) { return tc.status, nil }}
+			e, _ := newTestExporter(t, be, func(c *Config) {
+				c.Sender.Queue.Enabled = true
+				c.QueueConfig.BatchSendDeadline = time.Hour // only the size or shutdown sends
+				c.QueueConfig.MaxSamplesPerSend = 100
+				c.MetadataConfig.Send = false
+			})
+			// 250 batches of one sample each, in one shard: 2 full requests, then shutdown
+			// sends the remaining 50.
+			for i := range 250 {
+				if err := e.Consume(context.Background(), rwBatch(t, ser("m", nil, smp(int64(i), float64(i))))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := e.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			reqs := be.requests()
+			if len(reqs) != 3 {
+				t.Fatalf("%d requests, want 3 (100, 100, 50 samples)", len(reqs))
+			}
+			var ts []int64
+			for _, g := range reqs {
+				for _, s := range g.series {
+					for _, x := range s.Samples {
+						ts = append(ts, x.Timestamp)
+					}
+				}
+			}
+			if len(ts) != 250 || !slices.IsSorted(ts) {
+				t.Errorf("%d samples, in order: %v", len(ts), slices.IsSorted(ts))
+			}
+		})
+	}
+}
+
+// batch_send_deadline sends what accumulated although max_samples_per_send was not reached.
+func TestBatchSendDeadline(t *testing.T) {
+	be := &backend{}
+	e, _ := newTestExporter(t, be, func(c *Config) {
+		c.Sender.Queue.Enabled = true
+		c.QueueConfig.BatchSendDeadline = 50 * time.Millisecond
+	})
+	for i := range 5 {
+		if err := e.Consume(context.Background(), rwBatch(t, ser("m", nil, smp(int64(i), 1)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(be.requests()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing sent after the deadline")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if reqs := be.requests(); len(reqs) != 1 || len(reqs[0].series) != 5 {
+		t.Errorf("%d requests (first with %d series), want 1 with the 5", len(reqs), len(reqs[0].series))
 	}
 }

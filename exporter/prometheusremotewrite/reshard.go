@@ -15,7 +15,7 @@ import (
 // the count does not flap.
 type resharder struct {
 	mu     sync.Mutex
-	cfg    ShardsConfig
+	cfg    QueueConfig
 	shards int
 	since  time.Time // start of the measuring interval
 
@@ -31,8 +31,8 @@ const (
 	smoothing        = 0.5 // weight of the newest interval
 )
 
-func newResharder(cfg ShardsConfig, now time.Time) *resharder {
-	return &resharder{cfg: cfg, shards: cfg.Min, since: now}
+func newResharder(cfg QueueConfig, now time.Time) *resharder {
+	return &resharder{cfg: cfg, shards: cfg.MinShards, since: now}
 }
 
 func (r *resharder) current() int {
@@ -74,10 +74,10 @@ func (r *resharder) reshard(now time.Time) int {
 		return r.shards // nothing sent yet: nothing to go by
 	}
 	desired := int(math.Ceil(r.inRate * r.perItem * reshardHeadroom))
-	desired = min(max(desired, r.cfg.Min), r.cfg.Max)
+	desired = min(max(desired, r.cfg.MinShards), r.cfg.MaxShards)
 	lo := float64(r.shards) * (1 - reshardTolerance)
 	hi := float64(r.shards) * (1 + reshardTolerance)
-	if float64(desired) < lo || float64(desired) > hi || (desired != r.shards && (desired == r.cfg.Min || desired == r.cfg.Max)) {
+	if float64(desired) < lo || float64(desired) > hi || (desired != r.shards && (desired == r.cfg.MinShards || desired == r.cfg.MaxShards)) {
 		r.shards = desired
 	}
 	return r.shards

@@ -160,6 +160,34 @@ func MetadataOf(body []byte) Metadata {
 	return m
 }
 
+// EachMetadata calls fn for each metadata entry in raw (Metadata.Raw, or any run of 1.0
+// request fields) with its metric family name and the whole field, tag included, ready to be
+// appended to a request. Entries without a family name, and anything malformed, are skipped.
+func EachMetadata(raw []byte, fn func(family, field []byte)) {
+	for b := raw; len(b) > 0; {
+		num, typ, v, _, n, err := readField(b)
+		if err != nil {
+			return
+		}
+		if num == v1RequestMetadata && typ == protowire.BytesType {
+			for f := v; len(f) > 0; {
+				fn2, ft, fv, _, k, err := readField(f)
+				if err != nil {
+					break
+				}
+				if fn2 == 2 && ft == protowire.BytesType {
+					if len(fv) > 0 {
+						fn(fv, b[:n])
+					}
+					break
+				}
+				f = f[k:]
+			}
+		}
+		b = b[n:]
+	}
+}
+
 // lookup finds the metadata of the family a series belongs to: its name, or its name without
 // one of the suffixes classic histograms, summaries and counters add.
 func (m Metadata) lookup(name []byte) (metadataEntry, bool) {

@@ -34,7 +34,7 @@ exporters:
   prometheusremotewrite/prom:
     endpoint: http://%[2]s/api/v1/write
     external_labels: {cluster: e2e}
-    shards: {min: 2, max: 4}
+    queue_config: {min_shards: 2, max_shards: 4}
     retry_on_failure: {initial_interval: 100ms, max_interval: 1s}
   prometheusremotewrite/vm:
     endpoint: http://%[3]s/api/v1/write
