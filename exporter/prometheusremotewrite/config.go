@@ -159,9 +159,6 @@ func (c *Config) Validate() error {
 	if q.ReshardInterval <= 0 {
 		errs = append(errs, fmt.Errorf("queue_config.reshard_interval: must be > 0, got %s", q.ReshardInterval))
 	}
-	if c.Sender.Queue.Batch != nil {
-		errs = append(errs, errors.New("sending_queue.batch: not used by this exporter: requests accumulate by queue_config.max_samples_per_send and batch_send_deadline, as in Prometheus"))
-	}
 	if m := c.MetadataConfig; m.Send {
 		if m.SendInterval <= 0 {
 			errs = append(errs, fmt.Errorf("metadata_config.send_interval: must be > 0, got %s", m.SendInterval))
@@ -173,12 +170,14 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// senderConfig is the sender block with queue batching set from queue_config: the queue's single
+// senderConfig is the sender block with queue batching set from queue_config unless
+// sending_queue.batch is set: the queue's single
 // consumer merges batches (concatenating their bytes, in order) until max_samples_per_send or
 // batch_send_deadline, so that a scrape does not leave as a request of its own.
 func (c *Config) senderConfig() sender.Config {
 	s := c.Sender
-	if s.Queue.Enabled && c.QueueConfig.BatchSendDeadline > 0 {
+	// An explicit sending_queue.batch (an OpenTelemetry Collector config) is used as written.
+	if s.Queue.Enabled && s.Queue.Batch == nil && c.QueueConfig.BatchSendDeadline > 0 {
 		s.Queue.Batch = &sender.BatchConfig{
 			FlushTimeout: c.QueueConfig.BatchSendDeadline,
 			MinSize:      c.QueueConfig.MaxSamplesPerSend,
@@ -193,9 +192,8 @@ var _ component.AckPointer = (*Config)(nil)
 // AckPoint says what an acknowledgement means in mode m (component.AckPointer).
 func (c *Config) AckPoint(m component.AckMode) string {
 	p := c.Sender.AckPoint(m)
-	if m == component.AckEndToEnd && c.Sender.Queue.Enabled && c.QueueConfig.BatchSendDeadline > 0 {
-		p += fmt.Sprintf(" (requests accumulate up to %d samples or for up to %s first, queue_config.batch_send_deadline)",
-			c.QueueConfig.MaxSamplesPerSend, c.QueueConfig.BatchSendDeadline)
+	if b := c.senderConfig().Queue.Batch; m == component.AckEndToEnd && c.Sender.Queue.Enabled && b != nil {
+		p += fmt.Sprintf(" (requests accumulate up to %d samples or for up to %s first)", b.MinSize, b.FlushTimeout)
 	}
 	return p
 }

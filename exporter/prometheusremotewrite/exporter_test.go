@@ -24,7 +24,6 @@ import (
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
 	"github.com/vigilhq/vigil/internal/componenttest"
-	"github.com/vigilhq/vigil/internal/sender"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -510,7 +509,6 @@ func TestConfigErrors(t *testing.T) {
 	f(func(c *Config) { c.QueueConfig.MinShards, c.QueueConfig.MaxShards = 5, 2 }, "queue_config.max_shards: must be >= queue_config.min_shards")
 	f(func(c *Config) { c.QueueConfig.MaxSamplesPerSend = 0 }, "max_samples_per_send")
 	f(func(c *Config) { c.QueueConfig.BatchSendDeadline = -time.Second }, "queue_config.batch_send_deadline: must be >= 0")
-	f(func(c *Config) { b := sender.NewBatchConfig(); c.Sender.Queue.Batch = &b }, "sending_queue.batch: not used by this exporter")
 	f(func(c *Config) { c.MetadataConfig.SendInterval = 0 }, "metadata_config.send_interval")
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/vigilhq/vigil/internal/component"
 	"github.com/vigilhq/vigil/internal/consumererror"
 	"github.com/vigilhq/vigil/internal/promrw"
+	"github.com/vigilhq/vigil/internal/sender"
 )
 
 func rwBatchMeta(t testing.TB, meta []prompb.MetricMetadata, ts ...prompb.TimeSeries) *batch.Batch {
@@ -387,5 +388,24 @@ func TestBatchSendDeadline(t *testing.T) {
 	}
 	if reqs := be.requests(); len(reqs) != 1 || len(reqs[0].series) != 5 {
 		t.Errorf("%d requests (first with %d series), want 1 with the 5", len(reqs), len(reqs[0].series))
+	}
+}
+
+// An OpenTelemetry Collector config's sending_queue.batch is used as written.
+func TestExplicitQueueBatchWins(t *testing.T) {
+	cfg := NewConfig()
+	b := sender.NewBatchConfig()
+	b.MinSize, b.FlushTimeout = 7, time.Second
+	cfg.Sender.Queue.Batch = &b
+	if got := cfg.senderConfig().Queue.Batch; got == nil || got.MinSize != 7 || got.FlushTimeout != time.Second {
+		t.Errorf("sender batching %+v, want the explicit one", got)
+	}
+	cfg = NewConfig()
+	if got := cfg.senderConfig().Queue.Batch; got == nil || got.MinSize != 2000 || got.FlushTimeout != 5*time.Second {
+		t.Errorf("default sender batching %+v, want max_samples_per_send 2000, batch_send_deadline 5s", got)
+	}
+	cfg.QueueConfig.BatchSendDeadline = 0
+	if got := cfg.senderConfig().Queue.Batch; got != nil {
+		t.Errorf("batch_send_deadline 0: sender batching %+v, want none", got)
 	}
 }

@@ -1,6 +1,7 @@
 package batch_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/vigilhq/vigil/internal/batch"
@@ -16,6 +17,8 @@ func FuzzScan(f *testing.F) {
 	}
 	f.Add(uint8(batch.Metrics), mustEncode(f, batch.FromMetrics(allKinds(3))), uint8(4))
 	f.Add(uint8(batch.Traces), []byte{0x0a, 0x00, 0x12, 0x01, 0x00}, uint8(1))
+	f.Add(uint8(batch.Traces), request(rawSpan(bytesField(13, msg(bytesField(1, id(16)), bytesField(2, id(8)))))), uint8(1))
+	f.Add(uint8(batch.Logs), request(msg(bytesField(9, id(16)), bytesField(10, id(8)))), uint8(1))
 	f.Fuzz(func(t *testing.T, sigByte uint8, in []byte, max uint8) {
 		sig := batch.Signals[int(sigByte)%len(batch.Signals)]
 		n, err := batch.Scan(sig, in)
@@ -33,6 +36,10 @@ func FuzzScan(f *testing.F) {
 		}
 		if sum != n {
 			t.Fatalf("resources hold %d items, Scan counted %d", sum, n)
+		}
+		// What backends refuse a whole request for must have been refused here.
+		if err := decodeWithPdata(sig, in); err != nil && (strings.Contains(err.Error(), "TraceID") || strings.Contains(err.Error(), "SpanID")) {
+			t.Fatalf("Scan accepted IDs pdata refuses: %v", err)
 		}
 		b, err := batch.FromEncoded(sig, in)
 		if err != nil {
