@@ -136,22 +136,9 @@ func postRW(t *testing.T, addr string, req *prompb.WriteRequest) {
 // VictoriaMetrics at once and reads every sample back: a counter with a reset, a classic
 // histogram, a gauge that goes stale, the external label on all of them.
 func TestRemoteWrite(t *testing.T) {
-	promBin := binary(t, "PROMETHEUS_BIN")
-	vmBin := binary(t, "VICTORIAMETRICS_BIN")
-	rwAddr, promAddr, vmAddr, telemetry := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
-
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, []byte(emptyPromConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	prom := startProcess(t, "prometheus", promBin, "--config.file="+cfgPath,
-		"--storage.tsdb.path="+filepath.Join(dir, "prom"), "--web.listen-address="+promAddr,
-		"--web.enable-remote-write-receiver", "--enable-feature=native-histograms")
-	vm := startProcess(t, "victoria-metrics", vmBin, "-httpListenAddr="+vmAddr,
-		"-storageDataPath="+filepath.Join(dir, "vm"), "-retentionPeriod=1d")
-	waitHTTP(t, prom, "http://"+promAddr+"/-/ready", 60*time.Second)
-	waitHTTP(t, vm, "http://"+vmAddr+"/health", 60*time.Second)
+	rwAddr, telemetry := freeAddr(t), freeAddr(t)
+	promAddr := startPrometheusRW(t, "--enable-feature=native-histograms")
+	vmAddr := startVictoriaMetrics(t)
 
 	v := startVigil(t, "vigil-rw", fmt.Sprintf(rwVigil, rwAddr, promAddr, vmAddr, telemetry), telemetry)
 
@@ -466,4 +453,31 @@ func TestPrometheusRemoteWritesToVigil(t *testing.T) {
 	}
 	prom.stop(10 * time.Second)
 	v.stopClean(t)
+}
+
+// startPrometheusRW starts a Prometheus that scrapes nothing and takes remote write (with extra
+// flags), and returns its address once it is ready; it is stopped when the test ends.
+func startPrometheusRW(t *testing.T, extra ...string) string {
+	t.Helper()
+	addr, dir := freeAddr(t), t.TempDir()
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgPath, []byte(emptyPromConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"--config.file=" + cfgPath, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr, "--web.enable-remote-write-receiver"}, extra...)
+	p := startProcess(t, "prometheus", binary(t, "PROMETHEUS_BIN"), args...)
+	waitHTTP(t, p, "http://"+addr+"/-/ready", 60*time.Second)
+	return addr
+}
+
+// startVictoriaMetrics starts a single-node VictoriaMetrics and returns its address once it is
+// healthy; it is stopped when the test ends.
+func startVictoriaMetrics(t *testing.T) string {
+	t.Helper()
+	addr := freeAddr(t)
+	p := startProcess(t, "victoria-metrics", binary(t, "VICTORIAMETRICS_BIN"), "-httpListenAddr="+addr,
+		"-storageDataPath="+filepath.Join(t.TempDir(), "vm"), "-retentionPeriod=1d")
+	waitHTTP(t, p, "http://"+addr+"/health", 60*time.Second)
+	return addr
 }

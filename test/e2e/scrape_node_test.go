@@ -18,8 +18,7 @@ import (
 // in the text format, as the OpenTelemetry Collector's receiver does; Prometheus would refuse it.
 func TestScrapeStaticFileServer(t *testing.T) {
 	python := binary(t, "PYTHON3_BIN")
-	promBin := binary(t, "PROMETHEUS_BIN")
-	promAddr, telemetry, web := freeAddr(t), freeAddr(t), freeAddr(t)
+	telemetry, web := freeAddr(t), freeAddr(t)
 	dir := t.TempDir()
 	site := filepath.Join(dir, "site")
 	if err := os.MkdirAll(site, 0o755); err != nil {
@@ -41,14 +40,7 @@ func TestScrapeStaticFileServer(t *testing.T) {
 		t.Fatalf("the static server sends Content-Type %q: the test needs one Prometheus does not know", ct)
 	}
 
-	cfgPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, []byte(emptyPromConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	prom := startProcess(t, "prometheus", promBin, "--config.file="+cfgPath,
-		"--storage.tsdb.path="+filepath.Join(dir, "prom"), "--web.listen-address="+promAddr,
-		"--web.enable-remote-write-receiver")
-	waitHTTP(t, prom, "http://"+promAddr+"/-/ready", 60*time.Second)
+	promAddr := startPrometheusRW(t)
 	v := startVigil(t, "vigil-static", fmt.Sprintf(`receivers:
   prometheus:
     config:
@@ -88,9 +80,7 @@ service:
 // VictoriaMetrics in at most one request per shard per batch_send_deadline (plus metadata),
 // not one per scrape (1 000), with every scrape's samples there.
 func TestScrapeNodeWorkload(t *testing.T) {
-	promBin := binary(t, "PROMETHEUS_BIN")
-	vmBin := binary(t, "VICTORIAMETRICS_BIN")
-	promAddr, vmAddr, telemetry := freeAddr(t), freeAddr(t), freeAddr(t)
+	telemetry := freeAddr(t)
 	const targets, maxShards, deadline, run = 50, 2, 2 * time.Second, 20 * time.Second
 
 	var addrs []string
@@ -107,18 +97,7 @@ func TestScrapeNodeWorkload(t *testing.T) {
 		t.Cleanup(func() { srv.Close() })
 		addrs = append(addrs, "'"+ln.Addr().String()+"'")
 	}
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, []byte(emptyPromConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	prom := startProcess(t, "prometheus", promBin, "--config.file="+cfgPath,
-		"--storage.tsdb.path="+filepath.Join(dir, "prom"), "--web.listen-address="+promAddr,
-		"--web.enable-remote-write-receiver")
-	vm := startProcess(t, "victoria-metrics", vmBin, "-httpListenAddr="+vmAddr,
-		"-storageDataPath="+filepath.Join(dir, "vm"), "-retentionPeriod=1d")
-	waitHTTP(t, prom, "http://"+promAddr+"/-/ready", 60*time.Second)
-	waitHTTP(t, vm, "http://"+vmAddr+"/health", 60*time.Second)
+	promAddr, vmAddr := startPrometheusRW(t), startVictoriaMetrics(t)
 	writes := func() (p, m float64) {
 		p = sum(scrape(t, promAddr), "prometheus_http_requests_total", map[string]string{"handler": "/api/v1/write"})
 		m = sum(scrape(t, vmAddr), "vm_http_requests_total", map[string]string{"path": "/api/v1/write"})

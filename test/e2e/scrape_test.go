@@ -7,8 +7,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -90,9 +88,7 @@ func (tg *target) waitScrapes(t *testing.T, after, n int) {
 // remote-writes to a real Prometheus and a real VictoriaMetrics; the test reads back a counter
 // across a reset, a histogram, a series that went stale, and the scrape health series.
 func TestScrapeToRemoteWrite(t *testing.T) {
-	promBin := binary(t, "PROMETHEUS_BIN")
-	vmBin := binary(t, "VICTORIAMETRICS_BIN")
-	promAddr, vmAddr, telemetry := freeAddr(t), freeAddr(t), freeAddr(t)
+	telemetry := freeAddr(t)
 
 	tg := &target{counter: 10, gauge: true}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -103,18 +99,7 @@ func TestScrapeToRemoteWrite(t *testing.T) {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 
-	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, []byte(emptyPromConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	prom := startProcess(t, "prometheus", promBin, "--config.file="+cfgPath,
-		"--storage.tsdb.path="+filepath.Join(dir, "prom"), "--web.listen-address="+promAddr,
-		"--web.enable-remote-write-receiver")
-	vm := startProcess(t, "victoria-metrics", vmBin, "-httpListenAddr="+vmAddr,
-		"-storageDataPath="+filepath.Join(dir, "vm"), "-retentionPeriod=1d")
-	waitHTTP(t, prom, "http://"+promAddr+"/-/ready", 60*time.Second)
-	waitHTTP(t, vm, "http://"+vmAddr+"/health", 60*time.Second)
+	promAddr, vmAddr := startPrometheusRW(t), startVictoriaMetrics(t)
 	v := startVigil(t, "vigil-scrape", fmt.Sprintf(scrapeVigil, ln.Addr(), promAddr, vmAddr, telemetry), telemetry)
 
 	// Phase 1: counter 10 then 25, gauge present. Phase 2: counter reset to 3, gauge gone.
