@@ -25,14 +25,7 @@ func TestScrapeFailsAsPrometheusStorageWould(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tg := newTarget(t, tc.body)
-			ru := start(t, fmt.Sprintf(`
-config:
-  scrape_configs:
-    - job_name: app
-      scrape_interval: 100ms
-      %s
-      static_configs: [{targets: ["%s"]}]
-`, tc.extra, tg.addr()))
+			ru := start(t, oneJob("", tc.extra, tg.addr()))
 			inst := tg.addr()
 			_, s := ru.waitScrape("up 0", 0, has(up("app", inst), 0))
 			for _, x := range s.samples {
@@ -51,13 +44,7 @@ config:
 // not stored (nor sent), and a series left without labels is refused.
 func TestEmptyLabelValuesAreNoLabels(t *testing.T) {
 	tg := newTarget(t, "test{a=\"\",b=\"x\"} 1\n")
-	ru := start(t, fmt.Sprintf(`
-config:
-  scrape_configs:
-    - job_name: app
-      scrape_interval: 100ms
-      static_configs: [{targets: ["%s"]}]
-`, tg.addr()))
+	ru := start(t, oneJob("", "", tg.addr()))
 	ru.waitScrape("test without a", 0, has(series("test", "app", tg.addr(), "b", "x"), 1))
 }
 
@@ -78,15 +65,7 @@ func TestTargetsWithoutAKnownContentType(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tg := newTarget(t, "# TYPE m gauge\nm 3\n")
 			tg.contentType = tc.contentType
-			ru := start(t, fmt.Sprintf(`
-%s
-config:
-  scrape_configs:
-    - job_name: app
-      scrape_interval: 100ms
-      %s
-      static_configs: [{targets: ["%s"]}]
-`, tc.receiverKey, tc.jobKey, tg.addr()))
+			ru := start(t, oneJob(tc.receiverKey, tc.jobKey, tg.addr()))
 			inst := tg.addr()
 			_, s := ru.waitScrape("up", 0, func(s scraped) bool { _, ok := s.find(up("app", inst)); return ok })
 			if x, _ := s.find(up("app", inst)); x.value != tc.want {
@@ -122,13 +101,21 @@ config:
 // the first scrape came at the first reload tick.
 func TestFirstScrapeDoesNotWaitForTheReloadInterval(t *testing.T) {
 	tg := newTarget(t, "m 1\n")
-	cfg := decodeConfig(t, fmt.Sprintf(`
+	cfg := decodeConfig(t, oneJob("", "", tg.addr()))
+	ru := startWith(t, cfg, options{discoveryReload: time.Minute, discoveryUpdate: time.Minute})
+	ru.waitScrape("the first scrape", 0, has(series("m", "app", tg.addr()), 1))
+}
+
+// oneJob is a receiver config scraping addr every 100ms as job "app", with receiverKeys at the
+// receiver's level and jobKeys in the scrape config.
+func oneJob(receiverKeys, jobKeys, addr string) string {
+	return fmt.Sprintf(`
+%s
 config:
   scrape_configs:
     - job_name: app
-      scrape_interval: 200ms
+      scrape_interval: 100ms
+      %s
       static_configs: [{targets: ["%s"]}]
-`, tg.addr()))
-	ru := startWith(t, cfg, options{discoveryReload: time.Minute, discoveryUpdate: time.Minute})
-	ru.waitScrape("the first scrape", 0, has(series("m", "app", tg.addr()), 1))
+`, receiverKeys, jobKeys, addr)
 }
