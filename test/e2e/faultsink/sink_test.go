@@ -281,6 +281,9 @@ func (h *harness) postTo(path string, body []byte, header map[string]string) *ht
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
+	// A connection of its own per request: a mode that closes the listeners also closes idle
+	// keep-alive connections, and a reused one would fail with EOF instead of being answered.
+	req.Close = true
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
