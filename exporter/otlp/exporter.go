@@ -25,6 +25,7 @@ type exporter struct {
 	md       metadata.MD
 	callOpts []grpc.CallOption
 	sender   *sender.Sender
+	splitter *Splitter
 	conn     atomic.Pointer[grpc.ClientConn] // set by Start, taken by Shutdown
 }
 
@@ -47,6 +48,11 @@ func newExporter(set component.Settings, cfg *Config) (*exporter, error) {
 		// decoded or re-encoded on the way out.
 		callOpts: append(cfg.Client.CallOptions(), grpc.ForceCodecV2(otlpgrpc.Codec{})),
 	}
+	sp, err := NewSplitter(set, Type, cfg.MaxRequestBytes, e.export)
+	if err != nil {
+		return nil, fmt.Errorf("exporter %s: %w", set.ID, err)
+	}
+	e.splitter = sp
 	s, err := sender.New(set, cfg.Sender, e.send)
 	if err != nil {
 		return nil, fmt.Errorf("exporter %s: %w", set.ID, err)
@@ -87,8 +93,17 @@ func (e *exporter) Consume(ctx context.Context, b *batch.Batch) error {
 	return e.sender.Consume(ctx, b)
 }
 
-// send is one export attempt.
+// send is one export attempt: one request, or several when b is over max_request_bytes or the
+// backend refuses it as too large (Splitter).
 func (e *exporter) send(ctx context.Context, b *batch.Batch) error {
+	if e.conn.Load() == nil {
+		return consumererror.NewRetryable(errNotStarted, 0)
+	}
+	return e.splitter.Send(ctx, b)
+}
+
+// export sends b as one request.
+func (e *exporter) export(ctx context.Context, b *batch.Batch) error {
 	conn := e.conn.Load()
 	if conn == nil {
 		return consumererror.NewRetryable(errNotStarted, 0)

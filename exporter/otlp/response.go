@@ -3,6 +3,7 @@ package otlp
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
@@ -64,7 +65,9 @@ func unmarshal(proto, json func([]byte) error, body []byte, isJSON bool) error {
 // classify maps a gRPC error to consumererror types following the OTLP/gRPC specification's
 // table: the transient codes are retried (after the server's RetryInfo delay, if any);
 // RESOURCE_EXHAUSTED only when the server sent RetryInfo, since without it the condition is
-// not expected to pass (a quota, say); everything else is permanent.
+// not expected to pass (a quota, say); everything else is permanent. A RESOURCE_EXHAUSTED
+// without RetryInfo whose message says the request was over a size limit (sizeRefusal) is
+// marked ErrTooLarge too, for the Splitter to send the request in parts.
 func classify(err error) error {
 	st, ok := status.FromError(err)
 	if !ok {
@@ -79,10 +82,28 @@ func classify(err error) error {
 		if hasInfo {
 			return consumererror.NewRetryable(err, delay)
 		}
+		if sizeRefusal(st.Message()) {
+			return consumererror.NewPermanent(fmt.Errorf("%w: %w", ErrTooLarge, err))
+		}
 	case codes.OK:
 		return errors.New("gRPC error with status OK") // cannot happen; keep it out of the counts
 	}
 	return consumererror.NewPermanent(err)
+}
+
+// sizeRefusal reports whether a RESOURCE_EXHAUSTED message is a refusal for size, as the gRPC
+// implementations word it: grpc-go and gRPC C-core "received message larger than max (N vs.
+// M)" (also "after decompression"), grpc-java "gRPC message exceeds maximum size N", and the
+// "message too large" of proxies. Any other RESOURCE_EXHAUSTED (a quota, a rate) is not made
+// smaller by cutting the request, so it is not split.
+func sizeRefusal(msg string) bool {
+	msg = strings.ToLower(msg)
+	for _, s := range []string{"larger than max", "exceeds maximum", "too large"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func retryInfo(st *status.Status) (time.Duration, bool) {

@@ -30,6 +30,12 @@ type Config struct {
 	// Encoding is proto (default) or json. JSON needs every batch decoded; proto passes
 	// encoded batches through untouched.
 	Encoding string `yaml:"encoding"`
+	// MaxRequestBytes (Vigil's) caps the uncompressed protobuf size of one request: a bigger
+	// batch is cut (at resource boundaries, without decoding) and sent as several requests
+	// within one attempt. 0, the default, is no cap: HTTP backends' body limits vary (tens of
+	// MiB are common) and are rarely met, so nothing is cut before a backend asks. Whatever the
+	// cap, a request answered 413 is cut in halves and sent again (otlp.Splitter).
+	MaxRequestBytes int `yaml:"max_request_bytes"`
 }
 
 // NewConfig returns the defaults: proto, gzip, 30s per attempt (otelcol's HTTP client timeout),
@@ -80,6 +86,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Client.Endpoint == "" && c.TracesEndpoint == "" && c.MetricsEndpoint == "" && c.LogsEndpoint == "" {
 		errs = append(errs, errors.New("endpoint: must be set (or traces_endpoint, metrics_endpoint, logs_endpoint), e.g. \"https://collector:4318\""))
+	}
+	if c.MaxRequestBytes < 0 {
+		errs = append(errs, fmt.Errorf("max_request_bytes: must be ≥ 0 (0: no cap), got %d", c.MaxRequestBytes))
 	}
 	switch c.Encoding {
 	case EncodingProto, EncodingJSON:

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vigilhq/vigil/exporter/otlp"
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/client"
 	"github.com/vigilhq/vigil/internal/component"
@@ -27,6 +28,7 @@ type exporter struct {
 	json        bool
 	contentType string
 	sender      *sender.Sender
+	splitter    *otlp.Splitter
 	client      atomic.Pointer[http.Client] // set by Start, taken by Shutdown
 }
 
@@ -54,6 +56,11 @@ func newExporter(set component.Settings, cfg *Config) (*exporter, error) {
 	for _, sig := range batch.Signals {
 		e.urls[sig] = cfg.URL(sig)
 	}
+	sp, err := otlp.NewSplitter(set, Type, cfg.MaxRequestBytes, e.export)
+	if err != nil {
+		return nil, fmt.Errorf("exporter %s: %w", set.ID, err)
+	}
+	e.splitter = sp
 	s, err := sender.New(set, cfg.Sender, e.send)
 	if err != nil {
 		return nil, fmt.Errorf("exporter %s: %w", set.ID, err)
@@ -102,8 +109,17 @@ func (e *exporter) body(b *batch.Batch) ([]byte, error) {
 	return b.JSON()
 }
 
-// send is one export attempt.
+// send is one export attempt: one request, or several when b is over max_request_bytes or the
+// backend answers 413 (otlp.Splitter).
 func (e *exporter) send(ctx context.Context, b *batch.Batch) error {
+	if e.client.Load() == nil {
+		return consumererror.NewRetryable(errNotStarted, 0)
+	}
+	return e.splitter.Send(ctx, b)
+}
+
+// export sends b as one request.
+func (e *exporter) export(ctx context.Context, b *batch.Batch) error {
 	hc := e.client.Load()
 	if hc == nil {
 		return consumererror.NewRetryable(errNotStarted, 0)

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.yaml.in/yaml/v3"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -435,5 +437,66 @@ func TestQueued(t *testing.T) {
 	slices.Sort(seqs)
 	if !slices.Equal(seqs, seqRange(0, 80)) || cnt.Get(component.Sent) != 80 {
 		t.Fatalf("backend got %d items, counted %d", len(seqs), cnt.Get(component.Sent))
+	}
+}
+
+// TestTooLargeIsSplit: a backend that answers 413 to bodies over 64 KiB (as a proxy's body
+// limit does) gets the batch in parts small enough, every item once; the split is counted.
+func TestTooLargeIsSplit(t *testing.T) {
+	for _, encoding := range []string{EncodingProto, EncodingJSON} {
+		t.Run(encoding, func(t *testing.T) {
+			const limit = 64 << 10
+			be := &backend{}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.ContentLength > limit {
+					http.Error(w, "request entity too large", http.StatusRequestEntityTooLarge)
+					return
+				}
+				be.ServeHTTP(w, r)
+			}))
+			t.Cleanup(srv.Close)
+			set, cnt, logs := settings()
+			cfg := testConfig(srv.URL)
+			cfg.Encoding = encoding
+			cfg.Client.Compression = "none"
+			exp := startExporter(t, set, cfg)
+			b, wire := items(t, batch.Traces, 2000, 0, true)
+			if len(wire) < 4*limit {
+				t.Fatalf("batch is %d bytes, want several times the limit", len(wire))
+			}
+			if err := exp.Consume(context.Background(), b); err != nil {
+				t.Fatalf("Consume: %v\nlogs: %s", err, logs)
+			}
+			var seqs []int64
+			for _, r := range be.requests() {
+				if len(r.body) > limit {
+					t.Errorf("the backend took a %d-byte body, over its limit", len(r.body))
+				}
+				seqs = append(seqs, r.seqs...)
+			}
+			slices.Sort(seqs)
+			if !slices.Equal(seqs, seqRange(0, 2000)) {
+				t.Errorf("backend got %d spans, want each of 2000 once", len(seqs))
+			}
+			if s, d := cnt.Get(component.Sent), cnt.Get(component.Dropped); s != 2000 || d != 0 {
+				t.Errorf("sent %d dropped %d, want 2000 0", s, d)
+			}
+			mfs, _ := set.Registerer.(*prometheus.Registry).Gather()
+			var n float64
+			for _, mf := range mfs {
+				if mf.GetName() == "vigil_exporter_otlphttp_split_requests_total" {
+					for _, m := range mf.GetMetric() {
+						for _, l := range m.GetLabel() {
+							if l.GetName() == "reason" && l.GetValue() == "too_large" {
+								n += m.GetCounter().GetValue()
+							}
+						}
+					}
+				}
+			}
+			if n < 1 {
+				t.Errorf("split_requests_total{reason=too_large} = %v, want ≥ 1", n)
+			}
+		})
 	}
 }

@@ -33,7 +33,7 @@ const (
 
 // outcome maps an HTTP answer to the sender's error types following the OTLP/HTTP
 // specification: 2xx is success, possibly partial; 429, 502, 503 and 504 are retryable, after
-// Retry-After if given; every other status is permanent. body is the (bounded) response body;
+// Retry-After if given; every other status is permanent, 413 marked otlp.ErrTooLarge. body is the (bounded) response body;
 // sentJSON tells how to read a body whose Content-Type is missing.
 func outcome(sig batch.Signal, resp *http.Response, body []byte, sentJSON bool, now time.Time) error {
 	code := resp.StatusCode
@@ -63,6 +63,9 @@ func outcome(sig batch.Signal, resp *http.Response, body []byte, sentJSON bool, 
 	switch code {
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return consumererror.NewRetryable(err, client.RetryAfter(resp.Header.Get("Retry-After"), now))
+	case http.StatusRequestEntityTooLarge:
+		// Permanent for this request, but a smaller one may pass: the Splitter cuts it.
+		return consumererror.NewPermanent(fmt.Errorf("%w: %w", otlp.ErrTooLarge, err))
 	}
 	return consumererror.NewPermanent(err)
 }

@@ -5,6 +5,8 @@ import (
 
 	"github.com/vigilhq/vigil/internal/promrw"
 
+	"google.golang.org/protobuf/encoding/protowire"
+
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -474,4 +476,371 @@ func MetricPoints(m pmetric.Metric) int {
 		return m.Summary().DataPoints().Len()
 	}
 	return 0
+}
+
+// SplitBytes cuts b into parts whose encoded size (EncodedSize) is at most max bytes, in order.
+// An item that is larger than max on its own (with the resource and scope around it) becomes a
+// part of its own, larger than max: whoever sends it finds out whether the backend takes it.
+//
+// An encoded batch is cut without decoding anything, and b stays valid: the parts share its
+// bytes, so a sender may cut the batch it has to retry. Runs of whole resource entries are
+// sub-slices of the request (unknown request-level fields go with the resource before them). A
+// resource entry larger than max is cut at scope boundaries, a scope at item boundaries, and, for
+// metrics, a metric at data point boundaries. Each part of a cut entry is written anew: the
+// fields around what it holds (the resource, the scope, a metric's name, type, unit and
+// temporality) are copied into every part, the items byte for byte; unknown request-level
+// fields next to a cut resource are left out. A remote-write batch is cut between series, its
+// metadata copied into every part as Split does.
+//
+// A decoded batch is split by item count (Split) into as many parts as its size needs, and a
+// part still over max is split again; pdata computes the sizes without encoding. Its parts are
+// not cut at resource boundaries: Split fills each part.
+//
+// Acknowledgements are handed out as by Split: every part carries all of b's.
+func SplitBytes(b *Batch, max int) ([]*Batch, error) {
+	if max <= 0 {
+		return nil, fmt.Errorf("split %s: max bytes must be > 0, got %d", b.sig, max)
+	}
+	parts, err := splitBytes(b, max)
+	if err != nil || len(parts) < 2 {
+		return parts, err
+	}
+	for _, p := range parts {
+		p.acks, p.endToEnd = b.acks, b.endToEnd
+	}
+	return parts, nil
+}
+
+func splitBytes(b *Batch, max int) ([]*Batch, error) {
+	if b.EncodedSize() <= max {
+		return []*Batch{b}, nil
+	}
+	switch {
+	case b.hasEnc:
+		b.join()
+		return splitEncodedBytes(b, max)
+	case b.hasRW:
+		return splitPromRWBytes(b, max)
+	}
+	return splitDecodedBytes(b, max, b.EncodedSize())
+}
+
+// splitDecodedBytes splits pdata by item count into parts of about max bytes, and splits again
+// each part that the average did not fit (its items were larger than the batch's).
+func splitDecodedBytes(b *Batch, max, size int) ([]*Batch, error) {
+	if b.items <= 1 {
+		return []*Batch{b}, nil
+	}
+	per := int(int64(b.items) * int64(max) / int64(size)) // < b.items, since size > max
+	if per < 1 {
+		per = 1
+	}
+	parts, err := split(b, per)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Batch, 0, len(parts))
+	for _, p := range parts {
+		if size := p.EncodedSize(); size > max && p.items > 1 {
+			again, err := splitDecodedBytes(p, max, size)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, again...)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// splitEncodedBytes groups whole resource entries into byte ranges of at most max bytes and cuts
+// the entries larger than that.
+func splitEncodedBytes(b *Batch, max int) ([]*Batch, error) {
+	var res []Resource
+	if err := ScanResources(b.sig, b.enc, func(r Resource) { res = append(res, r) }); err != nil {
+		return nil, err
+	}
+	var (
+		out          []*Batch
+		start, items int  // the pending range starts at start and holds items
+		open         bool // the pending range holds a resource
+	)
+	flush := func(end int) {
+		if open {
+			out = append(out, &Batch{sig: b.sig, items: items, enc: b.enc[start:end:end], hasEnc: true})
+		}
+		start, items, open = end, 0, false
+	}
+	for i, r := range res {
+		// Bytes between this entry and the next (unknown request fields) go with this one.
+		end := len(b.enc)
+		if i+1 < len(res) {
+			end = res[i+1].Start
+		}
+		if r.End-r.Start > max {
+			flush(r.Start)
+			w := wireSplitter{sig: b.sig, max: max}
+			if err := w.split(nil, fieldResource, b.enc[r.Start:r.End], 0); err != nil {
+				return nil, err
+			}
+			out = append(out, w.out...)
+			start = end
+			continue
+		}
+		if open && end-start > max {
+			flush(r.Start)
+		}
+		items += r.Items
+		open = true
+	}
+	flush(len(b.enc))
+	if len(out) == 0 {
+		return []*Batch{b}, nil
+	}
+	return out, nil
+}
+
+// wireSplitter cuts one encoded resource entry into requests of at most max bytes, one level
+// of nesting at a time, without decoding: see SplitBytes.
+type wireSplitter struct {
+	sig Signal
+	max int
+	out []*Batch
+}
+
+// frame is a message around the one being cut: its field number in its parent, and its fields
+// other than the child being cut (whole, tags included), which every part carries.
+type frame struct {
+	num  protowire.Number
+	head []byte
+}
+
+// wireChild is one child field of a message being cut: the whole field and its item count.
+type wireChild struct {
+	num   protowire.Number
+	field []byte
+	items int
+}
+
+// leafDepth is how deep the items sit below a resource entry (0): spans and log records in
+// scopes (2); data points in the data message (3) of metrics (2) in scopes.
+func (w *wireSplitter) leafDepth() int {
+	if w.sig == Metrics {
+		return 4
+	}
+	return 2
+}
+
+// children splits the body of a message at depth into the fields around its children (head)
+// and its children. A metric's child is its data field (the last one, if a malformed metric has
+// several, as pdata reads it; the others stay in the head, where the last one overrides them).
+func (w *wireSplitter) children(body []byte, depth int) (head []byte, kids []wireChild, err error) {
+	lastData := -1
+	if w.sig == Metrics && depth == 2 {
+		off := 0
+		for off < len(body) {
+			num, typ, _, n, err := next(body[off:])
+			if err != nil {
+				return nil, nil, err
+			}
+			if typ == protowire.BytesType && isMetricData(num) {
+				lastData = off
+			}
+			off += n
+		}
+	}
+	for off := 0; off < len(body); {
+		num, typ, v, n, err := next(body[off:])
+		if err != nil {
+			return nil, nil, err
+		}
+		field := body[off : off+n : off+n]
+		isChild := typ == protowire.BytesType
+		switch {
+		case w.sig == Metrics && depth == 2:
+			isChild = isChild && off == lastData
+		case w.sig == Metrics && depth == 3:
+			isChild = isChild && num == 1
+		default:
+			isChild = isChild && num == fieldScope // = fieldItem: field 2 at both levels
+		}
+		off += n
+		if !isChild {
+			head = append(head, field...)
+			continue
+		}
+		items := 1
+		if depth+1 < w.leafDepth() {
+			if items, err = w.count(v, depth+1); err != nil {
+				return nil, nil, err
+			}
+		}
+		kids = append(kids, wireChild{num: num, field: field, items: items})
+	}
+	return head, kids, nil
+}
+
+func isMetricData(num protowire.Number) bool {
+	for _, f := range metricDataFields {
+		if num == f {
+			return true
+		}
+	}
+	return false
+}
+
+// count is the number of items in the body of a message at depth.
+func (w *wireSplitter) count(body []byte, depth int) (int, error) {
+	switch {
+	case w.sig == Metrics && depth == 2:
+		return scanMetric(body)
+	case depth == w.leafDepth():
+		return 1, nil
+	}
+	_, kids, err := w.children(body, depth)
+	n := 0
+	for _, k := range kids {
+		n += k.items
+	}
+	return n, err
+}
+
+// split cuts entry, a field number num at depth whose enclosing messages are frames, into parts
+// that each hold a run of its children. A child too large for a part of its own is cut in turn,
+// unless it is an item.
+func (w *wireSplitter) split(frames []frame, num protowire.Number, entry []byte, depth int) error {
+	_, _, body, _, err := next(entry)
+	if err != nil {
+		return err
+	}
+	head, kids, err := w.children(body, depth)
+	if err != nil {
+		return err
+	}
+	if len(kids) == 0 {
+		w.emit(frames, num, head, nil, 0) // nothing to cut it at: it goes whole
+		return nil
+	}
+	inner := append(frames[:len(frames):len(frames)], frame{num: num, head: head})
+	var (
+		run         [][]byte
+		size, items int
+	)
+	flush := func() {
+		if len(run) > 0 {
+			w.emit(frames, num, head, run, items)
+		}
+		run, size, items = nil, 0, 0
+	}
+	for _, k := range kids {
+		if depth+1 < w.leafDepth() && wrapped(frames, num, len(head)+len(k.field)) > w.max {
+			flush()
+			if err := w.split(inner, k.num, k.field, depth+1); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(run) > 0 && wrapped(frames, num, len(head)+size+len(k.field)) > w.max {
+			flush()
+		}
+		run = append(run, k.field)
+		size += len(k.field)
+		items += k.items
+	}
+	flush()
+	return nil
+}
+
+// wrapped is the size of a request that holds a message of n bytes as field num inside frames.
+func wrapped(frames []frame, num protowire.Number, n int) int {
+	n = protowire.SizeTag(num) + protowire.SizeBytes(n)
+	for i := len(frames) - 1; i >= 0; i-- {
+		n = protowire.SizeTag(frames[i].num) + protowire.SizeBytes(len(frames[i].head)+n)
+	}
+	return n
+}
+
+// emit writes a request holding the message (head and kids) as field num inside frames.
+func (w *wireSplitter) emit(frames []frame, num protowire.Number, head []byte, kids [][]byte, items int) {
+	tag := func(i int) protowire.Number { // the field number of level i: a frame, or the message
+		if i < len(frames) {
+			return frames[i].num
+		}
+		return num
+	}
+	// lens[i] is the length of level i's message.
+	lens := make([]int, len(frames)+1)
+	lens[len(frames)] = len(head)
+	for _, k := range kids {
+		lens[len(frames)] += len(k)
+	}
+	for i := len(frames) - 1; i >= 0; i-- {
+		lens[i] = len(frames[i].head) + protowire.SizeTag(tag(i+1)) + protowire.SizeBytes(lens[i+1])
+	}
+	buf := make([]byte, 0, protowire.SizeTag(tag(0))+protowire.SizeBytes(lens[0]))
+	for i := range lens {
+		buf = protowire.AppendTag(buf, tag(i), protowire.BytesType)
+		buf = protowire.AppendVarint(buf, uint64(lens[i]))
+		if i < len(frames) {
+			buf = append(buf, frames[i].head...)
+		}
+	}
+	buf = append(buf, head...)
+	for _, k := range kids {
+		buf = append(buf, k...)
+	}
+	w.out = append(w.out, &Batch{sig: w.sig, items: items, enc: buf, hasEnc: true})
+}
+
+// splitPromRWBytes groups runs of whole series of a remote-write body into parts of at most max
+// bytes, metadata included: everything between series is copied into every part, as splitPromRW
+// does. A series larger than that becomes a part of its own.
+func splitPromRWBytes(b *Batch, max int) ([]*Batch, error) {
+	type series struct{ start, end, items int }
+	var (
+		all     []series
+		end     int
+		outside []byte
+		sc      = promrw.Scanner{Trusted: true}
+	)
+	err := sc.ScanV1(b.rw, func(s promrw.SeriesV1) error {
+		if s.Start > end {
+			outside = append(outside, b.rw[end:s.Start]...)
+		}
+		all = append(all, series{s.Start, s.End, s.Samples + s.Histograms})
+		end = s.End
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	outside = append(outside, b.rw[end:]...)
+	if len(all) == 0 {
+		return []*Batch{b}, nil
+	}
+	room := max - len(outside) // what series may take of a part
+	var out []*Batch
+	emit := func(run []series) {
+		items := 0
+		for _, s := range run {
+			items += s.items
+		}
+		from, to := run[0].start, run[len(run)-1].end
+		body := b.rw[from:to:to]
+		if len(outside) > 0 {
+			body = append(append(make([]byte, 0, to-from+len(outside)), body...), outside...)
+		}
+		out = append(out, FromPromRWTrusted(body, items))
+	}
+	first := 0
+	for i := 1; i < len(all); i++ {
+		// A run is contiguous: metadata between series is not part of it.
+		if all[i].start != all[i-1].end || all[i].end-all[first].start > room {
+			emit(all[first:i])
+			first = i
+		}
+	}
+	emit(all[first:])
+	return out, nil
 }

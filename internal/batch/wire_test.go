@@ -55,6 +55,29 @@ func FuzzScan(f *testing.F) {
 				t.Fatalf("part %d holds %d items, max %d", i, p.Items(), m)
 			}
 		}
+		// Cutting by size (what an exporter does with a request refused as too large) keeps
+		// every item, and every part is a request Scan accepts with the items it claims.
+		b, _ = batch.FromEncoded(sig, in)
+		cap := len(in)*int(max%8+1)/9 + 1
+		pieces, err := batch.SplitBytes(b, cap)
+		if err != nil {
+			t.Fatalf("SplitBytes refused what Scan accepted: %v", err)
+		}
+		got := 0
+		for i, p := range pieces {
+			raw, err := p.Encoded()
+			if err != nil {
+				t.Fatalf("piece %d: %v", i, err)
+			}
+			k, err := batch.Scan(sig, raw)
+			if err != nil || k != p.Items() {
+				t.Fatalf("piece %d: Scan says %d items (%v), the piece claims %d", i, k, err, p.Items())
+			}
+			got += k
+		}
+		if got != n {
+			t.Fatalf("pieces hold %d items, the request %d", got, n)
+		}
 	})
 }
 

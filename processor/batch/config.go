@@ -14,6 +14,15 @@ type Config struct {
 	SendBatchSize uint32 `yaml:"send_batch_size"`
 	// SendBatchMaxSize caps the items of one outgoing batch; bigger ones are split. 0: no cap.
 	SendBatchMaxSize uint32 `yaml:"send_batch_max_size"`
+	// SendBatchMaxBytes (Vigil's) caps the encoded protobuf size of one outgoing batch; bigger
+	// ones are split (batch.SplitBytes: encoded data at resource boundaries, without decoding).
+	// 0: no cap, the default, as the Collector's batch processor has none. A default here would
+	// change what configs taken from the Collector send, and would guess at a limit only the
+	// exporter knows: the OTLP/gRPC exporter caps its requests to fit gRPC's 4 MiB receive limit
+	// (max_request_bytes) and splits what a backend refuses as too large, within one send
+	// attempt. This cap is for a bound every exporter of the pipeline must see, or a buffer
+	// whose batches must stay small.
+	SendBatchMaxBytes uint32 `yaml:"send_batch_max_bytes"`
 	// Timeout is how long the first pending item waits at most before a send. 0 sends every batch
 	// at once (split by SendBatchMaxSize if set).
 	Timeout time.Duration `yaml:"timeout"`

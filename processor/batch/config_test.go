@@ -26,6 +26,7 @@ func TestConfig(t *testing.T) {
 	f("otelcol.yaml", &Config{SendBatchSize: 8192, SendBatchMaxSize: 10000, Timeout: 200 * time.Millisecond, IdleTimeout: AutoIdle})
 	f("minimal.yaml", &Config{SendBatchSize: 8192, Timeout: time.Second, IdleTimeout: AutoIdle})
 	f("idle.yaml", &Config{SendBatchSize: 8192, Timeout: 5 * time.Second, IdleTimeout: 0})
+	f("max-bytes.yaml", &Config{SendBatchSize: 8192, SendBatchMaxBytes: 4_000_000, Timeout: 200 * time.Millisecond, IdleTimeout: AutoIdle})
 	f("max-below-size.bad.yaml", nil,
 		"send_batch_max_size: must be 0 (no cap) or ≥ send_batch_size (10000), got 1000",
 		"timeout: must be ≥ 0, got -1s",

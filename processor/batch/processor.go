@@ -27,12 +27,13 @@ const errLogEvery = 10 * time.Second
 // when its data reached the exporters (durably, under the default mode), not when it reached
 // this buffer; and a refusal downstream reaches the client instead of being logged and lost.
 type processor struct {
-	set     component.Settings
-	sig     batch.Signal
-	next    component.Consumer
-	size    int
-	max     int // 0: no cap
-	timeout time.Duration
+	set      component.Settings
+	sig      batch.Signal
+	next     component.Consumer
+	size     int
+	max      int // 0: no cap
+	maxBytes int // 0: no cap
+	timeout  time.Duration
 	// The idle timeout (Config.IdleTimeout) moves within [idleLo, idleHi]: 0 is off.
 	idleLo, idleHi time.Duration
 	errLog         ratelog.Limiter
@@ -68,6 +69,7 @@ func newProcessor(set component.Settings, cfg *Config, sig batch.Signal, next co
 		next:     next,
 		size:     int(cfg.SendBatchSize),
 		max:      int(cfg.SendBatchMaxSize),
+		maxBytes: int(cfg.SendBatchMaxBytes),
 		timeout:  cfg.Timeout,
 		idleLo:   lo,
 		idleHi:   hi,
@@ -251,6 +253,9 @@ func (p *processor) send(ctx context.Context, s pendingSet, sizeTriggered bool) 
 				parts = []*batch.Batch{joined}
 			}
 		}
+		if p.maxBytes > 0 {
+			parts = p.splitBytes(parts)
+		}
 		if last := parts[len(parts)-1]; sizeTriggered && p.timeout > 0 && len(parts) > 1 && last.Items() < p.size {
 			// Held before it is back in the buffer, where another send may take it at once.
 			last.Acks().Hold()
@@ -270,6 +275,34 @@ func (p *processor) send(ctx context.Context, s pendingSet, sizeTriggered bool) 
 		}
 		held.Release(consumererror.Combine(errs...))
 	}
+}
+
+// splitBytes cuts the parts larger than send_batch_max_bytes. Each piece carries the acks of
+// its part, which are all of the joined batch's: held covers them.
+func (p *processor) splitBytes(parts []*batch.Batch) []*batch.Batch {
+	var out []*batch.Batch // nil until a part needs cutting
+	for i, part := range parts {
+		if part.EncodedSize() <= p.maxBytes {
+			if out != nil {
+				out = append(out, part)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]*batch.Batch, 0, len(parts)+1), parts[:i]...)
+		}
+		pieces, err := batch.SplitBytes(part, p.maxBytes)
+		if err != nil {
+			// As for Split: the part is left whole, and sent so.
+			p.set.Logger.Warn("cannot split batch by size; sending it whole", "error", err, "items", part.Items(), "bytes", part.EncodedSize())
+			pieces = []*batch.Batch{part}
+		}
+		out = append(out, pieces...)
+	}
+	if out == nil {
+		return parts
+	}
+	return out
 }
 
 // keep puts a remainder back at the head of the buffer, unless the processor is stopping.
