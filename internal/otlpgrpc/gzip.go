@@ -48,37 +48,39 @@ func (c *gzipCompressor) Compress(w io.Writer) (io.WriteCloser, error) {
 	return &pooledGzipWriter{Writer: z, pool: &c.writers}, nil
 }
 
-// pooledGzipReader hands its reader back to the pool at the end of the stream; see pooledDecoder.
+// pooledGzipReader is one message's use of a pooled reader; see chargedReader.
 type pooledGzipReader struct {
-	r    *gzip.Reader
+	*gzip.Reader
 	pool *sync.Pool
 }
 
-func (p *pooledGzipReader) Read(b []byte) (int, error) {
-	if p.r == nil {
-		return 0, io.EOF
+func (p *pooledGzipReader) finish(ok bool) {
+	if ok {
+		p.pool.Put(p.Reader)
 	}
-	n, err := p.r.Read(b)
-	if err != nil {
-		if err == io.EOF {
-			p.pool.Put(p.r)
-		}
-		p.r = nil
-	}
-	return n, err
 }
 
+// Decompress charges the compressed message and what it produces to the budget of
+// ChargeDecompression. A gzip reader holds a 32 KiB window and little else, so readers are
+// pooled whatever the message was.
 func (c *gzipCompressor) Decompress(r io.Reader) (io.Reader, error) {
-	if z, ok := c.readers.Get().(*gzip.Reader); ok {
-		if err := z.Reset(r); err != nil {
-			c.readers.Put(z)
-			return nil, err
-		}
-		return &pooledGzipReader{r: z, pool: &c.readers}, nil
+	b := chargedBudget()
+	compressed := compressedSize(r)
+	if !acquire(b, compressed) {
+		return nil, ErrInFlightLimit
 	}
-	z, err := gzip.NewReader(r)
+	z, ok := c.readers.Get().(*gzip.Reader)
+	var err error
+	if ok {
+		if err = z.Reset(r); err != nil {
+			c.readers.Put(z)
+		}
+	} else {
+		z, err = gzip.NewReader(r)
+	}
 	if err != nil {
+		release(b, compressed)
 		return nil, err
 	}
-	return &pooledGzipReader{r: z, pool: &c.readers}, nil
+	return &chargedReader{r: &pooledGzipReader{Reader: z, pool: &c.readers}, budget: b, held: compressed}, nil
 }

@@ -6,14 +6,19 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"slices"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/vigilhq/vigil/internal/tlsconfig"
 )
@@ -41,6 +46,11 @@ type GRPC struct {
 	ReadBufferSize       int       `yaml:"read_buffer_size"`       // 0: gRPC's default
 	WriteBufferSize      int       `yaml:"write_buffer_size"`      // 0: gRPC's default
 	Keepalive            Keepalive `yaml:"keepalive"`
+	// MaxInFlightBytes bounds the bytes the listener holds for messages being received: as
+	// sent, and what decompressing them produces. New calls get RESOURCE_EXHAUSTED (with
+	// RetryInfo) while it is exhausted, and so does a message whose decompression does not fit.
+	// 0 means the default (InFlightLimit).
+	MaxInFlightBytes int64 `yaml:"max_in_flight_bytes"`
 }
 
 // Keepalive is the keepalive: block; zero durations mean gRPC's defaults.
@@ -88,6 +98,7 @@ func (g *GRPC) Validate() error {
 		errs = append(errs, fmt.Errorf("max_recv_msg_size_mib: must be from 0 (default %d) to 2047, got %d",
 			DefaultMaxRecvMsgSizeMiB, g.MaxRecvMsgSizeMiB))
 	}
+	errs = append(errs, validateInFlight(g.MaxInFlightBytes, int64(g.MaxRecvMsgSize()), "max_recv_msg_size_mib"))
 	if g.ReadBufferSize < 0 {
 		errs = append(errs, fmt.Errorf("read_buffer_size: must be >= 0, got %d", g.ReadBufferSize))
 	}
@@ -127,18 +138,33 @@ func (g *GRPC) MaxRecvMsgSize() int {
 	return DefaultMaxRecvMsgSizeMiB << 20
 }
 
+// InFlightLimit is the effective max_in_flight_bytes: the configured value, or by default a
+// quarter of the memory available to the process (its cgroup limit, GOMEMLIMIT or the machine's
+// memory), at most 256 MiB and at least four times max_recv_msg_size_mib (and MinInFlight).
+func (g *GRPC) InFlightLimit() int64 {
+	if g.MaxInFlightBytes > 0 {
+		return g.MaxInFlightBytes
+	}
+	return defaultInFlight(int64(g.MaxRecvMsgSize()))
+}
+
 // Listen opens the listener; TLS is applied by the credentials in ServerOptions.
 func (g *GRPC) Listen() (net.Listener, error) {
 	return net.Listen("tcp", g.Endpoint)
 }
 
 // ServerOptions returns the options for grpc.NewServer: TLS credentials, the message size limit,
-// keepalive, and authentication. Certificates are read here.
+// keepalive, authentication, admission by the budget (WithBudget) and a buffer pool that keeps
+// no large buffers. Certificates are read here.
 //
-// Authentication runs as a tap handle (grpc.InTapHandle), not an interceptor: it sees the
-// headers before gRPC reads and decompresses the message, so an unauthenticated client cannot
-// make the server do that work, and it covers every service and streaming calls too. gRPC allows
-// one tap handle per server, so callers must not add another.
+// Authentication and admission run as a tap handle (grpc.InTapHandle), not an interceptor: it
+// sees the headers before gRPC reads and decompresses the message, so an unauthenticated client
+// cannot make the server do that work, a call that arrives while the budget is exhausted is
+// refused before its message is read, and it covers every service and streaming calls too. gRPC
+// allows one tap handle per server, so callers must not add another.
+//
+// The budget is charged by the decompressors (internal/otlpgrpc.ChargeDecompression), which gRPC
+// runs before any handler sees the message: the receiver registers it there.
 func (g *GRPC) ServerOptions(opts ...Option) ([]grpc.ServerOption, error) {
 	o := makeOptions(opts)
 	sp, ep := g.Keepalive.ServerParameters, g.Keepalive.EnforcementPolicy
@@ -160,6 +186,7 @@ func (g *GRPC) ServerOptions(opts ...Option) ([]grpc.ServerOption, error) {
 		// scanning a request needs: a fresh goroutine per request grew and copied its stack
 		// every time (5% of a relay's CPU at 100 requests/s).
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+		experimental.BufferPool(boundedBufferPool{mem.DefaultBufferPool()}),
 	}
 	if g.TLS != nil {
 		cfg, err := g.TLS.Load()
@@ -177,22 +204,58 @@ func (g *GRPC) ServerOptions(opts ...Option) ([]grpc.ServerOption, error) {
 	if g.WriteBufferSize > 0 {
 		sopts = append(sopts, grpc.WriteBufferSize(g.WriteBufferSize))
 	}
-	if check := g.Auth.verifier(); check != nil {
-		sopts = append(sopts, grpc.InTapHandle(authTap(check, o.onReject)))
+	if check := g.Auth.verifier(); check != nil || o.budget != nil {
+		sopts = append(sopts, grpc.InTapHandle(newTap(check, o.budget, o.onReject)))
 	}
 	return sopts, nil
 }
 
 var errUnauthenticated = status.Error(codes.Unauthenticated, "missing or invalid bearer token")
 
-func authTap(check func(string) bool, onReject func(string)) tap.ServerInHandle {
-	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
-		for _, v := range info.Header.Get("authorization") {
-			if check(v) {
-				return ctx, nil
-			}
-		}
-		onReject(ReasonUnauthenticated)
-		return ctx, errUnauthenticated
+// ErrGRPCInFlightLimit is the status of calls refused for lack of budget: RESOURCE_EXHAUSTED,
+// which OTLP clients retry when it carries RetryInfo, as it does.
+var ErrGRPCInFlightLimit = func() error {
+	st := status.New(codes.ResourceExhausted, ErrInFlightLimit.Error())
+	if withInfo, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(RetryAfterBusy)}); err == nil {
+		st = withInfo
 	}
+	return st.Err()
+}()
+
+// newTap checks credentials (check, when not nil), then admits the call if budget (when not
+// nil) has room for at least a small message. It runs on the connection's reader with the
+// transport's lock held, so it only loads an atomic.
+func newTap(check func(string) bool, budget *Budget, onReject func(string)) tap.ServerInHandle {
+	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
+		if check != nil && !slices.ContainsFunc(info.Header.Get("authorization"), check) {
+			onReject(ReasonUnauthenticated)
+			return ctx, errUnauthenticated
+		}
+		if budget != nil && budget.Available() < chunkedReservation {
+			onReject(ReasonInFlightLimit)
+			return ctx, ErrGRPCInFlightLimit
+		}
+		return ctx, nil
+	}
+}
+
+// boundedBufferPool is gRPC's default pool of message buffers without its fallback pool, which
+// keeps buffers of any size: a message of 16 MiB, or a bomb's decompressed chunks joined, would
+// stay pinned for as long as traffic keeps the pool warm. Buffers over MaxPooledBuffer (gRPC's
+// largest tier) are allocated for the message and left to the garbage collector.
+type boundedBufferPool struct{ mem.BufferPool }
+
+func (p boundedBufferPool) Get(n int) *[]byte {
+	if n > MaxPooledBuffer {
+		b := make([]byte, n)
+		return &b
+	}
+	return p.BufferPool.Get(n)
+}
+
+func (p boundedBufferPool) Put(b *[]byte) {
+	if cap(*b) > MaxPooledBuffer {
+		return
+	}
+	p.BufferPool.Put(b)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/vigilhq/vigil/internal/tlsconfig"
@@ -40,6 +41,10 @@ type HTTP struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// IdleTimeout closes idle keep-alive connections; 0 means DefaultIdleTimeout.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxInFlightBytes bounds the bytes the listener holds for requests in flight: bodies as
+	// received plus what decompressing them produces. A request that does not fit gets 429 with
+	// Retry-After, before its body is read. 0 means the default (InFlightLimit).
+	MaxInFlightBytes int64 `yaml:"max_in_flight_bytes"`
 }
 
 // NewHTTP returns the default settings for a listener on endpoint.
@@ -60,6 +65,7 @@ func (h *HTTP) Validate() error {
 		errs = append(errs, fmt.Errorf("max_request_body_size: must be >= 0 (0: %d bytes), got %d",
 			DefaultMaxRequestBodySize, h.MaxRequestBodySize))
 	}
+	errs = append(errs, validateInFlight(h.MaxInFlightBytes, h.MaxBodySize(), "max_request_body_size"))
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -90,6 +96,16 @@ func (h *HTTP) MaxBodySize() int64 {
 	return DefaultMaxRequestBodySize
 }
 
+// InFlightLimit is the effective max_in_flight_bytes: the configured value, or by default a
+// quarter of the memory available to the process (its cgroup limit, GOMEMLIMIT or the machine's
+// memory), at most 256 MiB and at least four times max_request_body_size (and MinInFlight).
+func (h *HTTP) InFlightLimit() int64 {
+	if h.MaxInFlightBytes > 0 {
+		return h.MaxInFlightBytes
+	}
+	return defaultInFlight(h.MaxBodySize())
+}
+
 // Listen opens the listener, wrapped in TLS when configured. Certificates are read here, so a
 // bad file fails start-up rather than the first handshake.
 func (h *HTTP) Listen() (net.Listener, error) {
@@ -116,6 +132,11 @@ func (h *HTTP) Listen() (net.Listener, error) {
 // valid credentials get 401 with WWW-Authenticate; requests declaring a body over the limit get
 // 413 before anything is read; other bodies are cut off at the limit (reads then fail with
 // *http.MaxBytesError, which the handler should answer with 413).
+//
+// With WithBudget, each request's body is reserved in the budget before the handler runs (see
+// Lease); a request that does not fit gets 429 with Retry-After and its body is not read. Reads
+// beyond the reservation of a body of undeclared length fail with ErrInFlightLimit, which the
+// handler should answer with 429 as well.
 func (h *HTTP) NewServer(handler http.Handler, opts ...Option) *http.Server {
 	o := makeOptions(opts)
 	srv := &http.Server{
@@ -155,6 +176,15 @@ func (h *HTTP) wrap(next http.Handler, o options) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		if o.budget != nil {
+			if !admit(o.budget, r) {
+				o.onReject(ReasonInFlightLimit)
+				w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfterBusy/time.Second)))
+				o.writeError(w, r, http.StatusTooManyRequests, ErrInFlightLimit.Error())
+				return
+			}
+			defer LeaseOf(r).Done()
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -13,6 +13,9 @@ import (
 const (
 	ReasonUnauthenticated = "unauthenticated"
 	ReasonTooLarge        = "too_large"
+	// ReasonInFlightLimit: the listener's budget of bytes in flight (max_in_flight_bytes) had no
+	// room for the request, before or while its body was read and decompressed.
+	ReasonInFlightLimit = "in_flight_limit"
 )
 
 // Option adjusts how NewServer and ServerOptions treat the requests they turn away.
@@ -22,10 +25,12 @@ type options struct {
 	onReject   func(reason string)
 	writeError func(w http.ResponseWriter, r *http.Request, status int, msg string)
 	logger     *slog.Logger
+	budget     *Budget
 }
 
 // OnReject is called once for every request refused before reaching the handler (bad or missing
-// credentials, a declared body over the limit), so that the component can count it.
+// credentials, a declared body over the limit, no room in the budget), so that the component can
+// count it.
 func OnReject(fn func(reason string)) Option { return func(o *options) { o.onReject = fn } }
 
 // WriteError lets an HTTP component answer refused requests in its own wire format (OTLP wants a
@@ -37,6 +42,30 @@ func WriteError(fn func(w http.ResponseWriter, r *http.Request, status int, msg 
 // ErrorLog sends the http.Server's own messages (TLS handshake failures, broken connections) to l
 // at debug level: they are mostly noise from scanners and health checks.
 func ErrorLog(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithBudget bounds the bytes in flight on the listener by b (see Budget); the receiver creates
+// it from InFlightLimit, so that it can count against it while decompressing and report it.
+func WithBudget(b *Budget) Option { return func(o *options) { o.budget = b } }
+
+// decoderRoom is what a request may hold beside its bytes while it is decompressed: a zstd
+// decoder's window of up to 8 MiB, with room to spare.
+const decoderRoom = 16 << 20
+
+// MinInFlight is the smallest budget in which a request of maxRequest bytes, decompressed to as
+// many, fits: less would refuse it (retryably) for ever.
+func MinInFlight(maxRequest int64) int64 { return 2*maxRequest + decoderRoom }
+
+// validateInFlight checks max_in_flight_bytes against the largest request the listener takes.
+func validateInFlight(v, maxRequest int64, limitKey string) error {
+	switch {
+	case v < 0:
+		return fmt.Errorf("max_in_flight_bytes: must be >= 0 (0: a quarter of the memory available, at most 256 MiB), got %d", v)
+	case v > 0 && v < MinInFlight(maxRequest):
+		return fmt.Errorf("max_in_flight_bytes: must be at least %d (twice %s, as sent and decompressed, plus 16 MiB for a decoder), so that the largest request fits, got %d",
+			MinInFlight(maxRequest), limitKey, v)
+	}
+	return nil
+}
 
 func makeOptions(opts []Option) options {
 	o := options{

@@ -5,6 +5,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
+	"github.com/vigilhq/vigil/internal/memlimit"
 )
 
 // Type is the name configs use for this processor.
@@ -19,7 +20,7 @@ func NewFactory() component.ProcessorFactory {
 		MutatesData: false,
 		NewConfig:   func() component.Config { return NewConfig() },
 		Create: component.CreateProcessor(func(set component.Settings, c *Config, _ batch.Signal, next component.Consumer) (component.Processor, error) {
-			hard, soft, err := c.limits(func() (uint64, error) { return totalMemory("/") })
+			hard, soft, err := c.limits(func() (uint64, error) { return memlimit.Total("/") })
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", set.ID, err)
 			}

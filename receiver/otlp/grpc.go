@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/otlpgrpc"
+	"github.com/vigilhq/vigil/internal/server"
 )
 
 // newGRPCServer serves the Export method of each signal in use. Unused signals are not
@@ -40,9 +41,14 @@ func (r *otlp) serviceDesc(sig batch.Signal) *grpc.ServiceDesc {
 			Handler: func(srv any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
 				req := new(otlpgrpc.Raw)
 				if err := dec(req); err != nil {
-					// gRPC refuses messages over max_recv_msg_size_mib (sent or decompressed)
-					// with RESOURCE_EXHAUSTED while reading them.
-					if status.Code(err) == codes.ResourceExhausted {
+					switch {
+					case otlpgrpc.IsInFlightLimit(err):
+						// The decompressor ran out of budget; gRPC reports it as INTERNAL.
+						r.reject("grpc", reasonInFlight)
+						return nil, server.ErrGRPCInFlightLimit
+					case status.Code(err) == codes.ResourceExhausted:
+						// gRPC refuses messages over max_recv_msg_size_mib (sent or
+						// decompressed) with RESOURCE_EXHAUSTED while reading them.
 						r.reject("grpc", reasonTooLarge)
 					}
 					return nil, err

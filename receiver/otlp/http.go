@@ -11,7 +11,6 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zlib"
-	"github.com/klauspost/compress/zstd"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
@@ -21,6 +20,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/otlpgrpc"
+	"github.com/vigilhq/vigil/internal/server"
 )
 
 const (
@@ -79,10 +80,15 @@ func (r *otlp) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	buf := getBuffer()
-	defer putBuffer(buf)
-	body, code, err := r.readBody(req, *buf)
-	*buf = body[:0] // keep the grown buffer for the pool
+	body, code, err := r.readBody(req)
+	// handOff gives the chunks back and releases the request's share of the budget once the
+	// batch holds its own copy of what it needs (or the request is refused): from then on the
+	// memory limiter accounts for the data, and the budget is for requests still arriving.
+	handOff := func() {
+		body.free()
+		server.LeaseOf(req).Done()
+	}
+	defer handOff()
 	if err != nil {
 		switch code {
 		case http.StatusUnsupportedMediaType:
@@ -92,6 +98,10 @@ func (r *otlp) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		case http.StatusRequestEntityTooLarge:
 			r.reject("http", reasonTooLarge)
 			r.writeStatus(w, enc, code, status.New(codes.InvalidArgument, err.Error()))
+		case http.StatusTooManyRequests:
+			r.reject("http", reasonInFlight)
+			w.Header().Set("Retry-After", retryAfterSeconds(server.RetryAfterBusy))
+			r.writeStatus(w, enc, code, status.New(codes.ResourceExhausted, err.Error()))
 		default:
 			r.reject("http", reasonMalformed)
 			r.writeStatus(w, enc, code, status.New(codes.InvalidArgument, err.Error()))
@@ -99,13 +109,14 @@ func (r *otlp) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
+	// The batch keeps the bytes for good, so they leave the pooled chunks, in one piece.
 	var b *batch.Batch
 	if enc == encProto {
-		// The batch keeps the bytes for good, so they leave the pooled buffer.
-		b, err = batch.FromEncoded(sig, append([]byte(nil), body...))
+		b, err = batch.FromEncoded(sig, body.join())
 	} else {
-		b, err = decodeJSON(sig, body)
+		b, err = decodeJSON(sig, body.join())
 	}
+	handOff()
 	if err != nil {
 		r.reject("http", reasonMalformed)
 		r.set.Logger.Debug("malformed OTLP/HTTP request", "signal", sig, "error", err)
@@ -189,7 +200,7 @@ func (r *otlp) writeStatus(w http.ResponseWriter, enc encoding, code int, st *st
 	writeBody(w, enc, code, body)
 }
 
-// writeServerError formats the listener's own refusals (401, 413) like every other error.
+// writeServerError formats the listener's own refusals (401, 413, 429) like every other error.
 func (r *otlp) writeServerError(w http.ResponseWriter, req *http.Request, code int, msg string) {
 	enc := parseContentType(req.Header.Get("Content-Type"))
 	if enc == encUnknown {
@@ -197,115 +208,146 @@ func (r *otlp) writeServerError(w http.ResponseWriter, req *http.Request, code i
 		return
 	}
 	c := codes.InvalidArgument
-	if code == http.StatusUnauthorized {
+	switch code {
+	case http.StatusUnauthorized:
 		c = codes.Unauthenticated
+	case http.StatusTooManyRequests:
+		c = codes.ResourceExhausted
 	}
 	r.writeStatus(w, enc, code, status.New(c, msg))
 }
 
-// Body reading. Bodies are read into pooled buffers; the decompressed size is bounded by the
-// same limit as the body, so that a small compressed request cannot expand without bound.
+// Body reading. Bodies are read into fixed-size chunks from a pool, never into one buffer grown
+// by doubling: a decompression bomb cut off at the size limit then leaves no garbage behind (its
+// chunks serve the next request), and no buffer larger than a chunk is ever pooled. The
+// decompressed size is bounded by the same limit as the body, so that a small compressed request
+// cannot expand without bound, and charged to the request's lease on the listener's budget chunk
+// by chunk, so that many of them at once cannot either.
 
 var errTooLarge = errors.New("request body is over max_request_body_size")
 
-// readBody decompresses and reads the body into dst (grown as needed) and returns it, or an
-// error with the HTTP status to answer.
-func (r *otlp) readBody(req *http.Request, dst []byte) ([]byte, int, error) {
+// chunkSize is the unit bodies are read and charged in: larger than most requests (an SDK's
+// batch of 512 spans is 50-300 KB), so that a typical body is one chunk.
+const chunkSize = 256 << 10
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
+
+// body is a request body read into pooled chunks; the zero value is empty.
+type body struct {
+	chunks []*[]byte
+	n      int // bytes held, across the chunks
+}
+
+// join returns the body as one new slice of exactly its length, which the caller keeps.
+func (b *body) join() []byte {
+	out := make([]byte, 0, b.n)
+	for i, c := range b.chunks {
+		out = append(out, (*c)[:min(chunkSize, b.n-i*chunkSize)]...)
+	}
+	return out
+}
+
+// free gives the chunks back to the pool.
+func (b *body) free() {
+	for _, c := range b.chunks {
+		chunkPool.Put(c)
+	}
+	b.chunks, b.n = nil, 0
+}
+
+// readBody decompresses and reads the body, or returns an error with the HTTP status to answer.
+// The caller frees the body, whatever the outcome.
+func (r *otlp) readBody(req *http.Request) (*body, int, error) {
+	out := &body{}
 	var src io.Reader = req.Body
+	// The listener reserved the body as it arrives; what decompression produces is charged here.
+	var charge *server.Lease
 	ce := strings.ToLower(strings.TrimSpace(req.Header.Get("Content-Encoding")))
 	switch ce {
 	case "", "identity":
-		// Size the buffer from Content-Length, but only up to a point: the length is a claim,
-		// and memory should follow the bytes that actually arrive.
-		if n := min(req.ContentLength, r.maxBody, 1<<20) + 512; int64(cap(dst)) < n {
-			dst = make([]byte, 0, n)
-		}
 	case "gzip", "x-gzip":
 		zr, err := getGzip(req.Body)
 		if err != nil {
 			code, err := readError(err, "gzip")
-			return dst, code, err
+			return out, code, err
 		}
 		defer gzipPool.Put(zr)
-		src = zr
+		src, charge = zr, server.LeaseOf(req)
 	case "zstd":
-		zr, err := getZstd(req.Body)
+		zr, err := otlpgrpc.NewZstdReader(req.Body, server.LeaseOf(req))
 		if err != nil {
-			return dst, http.StatusBadRequest, fmt.Errorf("zstd: %w", err)
+			code, err := readError(err, "zstd")
+			return out, code, err
 		}
-		defer putZstd(zr)
-		src = zr
+		defer zr.Close()
+		src, charge = zr, server.LeaseOf(req)
 	case "deflate":
 		zr, err := getZlib(req.Body)
 		if err != nil {
 			code, err := readError(err, "deflate")
-			return dst, code, err
+			return out, code, err
 		}
 		defer zlibPool.Put(zr)
-		src = zr
+		src, charge = zr, server.LeaseOf(req)
 	default:
-		return dst, http.StatusUnsupportedMediaType,
+		return out, http.StatusUnsupportedMediaType,
 			fmt.Errorf("unsupported Content-Encoding %q: use gzip, zstd, deflate or identity", ce)
 	}
-	dst, err := readLimited(dst, src, r.maxBody)
-	if err != nil {
+	if err := out.readLimited(src, r.maxBody, charge); err != nil {
 		code, err := readError(err, ce)
-		return dst, code, err
+		return out, code, err
 	}
-	return dst, 0, nil
+	return out, 0, nil
 }
 
 func readError(err error, encoding string) (int, error) {
 	var mbe *http.MaxBytesError
-	if errors.Is(err, errTooLarge) || errors.As(err, &mbe) {
+	switch {
+	case errors.Is(err, errTooLarge) || errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, errTooLarge
-	}
-	if encoding != "" && encoding != "identity" {
+	case errors.Is(err, server.ErrInFlightLimit) || errors.Is(err, otlpgrpc.ErrInFlightLimit):
+		return http.StatusTooManyRequests, err
+	case encoding != "" && encoding != "identity":
 		return http.StatusBadRequest, fmt.Errorf("read %s body: %w", encoding, err)
 	}
 	return http.StatusBadRequest, fmt.Errorf("read body: %w", err)
 }
 
-// readLimited appends r's content to dst; more than limit bytes is errTooLarge.
-func readLimited(dst []byte, r io.Reader, limit int64) ([]byte, error) {
+// readLimited reads r to its end into b; more than limit bytes is errTooLarge. With a lease,
+// each chunk is charged to it before it is filled (decompressed bytes; the listener reserved
+// the body's own bytes), and a chunk the budget has no room for is otlpgrpc.ErrInFlightLimit.
+func (b *body) readLimited(r io.Reader, limit int64, lease *server.Lease) error {
 	for {
-		if len(dst) == cap(dst) {
-			dst = append(dst, 0)[:len(dst)]
+		off := b.n % chunkSize
+		if off == 0 && b.n == len(b.chunks)*chunkSize {
+			if !lease.TryAcquire(chunkSize) {
+				return otlpgrpc.ErrInFlightLimit
+			}
+			b.chunks = append(b.chunks, chunkPool.Get().(*[]byte))
 		}
-		end := int64(cap(dst))
-		if room := limit + 1 - int64(len(dst)); int64(cap(dst)-len(dst)) > room {
-			end = int64(len(dst)) + room
+		// Up to one byte past the limit: reading it tells a body of exactly the limit from a
+		// larger one.
+		end := int64(chunkSize)
+		if room := limit + 1 - int64(b.n); room < end-int64(off) {
+			end = int64(off) + room
 		}
-		n, err := r.Read(dst[len(dst):end])
-		dst = dst[:len(dst)+n]
-		if int64(len(dst)) > limit {
-			return dst, errTooLarge
+		n, err := r.Read((*b.chunks[len(b.chunks)-1])[off:end])
+		b.n += n
+		if int64(b.n) > limit {
+			return errTooLarge
 		}
 		if err == io.EOF {
-			return dst, nil
+			return nil
 		}
 		if err != nil {
-			return dst, err
+			return err
 		}
-	}
-}
-
-var bufferPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
-
-func getBuffer() *[]byte { return bufferPool.Get().(*[]byte) }
-
-// putBuffer keeps buffers up to 32 MiB: larger ones would pin memory for a rare request.
-func putBuffer(b *[]byte) {
-	if cap(*b) <= 32<<20 {
-		*b = (*b)[:0]
-		bufferPool.Put(b)
 	}
 }
 
 var (
 	gzipPool sync.Pool // *gzip.Reader
 	zlibPool sync.Pool // io.ReadCloser implementing zlib.Resetter
-	zstdPool sync.Pool // *zstd.Decoder
 )
 
 func getGzip(r io.Reader) (*gzip.Reader, error) {
@@ -328,25 +370,4 @@ func getZlib(r io.Reader) (io.ReadCloser, error) {
 		return zr, nil
 	}
 	return zlib.NewReader(r)
-}
-
-// zstdMaxWindow bounds the memory a request can make a decoder allocate, whatever it declares.
-const zstdMaxWindow = 8 << 20
-
-func getZstd(r io.Reader) (*zstd.Decoder, error) {
-	if zr, ok := zstdPool.Get().(*zstd.Decoder); ok {
-		if err := zr.Reset(r); err != nil {
-			putZstd(zr)
-			return nil, err
-		}
-		return zr, nil
-	}
-	// Concurrency 1 decodes synchronously: no goroutines stay behind in the pool.
-	return zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow),
-		zstd.WithDecoderLowmem(true))
-}
-
-func putZstd(zr *zstd.Decoder) {
-	_ = zr.Reset(nil) // drop the reference to the request body
-	zstdPool.Put(zr)
 }

@@ -26,6 +26,7 @@ const (
 	reasonUnauthenticated  = server.ReasonUnauthenticated
 	reasonUnsupportedMedia = "unsupported_media_type"
 	reasonMethod           = "method_not_allowed"
+	reasonInFlight         = server.ReasonInFlightLimit
 )
 
 // otlp is the receiver. One instance serves every pipeline that names it: next holds the
@@ -37,6 +38,8 @@ type otlp struct {
 	paths    map[string]batch.Signal            // HTTP path → signal, for signals in use
 	maxBody  int64
 	rejected *prometheus.CounterVec
+	// Budgets of bytes in flight, one per listener (nil when the protocol is off).
+	grpcBudget, httpBudget *server.Budget
 	// Precomputed answers: an empty Export…ServiceResponse in each encoding.
 	emptyProto [batch.Logs + 1]*otlpgrpc.Raw
 	emptyJSON  [batch.Logs + 1][]byte
@@ -49,6 +52,9 @@ type otlp struct {
 	grpcAddr string
 	httpAddr string
 	serving  sync.WaitGroup
+	// While running: the budget gauges, and the charge of gRPC decompression to grpcBudget.
+	collectors []prometheus.Collector
+	uncharge   func()
 }
 
 var _ component.Component = (*otlp)(nil)
@@ -67,7 +73,11 @@ func newOTLP(set component.Settings, cfg *Config, next map[batch.Signal]componen
 		}
 		r.next[sig] = c
 	}
+	if g := cfg.Protocols.GRPC; g != nil {
+		r.grpcBudget = server.NewBudget(g.InFlightLimit())
+	}
 	if h := cfg.Protocols.HTTP; h != nil {
+		r.httpBudget = server.NewBudget(h.InFlightLimit())
 		r.maxBody = h.MaxBodySize()
 		r.paths = map[string]batch.Signal{}
 		for sig, p := range map[batch.Signal]string{
@@ -106,12 +116,12 @@ func registerRejected(reg prometheus.Registerer, cfg *Config) (*prometheus.Count
 	}
 	// Create the series up front so that rate() over them works from the first scrape.
 	if cfg.Protocols.GRPC != nil {
-		for _, reason := range []string{reasonMalformed, reasonTooLarge, reasonUnauthenticated} {
+		for _, reason := range []string{reasonMalformed, reasonTooLarge, reasonUnauthenticated, reasonInFlight} {
 			c.WithLabelValues("grpc", reason)
 		}
 	}
 	if cfg.Protocols.HTTP != nil {
-		for _, reason := range []string{reasonMalformed, reasonTooLarge, reasonUnauthenticated, reasonUnsupportedMedia, reasonMethod} {
+		for _, reason := range []string{reasonMalformed, reasonTooLarge, reasonUnauthenticated, reasonUnsupportedMedia, reasonMethod, reasonInFlight} {
 			c.WithLabelValues("http", reason)
 		}
 	}
@@ -120,6 +130,36 @@ func registerRejected(reg prometheus.Registerer, cfg *Config) (*prometheus.Count
 
 func (r *otlp) reject(protocol, reason string) {
 	r.rejected.WithLabelValues(protocol, reason).Inc()
+}
+
+// registerBudgets registers the budget gauges while the receiver runs: a receiver that is built
+// but never started leaves no series behind.
+func (r *otlp) registerBudgets() {
+	if r.set.Registerer == nil {
+		return
+	}
+	var cs []prometheus.Collector
+	if r.grpcSrv != nil {
+		cs = append(cs, r.grpcBudget.Metrics("grpc")...)
+	}
+	if r.httpSrv != nil {
+		cs = append(cs, r.httpBudget.Metrics("http")...)
+	}
+	for _, c := range cs {
+		if err := r.set.Registerer.Register(c); err != nil {
+			// Metrics are an aid, not a reason to refuse to run.
+			r.set.Logger.Warn("cannot register metric", "error", err)
+			continue
+		}
+		r.collectors = append(r.collectors, c)
+	}
+}
+
+func (r *otlp) unregisterBudgets() {
+	for _, c := range r.collectors {
+		r.set.Registerer.Unregister(c)
+	}
+	r.collectors = nil
 }
 
 // Start opens the listeners, so that a taken port fails start-up, then serves in the background.
@@ -134,7 +174,8 @@ func (r *otlp) Start(_ context.Context, host component.Host) error {
 		err          error
 	)
 	if g := r.cfg.Protocols.GRPC; g != nil {
-		opts, err := g.ServerOptions(server.OnReject(func(reason string) { r.reject("grpc", reason) }))
+		opts, err := g.ServerOptions(server.OnReject(func(reason string) { r.reject("grpc", reason) }),
+			server.WithBudget(r.grpcBudget))
 		if err != nil {
 			return fmt.Errorf("receiver %s: protocols.grpc: %w", r.set.ID, err)
 		}
@@ -155,9 +196,14 @@ func (r *otlp) Start(_ context.Context, host component.Host) error {
 		r.httpSrv = h.NewServer(r,
 			server.OnReject(func(reason string) { r.reject("http", reason) }),
 			server.WriteError(r.writeServerError),
-			server.ErrorLog(r.set.Logger))
+			server.ErrorLog(r.set.Logger),
+			server.WithBudget(r.httpBudget))
 	}
 	r.started = true
+	if r.grpcSrv != nil {
+		r.uncharge = otlpgrpc.ChargeDecompression(r.grpcBudget)
+	}
+	r.registerBudgets()
 	if grpcL != nil {
 		r.grpcAddr = server.Addr(grpcL)
 		r.serve(host, "grpc", func() error {
@@ -226,6 +272,10 @@ func (r *otlp) Shutdown(ctx context.Context) error {
 		}
 	}
 	r.serving.Wait()
+	if r.uncharge != nil {
+		r.uncharge()
+	}
+	r.unregisterBudgets()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("receiver %s: shutdown: %w", r.set.ID, err)
 	}

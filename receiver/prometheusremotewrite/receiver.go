@@ -12,7 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilhq/vigil/internal/batch"
@@ -42,6 +44,7 @@ const (
 	reasonUnsupportedMedia = "unsupported_media_type"
 	reasonMethod           = "method_not_allowed"
 	reasonTooManySeries    = "too_many_series"
+	reasonInFlight         = server.ReasonInFlightLimit
 )
 
 type receiver struct {
@@ -50,6 +53,7 @@ type receiver struct {
 	next     component.Consumer
 	rejected *prometheus.CounterVec
 	bufs     sync.Pool // *bytes.Buffer for compressed bodies
+	budget   *server.Budget
 
 	mu      sync.Mutex
 	started bool
@@ -57,6 +61,8 @@ type receiver struct {
 	srv     *http.Server
 	addr    string
 	serving sync.WaitGroup
+	// The budget gauges, registered while the receiver runs.
+	collectors []prometheus.Collector
 }
 
 var _ component.Component = (*receiver)(nil)
@@ -82,10 +88,11 @@ func newReceiver(set component.Settings, cfg *Config, next map[batch.Signal]comp
 	if err != nil {
 		return nil, fmt.Errorf("receiver %s: %w", set.ID, err)
 	}
-	for _, reason := range []string{reasonMalformed, reasonTooLarge, reasonUnauthenticated, reasonUnsupportedMedia, reasonMethod, reasonTooManySeries} {
+	for _, reason := range []string{reasonMalformed, reasonTooLarge, reasonUnauthenticated, reasonUnsupportedMedia, reasonMethod, reasonTooManySeries, reasonInFlight} {
 		rej.WithLabelValues(reason)
 	}
 	r.rejected = rej
+	r.budget = server.NewBudget(cfg.HTTP.InFlightLimit())
 	return r, nil
 }
 
@@ -100,10 +107,18 @@ func (r *receiver) Start(_ context.Context, host component.Host) error {
 	if err != nil {
 		return fmt.Errorf("receiver %s: %w", r.set.ID, err)
 	}
-	r.srv = r.cfg.HTTP.NewServer(r,
-		server.OnReject(func(reason string) { r.rejected.WithLabelValues(reason).Inc() }),
-		server.ErrorLog(r.set.Logger))
+	r.srv = r.newServer()
 	r.started = true
+	if r.set.Registerer != nil {
+		for _, c := range r.budget.Metrics("http") {
+			if err := r.set.Registerer.Register(c); err != nil {
+				// Metrics are an aid, not a reason to refuse to run.
+				r.set.Logger.Warn("cannot register metric", "error", err)
+				continue
+			}
+			r.collectors = append(r.collectors, c)
+		}
+	}
 	r.addr = server.Addr(l)
 	r.serving.Add(1)
 	go func() {
@@ -132,6 +147,10 @@ func (r *receiver) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("receiver %s: shutdown: %w", r.set.ID, err)
 	}
 	r.serving.Wait()
+	for _, c := range r.collectors {
+		r.set.Registerer.Unregister(c)
+	}
+	r.collectors = nil
 	return err
 }
 
@@ -193,15 +212,35 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 
 	buf := r.getBuffer()
-	defer r.bufs.Put(buf)
+	// handOff gives the buffer back and releases the request's share of the budget once the
+	// batch holds what it needs (or the request is refused): from then on the memory limiter
+	// accounts for the data.
+	lease := server.LeaseOf(req)
+	handOff := func() {
+		if buf != nil {
+			r.putBuffer(buf)
+			buf = nil
+		}
+		lease.Done()
+	}
+	defer handOff()
 	if _, err := buf.ReadFrom(req.Body); err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		switch {
+		case errors.As(err, &mbe):
 			r.reject(w, reasonTooLarge, http.StatusRequestEntityTooLarge,
 				fmt.Sprintf("request body is over the limit of %d bytes", mbe.Limit))
-			return
+		case errors.Is(err, server.ErrInFlightLimit):
+			r.busy(w)
+		default:
+			r.reject(w, reasonMalformed, http.StatusBadRequest, "reading the request body: "+err.Error())
 		}
-		r.reject(w, reasonMalformed, http.StatusBadRequest, "reading the request body: "+err.Error())
+		return
+	}
+	// The decoded length is declared up front: charge it before decoding allocates it, unless
+	// it is over the limit, which Decode refuses for good.
+	if n, err := snappy.DecodedLen(buf.Bytes()); err == nil && n <= r.cfg.MaxDecompressedBodySize && !lease.TryAcquire(int64(n)) {
+		r.busy(w)
 		return
 	}
 	// The decoded body becomes the batch's, so it is not pooled.
@@ -224,6 +263,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	} else {
 		b, counts, err = fromV2(body)
 	}
+	handOff()
 	if err != nil {
 		r.set.Logger.Debug("malformed remote-write request", "error", err)
 		r.reject(w, reasonMalformed, http.StatusBadRequest, err.Error())
@@ -346,6 +386,28 @@ func (r *receiver) reject(w http.ResponseWriter, reason string, code int, msg st
 		w.Header().Set("Allow", http.MethodPost)
 	}
 	http.Error(w, msg, code)
+}
+
+// newServer is the listener's server: its refusals counted, its requests within the budget.
+func (r *receiver) newServer() *http.Server {
+	return r.cfg.HTTP.NewServer(r,
+		server.OnReject(func(reason string) { r.rejected.WithLabelValues(reason).Inc() }),
+		server.ErrorLog(r.set.Logger),
+		server.WithBudget(r.budget))
+}
+
+// busy refuses a request that does not fit the budget of bytes in flight; senders retry 429.
+func (r *receiver) busy(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(server.RetryAfterBusy/time.Second)))
+	r.reject(w, reasonInFlight, http.StatusTooManyRequests, server.ErrInFlightLimit.Error())
+}
+
+// putBuffer keeps buffers up to server.MaxPooledBuffer; larger ones are left to the garbage
+// collector rather than pinned for the next request.
+func (r *receiver) putBuffer(b *bytes.Buffer) {
+	if b.Cap() <= server.MaxPooledBuffer {
+		r.bufs.Put(b)
+	}
 }
 
 func (r *receiver) getBuffer() *bytes.Buffer {

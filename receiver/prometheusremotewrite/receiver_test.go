@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -375,5 +376,59 @@ func TestRemoteWriteV2KeepsMetadata(t *testing.T) {
 	}
 	if types["lat_seconds"] != "Histogram" {
 		t.Errorf("converted metrics %v: want lat_seconds as a Histogram", types)
+	}
+}
+
+// TestInFlightBudget: a body that does not fit the budget is refused with 429 and Retry-After
+// before it is read, one whose snappy-decoded length does not fit before it is decoded, and the
+// budget is back to zero once a request is answered.
+func TestInFlightBudget(t *testing.T) {
+	sink := &componenttest.Sink{}
+	r := newTestReceiver(t, nil, sink)
+	h := r.newServer().Handler
+	raw := make([]prompb.TimeSeries, 500)
+	for i := range raw {
+		raw[i] = series("m", []string{"i", strconv.Itoa(i)}, prompb.Sample{Value: float64(i), Timestamp: int64(i)})
+	}
+	body := snappy.Encode(nil, v1Body(t, raw...))
+	post := func() *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, DefaultPath, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		h.ServeHTTP(w, req)
+		return w
+	}
+	decoded, err := snappy.DecodedLen(body)
+	if err != nil || decoded <= len(body) {
+		t.Fatalf("decoded length %d (%v), want more than the %d compressed", decoded, err, len(body))
+	}
+	for _, tc := range []struct {
+		name string
+		room int64
+	}{
+		{"no room for the body", int64(len(body)) - 1},
+		{"no room for the decoded body", int64(len(body)) + int64(decoded) - 1},
+	} {
+		taken := r.budget.Limit() - tc.room
+		if !r.budget.TryAcquire(taken) {
+			t.Fatal("cannot take the budget")
+		}
+		w := post()
+		r.budget.Release(taken)
+		if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "2" {
+			t.Errorf("%s: %d Retry-After %q, want 429 and 2", tc.name, w.Code, w.Header().Get("Retry-After"))
+		}
+		if n := r.budget.InUse(); n != 0 {
+			t.Errorf("%s: %d bytes still held", tc.name, n)
+		}
+	}
+	if got := counterValue(t, r, reasonInFlight); got != 2 {
+		t.Errorf("in_flight_limit counted %v, want 2", got)
+	}
+	if sink.Items() != 0 {
+		t.Fatalf("refused requests reached the pipeline: %d items", sink.Items())
+	}
+	if w := post(); w.Code != http.StatusNoContent || sink.Items() != 500 || r.budget.InUse() != 0 {
+		t.Errorf("with room: %d, %d items, %d bytes held; want 204, 500, 0", w.Code, sink.Items(), r.budget.InUse())
 	}
 }

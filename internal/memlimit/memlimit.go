@@ -1,25 +1,31 @@
-package memorylimiter
+// Package memlimit finds how much memory this process may use: its cgroup's limit (v1 or v2, and
+// its ancestors'), GOMEMLIMIT, and the machine's memory. The memory limiter's limit_percentage and
+// the receivers' default budget of bytes in flight are both derived from it.
+package memlimit
 
 import (
 	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // unlimited is the threshold above which a cgroup v1 limit means "no limit" (the kernel reports
 // a page-rounded 2^63-1).
 const unlimited = 1 << 62
 
-// totalMemory returns the memory available to this process: the smallest memory limit of its
+// Total returns the memory available to this process: the smallest memory limit of its
 // cgroup and the cgroup's ancestors (v2 memory.max, or v1 memory.limit_in_bytes), capped by the
 // machine's MemTotal. root prefixes every path, so tests can lay out a fake /sys and /proc.
-func totalMemory(root string) (uint64, error) {
+func Total(root string) (uint64, error) {
 	var best uint64
 	consider := func(v uint64) {
 		if v > 0 && v < unlimited && (best == 0 || v < best) {
@@ -134,3 +140,13 @@ func memTotal(name string) (uint64, error) {
 	}
 	return 0, fmt.Errorf("%s: no MemTotal line", name)
 }
+
+// Available is what the process may use, read once: Total("/"), capped by GOMEMLIMIT when that is
+// set; 0 when neither is known.
+var Available = sync.OnceValue(func() uint64 {
+	v, _ := Total("/")
+	if soft := debug.SetMemoryLimit(-1); soft > 0 && soft < math.MaxInt64 && (v == 0 || uint64(soft) < v) {
+		v = uint64(soft)
+	}
+	return v
+})

@@ -1,4 +1,4 @@
-package memorylimiter
+package memlimit
 
 import (
 	"os"
@@ -27,7 +27,7 @@ func TestTotalMemory(t *testing.T) {
 	const machine = 16000000 * 1024
 	f := func(name string, files map[string]string, want uint64) {
 		t.Helper()
-		got, err := totalMemory(fakeRoot(t, files))
+		got, err := Total(fakeRoot(t, files))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -72,17 +72,17 @@ func TestTotalMemory(t *testing.T) {
 		"sys/fs/cgroup/memory.max": "1048576\n",
 	}, 1<<20)
 
-	if _, err := totalMemory(fakeRoot(t, nil)); err == nil {
+	if _, err := Total(fakeRoot(t, nil)); err == nil {
 		t.Error("no files: want an error")
 	}
-	if _, err := totalMemory(fakeRoot(t, map[string]string{"proc/meminfo": "MemFree: 1 kB\n"})); err == nil {
+	if _, err := Total(fakeRoot(t, map[string]string{"proc/meminfo": "MemFree: 1 kB\n"})); err == nil {
 		t.Error("meminfo without MemTotal: want an error")
 	}
 }
 
 // TestTotalMemoryHere checks the real machine yields something plausible.
 func TestTotalMemoryHere(t *testing.T) {
-	got, err := totalMemory("/")
+	got, err := Total("/")
 	if err != nil {
 		t.Skipf("no memory information on this machine: %v", err)
 	}
