@@ -105,17 +105,7 @@ func TestSplitEncodedStaysEncoded(t *testing.T) {
 		if len(parts) != 5 {
 			t.Errorf("%s: %d parts, want 5 (two resources each, one left)", s.sig, len(parts))
 		}
-		var joined []byte
-		for i, p := range parts {
-			if !p.IsEncoded() || p.IsDecoded() {
-				t.Errorf("%s part %d: IsEncoded=%v IsDecoded=%v", s.sig, i, p.IsEncoded(), p.IsDecoded())
-			}
-			enc, _ := p.Encoded()
-			joined = append(joined, enc...)
-		}
-		if !bytes.Equal(joined, raw) {
-			t.Errorf("%s: parts laid end to end differ from the request", s.sig)
-		}
+		checkEndToEnd(t, s.sig, parts, raw)
 		checkSplit(t, s, parts, 10, span(0, 36))
 	}
 }
@@ -281,61 +271,29 @@ func TestSplitMetricsByDataPoint(t *testing.T) {
 			t.Errorf("encoded=%v: %d parts, want 12", encoded, len(parts))
 		}
 		checkSplit(t, s, parts, 3, span(0, 35))
-		want := map[string]pmetric.MetricType{
-			"gauge":                 pmetric.MetricTypeGauge,
-			"sum":                   pmetric.MetricTypeSum,
-			"histogram":             pmetric.MetricTypeHistogram,
-			"exponential_histogram": pmetric.MetricTypeExponentialHistogram,
-			"summary":               pmetric.MetricTypeSummary,
-		}
-		pieces := map[string]int{}
-		for _, p := range parts {
-			md, err := p.Metrics()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, rm := range md.ResourceMetrics().All() {
-				if v, _ := rm.Resource().Attributes().Get("service.name"); v.Str() != "kinds" {
-					t.Error("resource lost in a part")
-				}
-				for _, sm := range rm.ScopeMetrics().All() {
-					for _, m := range sm.Metrics().All() {
-						pieces[m.Name()]++
-						if m.Type() != want[m.Name()] {
-							t.Errorf("%s: type %s", m.Name(), m.Type())
-						}
-						if m.Unit() != "By" || m.Description() != "about "+m.Name() {
-							t.Errorf("%s: unit %q description %q", m.Name(), m.Unit(), m.Description())
-						}
-						if v, _ := m.Metadata().Get("origin"); v.Str() != m.Name() {
-							t.Errorf("%s: metadata lost", m.Name())
-						}
-						switch m.Type() {
-						case pmetric.MetricTypeSum:
-							if m.Sum().AggregationTemporality() != pmetric.AggregationTemporalityCumulative || !m.Sum().IsMonotonic() {
-								t.Error("sum lost temporality or monotonicity")
-							}
-						case pmetric.MetricTypeHistogram:
-							if m.Histogram().AggregationTemporality() != pmetric.AggregationTemporalityDelta {
-								t.Error("histogram lost temporality")
-							}
-							if dp := m.Histogram().DataPoints().At(0); dp.BucketCounts().Len() != 2 {
-								t.Error("histogram point lost its buckets")
-							}
-						case pmetric.MetricTypeExponentialHistogram:
-							if m.ExponentialHistogram().AggregationTemporality() != pmetric.AggregationTemporalityCumulative {
-								t.Error("exponential histogram lost temporality")
-							}
-						}
-					}
-				}
-			}
-		}
+		pieces := checkMetricShells(t, parts)
 		// 7 points each, cut into parts of 3 at a running offset: every metric spans 3 or 4 parts.
-		for name := range want {
+		for _, name := range []string{"gauge", "sum", "histogram", "exponential_histogram", "summary"} {
 			if pieces[name] < 3 {
 				t.Errorf("encoded=%v: metric %s appears in %d parts, want it cut", encoded, name, pieces[name])
 			}
 		}
+	}
+}
+
+// checkEndToEnd checks that parts of an encoded batch stayed encoded (nothing decoded) and, laid
+// end to end, are the request raw again.
+func checkEndToEnd(t *testing.T, sig batch.Signal, parts []*batch.Batch, raw []byte) {
+	t.Helper()
+	var joined []byte
+	for i, p := range parts {
+		if !p.IsEncoded() || p.IsDecoded() {
+			t.Errorf("%s part %d: IsEncoded=%v IsDecoded=%v", sig, i, p.IsEncoded(), p.IsDecoded())
+		}
+		enc, _ := p.Encoded()
+		joined = append(joined, enc...)
+	}
+	if !bytes.Equal(joined, raw) {
+		t.Errorf("%s: parts laid end to end differ from the request", sig)
 	}
 }

@@ -106,17 +106,7 @@ func TestSplitBytesEncodedWholeResources(t *testing.T) {
 		if len(parts) != 5 {
 			t.Errorf("%s: %d parts, want 5", s.sig, len(parts))
 		}
-		var joined []byte
-		for i, p := range parts {
-			if !p.IsEncoded() || p.IsDecoded() {
-				t.Errorf("%s part %d: IsEncoded=%v IsDecoded=%v", s.sig, i, p.IsEncoded(), p.IsDecoded())
-			}
-			enc, _ := p.Encoded()
-			joined = append(joined, enc...)
-		}
-		if !bytes.Equal(joined, raw) {
-			t.Errorf("%s: parts laid end to end differ from the request", s.sig)
-		}
+		checkEndToEnd(t, s.sig, parts, raw)
 		checkSplitBytes(t, s, parts, 2*one+2, span(0, 36))
 		if enc, _ := b.Encoded(); !bytes.Equal(enc, raw) || b.Items() != 36 || b.IsDecoded() {
 			t.Errorf("%s: the split changed its input", s.sig)

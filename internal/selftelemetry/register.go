@@ -3,6 +3,7 @@ package selftelemetry
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -25,4 +26,41 @@ func Register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error)
 		}
 	}
 	return c, fmt.Errorf("register metrics: %w", err)
+}
+
+// Running is the set of collectors a component registered for as long as it runs (see
+// RegisterRunning), so that an instance that is built but never started leaves no series behind.
+type Running struct {
+	reg prometheus.Registerer
+	cs  []prometheus.Collector
+}
+
+// RegisterRunning registers cs with reg (nil: nothing is registered). A collector that cannot be
+// registered is logged and left out: metrics are an aid, not a reason to refuse to run.
+func RegisterRunning(reg prometheus.Registerer, log *slog.Logger, cs ...prometheus.Collector) *Running {
+	r := &Running{reg: reg}
+	if reg == nil {
+		return r
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			if log != nil {
+				log.Warn("cannot register metric", "error", err)
+			}
+			continue
+		}
+		r.cs = append(r.cs, c)
+	}
+	return r
+}
+
+// Unregister removes what RegisterRunning registered; safe on nil and twice.
+func (r *Running) Unregister() {
+	if r == nil {
+		return
+	}
+	for _, c := range r.cs {
+		r.reg.Unregister(c)
+	}
+	r.cs = nil
 }

@@ -83,18 +83,7 @@ func TestMaxBytesBurst(t *testing.T) {
 					t.Errorf("batch %d: encoded input left the processor decoded", i)
 				}
 				total += b.Items()
-				td, err := b.Traces()
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, rs := range td.ResourceSpans().All() {
-					for _, ss := range rs.ScopeSpans().All() {
-						for _, sp := range ss.Spans().All() {
-							v, _ := sp.Attributes().Get("seq")
-							got = append(got, v.Int())
-						}
-					}
-				}
+				got = append(got, batchSeqs(t, b)...)
 			}
 			// The seq numbers run across requests, each its own resource: in order means the
 			// resources kept their order too.

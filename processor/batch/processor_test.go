@@ -94,16 +94,24 @@ func seqs(t *testing.T, s *componenttest.Sink) []int64 {
 	t.Helper()
 	var out []int64
 	for _, b := range s.Batches() {
-		td, err := b.Traces()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, rs := range td.ResourceSpans().All() {
-			for _, ss := range rs.ScopeSpans().All() {
-				for _, sp := range ss.Spans().All() {
-					v, _ := sp.Attributes().Get("seq")
-					out = append(out, v.Int())
-				}
+		out = append(out, batchSeqs(t, b)...)
+	}
+	return out
+}
+
+// batchSeqs is every span's seq attribute in b, in order.
+func batchSeqs(t *testing.T, b *batch.Batch) []int64 {
+	t.Helper()
+	td, err := b.Traces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int64
+	for _, rs := range td.ResourceSpans().All() {
+		for _, ss := range rs.ScopeSpans().All() {
+			for _, sp := range ss.Spans().All() {
+				v, _ := sp.Attributes().Get("seq")
+				out = append(out, v.Int())
 			}
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
 	"github.com/vigilhq/vigil/internal/consumererror"
+	"github.com/vigilhq/vigil/internal/selftelemetry"
 )
 
 // ErrMemoryLimit is wrapped by the error Consume returns while refusing data.
@@ -47,7 +48,7 @@ type limiter struct {
 	closed     bool
 	stop       chan struct{}
 	done       chan struct{}
-	collectors []prometheus.Collector
+	collectors *selftelemetry.Running
 }
 
 var _ component.Processor = (*limiter)(nil)
@@ -223,19 +224,7 @@ func (l *limiter) register() {
 			Help: "Garbage collections forced because the heap was above the hard limit.",
 		}, func() float64 { return float64(l.forcedGC.Load()) }),
 	}
-	for _, c := range cs {
-		if err := l.set.Registerer.Register(c); err != nil {
-			// Metrics are an aid, not a reason to refuse to run.
-			l.set.Logger.Warn("cannot register metric", "error", err)
-			continue
-		}
-		l.collectors = append(l.collectors, c)
-	}
+	l.collectors = selftelemetry.RegisterRunning(l.set.Registerer, l.set.Logger, cs...)
 }
 
-func (l *limiter) unregister() {
-	for _, c := range l.collectors {
-		l.set.Registerer.Unregister(c)
-	}
-	l.collectors = nil
-}
+func (l *limiter) unregister() { l.collectors.Unregister() }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/ratelog"
+	"github.com/vigilhq/vigil/internal/selftelemetry"
 
 	"github.com/VictoriaMetrics/fastcache"
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,7 +53,7 @@ type limiter struct {
 	warn          ratelog.Limiter
 
 	regMu      sync.Mutex
-	collectors []prometheus.Collector
+	collectors *selftelemetry.Running
 }
 
 type generations struct{ cur, prev *fastcache.Cache }
@@ -96,15 +97,7 @@ func (l *limiter) Start(context.Context, component.Host) error {
 			Help: "The configured limit on distinct series.",
 		}, func() float64 { return float64(l.max) }),
 	}
-	l.collectors = []prometheus.Collector{}
-	for _, c := range cs {
-		if err := l.set.Registerer.Register(c); err != nil {
-			// Metrics are an aid, not a reason to refuse to run.
-			l.set.Logger.Warn("cannot register metric", "error", err)
-			continue
-		}
-		l.collectors = append(l.collectors, c)
-	}
+	l.collectors = selftelemetry.RegisterRunning(l.set.Registerer, l.set.Logger, cs...)
 	return nil
 }
 
@@ -112,9 +105,7 @@ func (l *limiter) Start(context.Context, component.Host) error {
 // without Start and twice.
 func (l *limiter) Shutdown(context.Context) error {
 	l.regMu.Lock()
-	for _, c := range l.collectors {
-		l.set.Registerer.Unregister(c)
-	}
+	l.collectors.Unregister()
 	l.collectors = nil
 	l.regMu.Unlock()
 	l.mu.Lock()

@@ -53,7 +53,7 @@ type otlp struct {
 	httpAddr string
 	serving  sync.WaitGroup
 	// While running: the budget gauges, and the charge of gRPC decompression to grpcBudget.
-	collectors []prometheus.Collector
+	collectors *selftelemetry.Running
 	uncharge   func()
 }
 
@@ -135,9 +135,6 @@ func (r *otlp) reject(protocol, reason string) {
 // registerBudgets registers the budget gauges while the receiver runs: a receiver that is built
 // but never started leaves no series behind.
 func (r *otlp) registerBudgets() {
-	if r.set.Registerer == nil {
-		return
-	}
 	var cs []prometheus.Collector
 	if r.grpcSrv != nil {
 		cs = append(cs, r.grpcBudget.Metrics("grpc")...)
@@ -145,21 +142,7 @@ func (r *otlp) registerBudgets() {
 	if r.httpSrv != nil {
 		cs = append(cs, r.httpBudget.Metrics("http")...)
 	}
-	for _, c := range cs {
-		if err := r.set.Registerer.Register(c); err != nil {
-			// Metrics are an aid, not a reason to refuse to run.
-			r.set.Logger.Warn("cannot register metric", "error", err)
-			continue
-		}
-		r.collectors = append(r.collectors, c)
-	}
-}
-
-func (r *otlp) unregisterBudgets() {
-	for _, c := range r.collectors {
-		r.set.Registerer.Unregister(c)
-	}
-	r.collectors = nil
+	r.collectors = selftelemetry.RegisterRunning(r.set.Registerer, r.set.Logger, cs...)
 }
 
 // Start opens the listeners, so that a taken port fails start-up, then serves in the background.
@@ -275,7 +258,7 @@ func (r *otlp) Shutdown(ctx context.Context) error {
 	if r.uncharge != nil {
 		r.uncharge()
 	}
-	r.unregisterBudgets()
+	r.collectors.Unregister()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("receiver %s: shutdown: %w", r.set.ID, err)
 	}

@@ -62,7 +62,7 @@ type receiver struct {
 	addr    string
 	serving sync.WaitGroup
 	// The budget gauges, registered while the receiver runs.
-	collectors []prometheus.Collector
+	collectors *selftelemetry.Running
 }
 
 var _ component.Component = (*receiver)(nil)
@@ -109,16 +109,7 @@ func (r *receiver) Start(_ context.Context, host component.Host) error {
 	}
 	r.srv = r.newServer()
 	r.started = true
-	if r.set.Registerer != nil {
-		for _, c := range r.budget.Metrics("http") {
-			if err := r.set.Registerer.Register(c); err != nil {
-				// Metrics are an aid, not a reason to refuse to run.
-				r.set.Logger.Warn("cannot register metric", "error", err)
-				continue
-			}
-			r.collectors = append(r.collectors, c)
-		}
-	}
+	r.collectors = selftelemetry.RegisterRunning(r.set.Registerer, r.set.Logger, r.budget.Metrics("http")...)
 	r.addr = server.Addr(l)
 	r.serving.Add(1)
 	go func() {
@@ -147,10 +138,7 @@ func (r *receiver) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("receiver %s: shutdown: %w", r.set.ID, err)
 	}
 	r.serving.Wait()
-	for _, c := range r.collectors {
-		r.set.Registerer.Unregister(c)
-	}
-	r.collectors = nil
+	r.collectors.Unregister()
 	return err
 }
 
