@@ -51,9 +51,10 @@ func WithBudget(b *Budget) Option { return func(o *options) { o.budget = b } }
 // decoder's window of up to 8 MiB, with room to spare.
 const decoderRoom = 16 << 20
 
-// MinInFlight is the smallest budget in which a request of maxRequest bytes, decompressed to as
-// many, fits: less would refuse it (retryably) for ever.
-func MinInFlight(maxRequest int64) int64 { return 2*maxRequest + decoderRoom }
+// MinInFlight is the smallest budget in which a request of maxRequest bytes fits as sent,
+// decompressed to as many, and copied out of the receive buffers for the pipeline: less would
+// refuse it (retryably) for ever.
+func MinInFlight(maxRequest int64) int64 { return 3*maxRequest + decoderRoom }
 
 // validateInFlight checks max_in_flight_bytes against the largest request the listener takes.
 func validateInFlight(v, maxRequest int64, limitKey string) error {
@@ -61,7 +62,7 @@ func validateInFlight(v, maxRequest int64, limitKey string) error {
 	case v < 0:
 		return fmt.Errorf("max_in_flight_bytes: must be >= 0 (0: a quarter of the memory available, at most 256 MiB), got %d", v)
 	case v > 0 && v < MinInFlight(maxRequest):
-		return fmt.Errorf("max_in_flight_bytes: must be at least %d (twice %s, as sent and decompressed, plus 16 MiB for a decoder), so that the largest request fits, got %d",
+		return fmt.Errorf("max_in_flight_bytes: must be at least %d (three times %s: as sent, decompressed and copied for the pipeline; plus 16 MiB for a decoder), so that the largest request fits, got %d",
 			MinInFlight(maxRequest), limitKey, v)
 	}
 	return nil

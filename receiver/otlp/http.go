@@ -109,7 +109,14 @@ func (r *otlp) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	// The batch keeps the bytes for good, so they leave the pooled chunks, in one piece.
+	// The batch keeps the bytes for good, so they leave the pooled chunks, in one piece: a copy
+	// the request holds beside its chunks until the hand-off, so it is charged too.
+	if !body.owned() && !server.LeaseOf(req).TryAcquire(int64(body.n)) {
+		r.reject("http", reasonInFlight)
+		w.Header().Set("Retry-After", retryAfterSeconds(server.RetryAfterBusy))
+		r.writeStatus(w, enc, http.StatusTooManyRequests, status.New(codes.ResourceExhausted, server.ErrInFlightLimit.Error()))
+		return
+	}
 	var b *batch.Batch
 	if enc == encProto {
 		b, err = batch.FromEncoded(sig, body.join())
@@ -232,14 +239,26 @@ const chunkSize = 256 << 10
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunkSize); return &b }}
 
-// body is a request body read into pooled chunks; the zero value is empty.
+// body is a request body read into pooled chunks, or, when its length was declared and needs
+// no decompression, into one slice of that length (whole) that the batch then keeps; the zero
+// value is empty.
 type body struct {
 	chunks []*[]byte
 	n      int // bytes held, across the chunks
+	whole  []byte
 }
 
-// join returns the body as one new slice of exactly its length, which the caller keeps.
+// owned reports whether the body is already a slice of its own, which join hands over as is.
+func (b *body) owned() bool { return b.whole != nil }
+
+// join returns the body as one slice of exactly its length, which the caller keeps: whole, or a
+// new copy of the chunks.
 func (b *body) join() []byte {
+	if b.whole != nil {
+		w := b.whole
+		b.whole = nil
+		return w
+	}
 	out := make([]byte, 0, b.n)
 	for i, c := range b.chunks {
 		out = append(out, (*c)[:min(chunkSize, b.n-i*chunkSize)]...)
@@ -249,6 +268,7 @@ func (b *body) join() []byte {
 
 // free gives the chunks back to the pool.
 func (b *body) free() {
+	b.whole = nil
 	for _, c := range b.chunks {
 		chunkPool.Put(c)
 	}
@@ -265,6 +285,18 @@ func (r *otlp) readBody(req *http.Request) (*body, int, error) {
 	ce := strings.ToLower(strings.TrimSpace(req.Header.Get("Content-Encoding")))
 	switch ce {
 	case "", "identity":
+		// A declared length (which net/http holds the client to, and which the listener
+		// reserved before the body was read) is read straight into a slice of that length:
+		// one allocation, which becomes the batch's, and no copy.
+		if n := req.ContentLength; n >= 0 && n <= r.maxBody {
+			out.whole = make([]byte, n)
+			if _, err := io.ReadFull(req.Body, out.whole); err != nil {
+				code, err := readError(err, ce)
+				return out, code, err
+			}
+			out.n = int(n)
+			return out, 0, nil
+		}
 	case "gzip", "x-gzip":
 		zr, err := getGzip(req.Body)
 		if err != nil {

@@ -51,8 +51,24 @@ func (c *Config) Validate() error {
 	if c.MaxDecompressedBodySize <= 0 {
 		errs = append(errs, fmt.Errorf("max_decompressed_body_size: must be > 0, got %d", c.MaxDecompressedBodySize))
 	}
+	if need := c.minInFlight(); c.HTTP.MaxInFlightBytes > 0 && c.HTTP.MaxInFlightBytes < need {
+		errs = append(errs, fmt.Errorf("max_in_flight_bytes: must be at least %d (max_request_body_size plus max_decompressed_body_size), so that the largest request fits, got %d",
+			need, c.HTTP.MaxInFlightBytes))
+	}
 	if c.MaxSeriesPerRequest < 0 {
 		errs = append(errs, fmt.Errorf("max_series_per_request: must be >= 0 (0: no limit), got %d", c.MaxSeriesPerRequest))
 	}
 	return errors.Join(errs...)
+}
+
+// minInFlight is what the largest request holds: its body as sent and snappy's output.
+func (c *Config) minInFlight() int64 { return c.HTTP.MaxBodySize() + int64(c.MaxDecompressedBodySize) }
+
+// inFlightLimit is the budget of bytes in flight: max_in_flight_bytes, or the listener's
+// default raised to what the largest request holds.
+func (c *Config) inFlightLimit() int64 {
+	if c.HTTP.MaxInFlightBytes > 0 {
+		return c.HTTP.MaxInFlightBytes
+	}
+	return max(c.HTTP.InFlightLimit(), c.minInFlight())
 }

@@ -92,7 +92,7 @@ func newReceiver(set component.Settings, cfg *Config, next map[batch.Signal]comp
 		rej.WithLabelValues(reason)
 	}
 	r.rejected = rej
-	r.budget = server.NewBudget(cfg.HTTP.InFlightLimit())
+	r.budget = server.NewBudget(cfg.inFlightLimit())
 	return r, nil
 }
 

@@ -432,3 +432,17 @@ func TestInFlightBudget(t *testing.T) {
 		t.Errorf("with room: %d, %d items, %d bytes held; want 204, 500, 0", w.Code, sink.Items(), r.budget.InUse())
 	}
 }
+
+// TestInFlightBudgetFitsTheLargestRequest: a budget smaller than a largest request (its body and
+// snappy's output) is refused, and the default is raised to fit one.
+func TestInFlightBudgetFitsTheLargestRequest(t *testing.T) {
+	cfg := NewConfig()
+	cfg.HTTP.MaxInFlightBytes = 100 << 20
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "max_in_flight_bytes: must be at least 155189248 (max_request_body_size plus max_decompressed_body_size)") {
+		t.Errorf("a 100 MiB budget under a 148 MiB request: %v", err)
+	}
+	cfg.HTTP.MaxInFlightBytes = 0
+	if got, want := cfg.inFlightLimit(), cfg.HTTP.MaxBodySize()+int64(cfg.MaxDecompressedBodySize); got < want {
+		t.Errorf("default budget %d, below the largest request's %d", got, want)
+	}
+}

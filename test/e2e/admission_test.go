@@ -112,8 +112,24 @@ func grpcBomb(ctx context.Context, tr *http2.Transport, addr string, compressed 
 	return codes.Code(n), msg, nil
 }
 
+// trickle is a body of left garbage bytes sent at 2 MiB/s.
+type trickle struct{ left int }
+
+func (r *trickle) Read(p []byte) (int, error) {
+	if r.left == 0 {
+		return 0, io.EOF
+	}
+	n := min(len(p), r.left, 1<<20)
+	time.Sleep(time.Duration(n) * 500 * time.Millisecond / (1 << 20))
+	for i := range p[:n] {
+		p[i] = 0xff
+	}
+	r.left -= n
+	return n, nil
+}
+
 // TestBombsAndValidRequestsAtOnce sends 50 decompression bombs (gzip and zstd over OTLP/HTTP,
-// gzip over OTLP/gRPC) and 50 valid requests at the same time. Every bomb is refused, every valid
+// gzip over OTLP/gRPC), 5 slow uploads and 50 valid requests at the same time. Every bomb is refused, every valid
 // request is accepted or refused retryably (and accepted when retried), the agent's peak RSS
 // stays within its baseline plus the two listeners' budgets, and its RSS comes back near the
 // baseline afterwards: large buffers are not kept in pools.
@@ -257,6 +273,31 @@ func TestBombsAndValidRequestsAtOnce(t *testing.T) {
 				time.Sleep(200 * time.Millisecond)
 			}
 			problem("valid request %d still refused after 45s", i)
+		})
+	}
+	// Slow uploads declaring 12 MiB each (garbage, trickled at 2 MiB/s): the listener reserves
+	// what they declare before reading them, so five of them at once hold nearly all the HTTP
+	// budget for six seconds, and admission must refuse some of them or the bombs meanwhile.
+	for range 5 {
+		wg.Go(func() {
+			<-start
+			req, err := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/v1/traces", &trickle{left: 12 << 20})
+			if err != nil {
+				problem("slow upload: %v", err)
+				return
+			}
+			req.ContentLength = 12 << 20
+			req.Header.Set("Content-Type", "application/x-protobuf")
+			resp, err := client.Do(req)
+			if err != nil {
+				problem("slow upload: %v", err)
+				return
+			}
+			defer resp.Body.Close()
+			_, _ = io.Copy(io.Discard, resp.Body)
+			if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusBadRequest {
+				problem("slow upload of garbage: %s, want 429 (no room) or 400 (read, malformed)", resp.Status)
+			}
 		})
 	}
 	close(start)
