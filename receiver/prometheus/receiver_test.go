@@ -650,7 +650,9 @@ func TestShutdownUnblocksAStuckPipeline(t *testing.T) {
 		<-ctx.Done()
 		return ctx.Err()
 	})
-	r := startOneTarget(t, "100ms", next)
+	// The commit wait is bounded by the scrape interval (TestCommitWaitIsBounded): an interval
+	// well above the shutdown deadline keeps the pipeline call stuck until Shutdown ends it.
+	r := startOneTarget(t, "1s", next)
 	select {
 	case <-entered:
 	case <-time.After(20 * time.Second):
