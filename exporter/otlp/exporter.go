@@ -48,12 +48,12 @@ func newExporter(set component.Settings, cfg *Config) (*exporter, error) {
 		// decoded or re-encoded on the way out.
 		callOpts: append(cfg.Client.CallOptions(), grpc.ForceCodecV2(otlpgrpc.Codec{})),
 	}
-	sp, err := NewSplitter(set, Type, cfg.MaxRequestBytes, e.export)
+	sp, err := NewSplitter(set, Type, cfg.MaxRequestBytes, cfg.Sender.Timeout, e.export)
 	if err != nil {
 		return nil, fmt.Errorf("exporter %s: %w", set.ID, err)
 	}
 	e.splitter = sp
-	s, err := sender.New(set, cfg.Sender, e.send)
+	s, err := sender.New(set, cfg.Sender, e.send, sender.TimeoutPerRequest())
 	if err != nil {
 		return nil, fmt.Errorf("exporter %s: %w", set.ID, err)
 	}

@@ -48,7 +48,9 @@ const (
 // recursively, down to single items. What the backend refuses even alone is dropped and the
 // rest delivered: a partial success, whose rejected items the sender counts as dropped.
 //
-// All of it happens within one send attempt, so the batch's acknowledgements are untouched:
+// Each request gets the exporter's timeout of its own, so parts sent one after the other do not
+// share one request's time. All of it happens within one send attempt, so the batch's
+// acknowledgements are untouched:
 // the sender holds them for the batch as a whole. The parts are sent one after the other, in
 // order. When one fails in a way worth retrying (the backend went away, the attempt timed out),
 // the Splitter remembers which parts the backend took, and the sender's next attempt at the same
@@ -56,7 +58,8 @@ const (
 // reference to it) and for at most maxRetrying batches; a batch it forgot, or one read back from
 // a persistent queue after a restart, is sent whole again: duplicates, never loss.
 type Splitter struct {
-	maxBytes int // 0: no cap
+	maxBytes int           // 0: no cap
+	timeout  time.Duration // bound on each request; 0: none
 	export   ExportFunc
 	log      *slog.Logger
 	warn     ratelog.Limiter
@@ -82,10 +85,11 @@ type attempt struct {
 	first    error          // the first refusal, for a batch refused whole
 }
 
-// NewSplitter builds a Splitter for the exporter type typ that sends with export and cuts
-// batches larger than maxBytes (0: no cap) before sending them. It registers
-// vigil_exporter_<typ>_split_requests_total.
-func NewSplitter(set component.Settings, typ string, maxBytes int, export ExportFunc) (*Splitter, error) {
+// NewSplitter builds a Splitter for the exporter type typ that sends with export, bounds each
+// request by timeout (0: no bound; the exporter's sender is then built with
+// sender.TimeoutPerRequest) and cuts batches larger than maxBytes (0: no cap) before sending
+// them. It registers vigil_exporter_<typ>_split_requests_total.
+func NewSplitter(set component.Settings, typ string, maxBytes int, timeout time.Duration, export ExportFunc) (*Splitter, error) {
 	log := set.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -102,7 +106,7 @@ func NewSplitter(set component.Settings, typ string, maxBytes int, export Export
 			splits.WithLabelValues(sig.String(), r) // present at 0, for alert expressions
 		}
 	}
-	return &Splitter{maxBytes: maxBytes, export: export, log: log, warn: ratelog.Limiter{Every: time.Minute}, splits: splits}, nil
+	return &Splitter{maxBytes: maxBytes, timeout: timeout, export: export, log: log, warn: ratelog.Limiter{Every: time.Minute}, splits: splits}, nil
 }
 
 // Send makes one attempt at b (a sender.SendFunc). A batch within the cap goes out as one
@@ -118,7 +122,7 @@ func (s *Splitter) Send(ctx context.Context, b *batch.Batch) error {
 			}
 		}
 		if s.maxBytes == 0 || b.EncodedSize() <= s.maxBytes {
-			err := s.export(ctx, b)
+			err := s.call(ctx, b)
 			if !errors.Is(err, ErrTooLarge) {
 				return err
 			}
@@ -138,7 +142,7 @@ func (s *Splitter) Send(ctx context.Context, b *batch.Batch) error {
 	}
 	for len(st.todo) > 0 {
 		p := st.todo[0]
-		err := s.export(ctx, p)
+		err := s.call(ctx, p)
 		switch partial, isPartial := consumererror.AsPartial(err); {
 		case err == nil:
 			st.accepted = true
@@ -168,6 +172,21 @@ func (s *Splitter) Send(ctx context.Context, b *batch.Batch) error {
 		st.todo = st.todo[1:]
 	}
 	return st.outcome(b)
+}
+
+// call sends p as one request within the Splitter's timeout. A request that ran out of it (not
+// the caller's context) says so by wrapping context.DeadlineExceeded, for the sender's count.
+func (s *Splitter) call(ctx context.Context, p *batch.Batch) error {
+	if s.timeout <= 0 {
+		return s.export(ctx, p)
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	err := s.export(rctx, p)
+	if err != nil && ctx.Err() == nil && errors.Is(rctx.Err(), context.DeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("%w (request timed out after %s: %w)", err, s.timeout, context.DeadlineExceeded)
+	}
+	return err
 }
 
 // count says how many items b holds, in words: "1 span", "3 log records".

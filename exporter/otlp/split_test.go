@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -229,5 +230,33 @@ func TestRetryResumesWhereItStopped(t *testing.T) {
 	}
 	if s := cnt.Get(component.Sent); s != 300 {
 		t.Errorf("sent %d, want 300", s)
+	}
+}
+
+// TestEachPartHasItsOwnTimeout: a batch cut into four parts, to a backend that takes 300ms per
+// request, with a 500ms timeout: each request gets the whole timeout, so the batch goes out in
+// one attempt of four requests, none of them sent twice.
+func TestEachPartHasItsOwnTimeout(t *testing.T) {
+	be := &backend{answer: func(int) (int64, string, error) {
+		time.Sleep(300 * time.Millisecond)
+		return 0, "", nil
+	}}
+	set, cnt, _ := settings()
+	cfg := testConfig(startBackend(t, be))
+	cfg.Sender.Timeout = 500 * time.Millisecond
+	b := burst(t, 8, 50, 1000, -1, 0)
+	cfg.MaxRequestBytes = b.EncodedSize()/4 + 1000
+	exp := startExporter(t, set, cfg)
+	if err := exp.Consume(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(be.requests()); n != 4 {
+		t.Errorf("%d requests, want 4 (one per part, none retried)", n)
+	}
+	if seqs, _ := delivered(be); !slices.Equal(seqs, seqRange(0, 400)) {
+		t.Errorf("backend got %d spans, want each of 400 once", len(seqs))
+	}
+	if s := cnt.Get(component.Sent); s != 400 {
+		t.Errorf("sent %d, want 400", s)
 	}
 }

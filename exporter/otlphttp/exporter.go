@@ -56,12 +56,12 @@ func newExporter(set component.Settings, cfg *Config) (*exporter, error) {
 	for _, sig := range batch.Signals {
 		e.urls[sig] = cfg.URL(sig)
 	}
-	sp, err := otlp.NewSplitter(set, Type, cfg.MaxRequestBytes, e.export)
+	sp, err := otlp.NewSplitter(set, Type, cfg.MaxRequestBytes, cfg.Sender.Timeout, e.export)
 	if err != nil {
 		return nil, fmt.Errorf("exporter %s: %w", set.ID, err)
 	}
 	e.splitter = sp
-	s, err := sender.New(set, cfg.Sender, e.send)
+	s, err := sender.New(set, cfg.Sender, e.send, sender.TimeoutPerRequest())
 	if err != nil {
 		return nil, fmt.Errorf("exporter %s: %w", set.ID, err)
 	}

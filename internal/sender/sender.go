@@ -29,6 +29,13 @@ type SendFunc func(ctx context.Context, b *batch.Batch) error
 // Option changes how New builds a Sender.
 type Option func(*Sender)
 
+// TimeoutPerRequest tells the sender that its SendFunc bounds each request it makes by
+// Config.Timeout itself (an exporter that sends one batch as several requests within one
+// attempt), so that the attempt as a whole is not bounded: parts sent one after the other must
+// not share one request's time. A request that timed out is reported by wrapping
+// context.DeadlineExceeded, and counted with reason "timeout".
+func TimeoutPerRequest() Option { return func(s *Sender) { s.perRequest = true } }
+
 // QueueFullRetryAfter is the delay suggested to clients whose data met a full queue.
 const QueueFullRetryAfter = time.Second
 
@@ -70,6 +77,7 @@ type Sender struct {
 	metrics    *metrics
 	health     *health
 	persistent bool
+	perRequest bool   // TimeoutPerRequest
 	dir        string // the persistent queue's directory: Directory/<component id>
 
 	// open builds the queue: a memory one from the options, or the WAL (whose options include
@@ -486,7 +494,7 @@ func (s *Sender) retry(ctx context.Context, b *batch.Batch) error {
 // attempt makes one try and records its outcome for metrics and health.
 func (s *Sender) attempt(ctx context.Context, b *batch.Batch) error {
 	actx := ctx
-	if s.cfg.Timeout > 0 {
+	if s.cfg.Timeout > 0 && !s.perRequest {
 		var cancel context.CancelFunc
 		actx, cancel = context.WithTimeout(ctx, s.cfg.Timeout)
 		defer cancel()
@@ -506,7 +514,8 @@ func (s *Sender) attempt(ctx context.Context, b *batch.Batch) error {
 	switch {
 	case consumererror.IsPermanent(err):
 		reason = "permanent"
-	case ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded):
+	case ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded),
+		ctx.Err() == nil && s.perRequest && errors.Is(err, context.DeadlineExceeded):
 		reason = "timeout"
 	}
 	s.metrics.sendFailures.WithLabelValues(b.Signal().String(), reason).Inc()
