@@ -44,6 +44,7 @@ Commands:
   version   print the version
   default-config  print the embedded default config
   queue     check a persistent sending queue: vigil queue check DIR [--repair]
+  rules     check Prometheus rule files as promtool does: vigil rules check FILE...
 
 Run "vigil <command> -h" for a command's flags.
 `
@@ -63,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "queue":
 		return cmdQueue(args[1:], stdout, stderr)
+	case "rules":
+		return cmdRules(args[1:], stdout, stderr)
 	case "default-config":
 		_, _ = stdout.Write(config.Default())
 		return 0

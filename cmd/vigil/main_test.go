@@ -102,3 +102,26 @@ func TestCommands(t *testing.T) {
 	f([]string{"run", "--config", "testdata/unknown-key.yaml"}, 1, "unknown field")
 	f([]string{"run", "--config", "testdata/nope.yaml"}, 1, "no such file")
 }
+
+func TestRulesCheckCommand(t *testing.T) {
+	good, dups := "../../alerting/rulefiles/testdata/good.yaml", "../../alerting/rulefiles/testdata/duplicates.yaml"
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"rules"}, 2, "Usage: vigil rules check"},
+		{[]string{"rules", "check"}, 2, "no rule files given"},
+		{[]string{"rules", "check", "--lint=everything", good}, 2, "--lint must be duplicate-rules or none"},
+		{[]string{"rules", "check", good}, 0, "SUCCESS: 3 rules found"},
+		{[]string{"rules", "check", dups, "--lint-fatal"}, 3, "duplicate rule(s) found"},
+		{[]string{"rules", "check", "--lint=none", dups}, 0, "SUCCESS: 2 rules found"},
+		{[]string{"rules", "check", good, "../../alerting/rulefiles/testdata/bad-promql.yaml"}, 1, "parse error"},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(tc.args, &out, &errOut)
+		if code != tc.code || !strings.Contains(out.String()+errOut.String(), tc.out) {
+			t.Errorf("vigil %v: exit %d, want %d with %q\nstdout: %s\nstderr: %s", tc.args, code, tc.code, tc.out, out.String(), errOut.String())
+		}
+	}
+}

@@ -70,6 +70,7 @@ need_apt prometheus prometheus
 need_apt victoria-metrics victoria-metrics
 need_apt python3 python3 # its http.server is the plain static web server a scrape test reads
 PROMETHEUS_BIN=$(command -v prometheus || true)
+PROMTOOL_BIN=$(command -v promtool || true) # Debian's prometheus package ships it
 PYTHON3_BIN=$(command -v python3 || true)
 VICTORIAMETRICS_BIN=$(command -v victoria-metrics || true)
 
@@ -79,6 +80,6 @@ log "building vigil and the faultsink"
 go build -o "$tmp/vigil" ./cmd/vigil
 go build -o "$tmp/faultsink" ./test/e2e/faultsink
 
-export VIGIL_BIN="$tmp/vigil" FAULTSINK_BIN="$tmp/faultsink" TELEMETRYGEN_BIN JAEGER_BIN PROMETHEUS_BIN VICTORIAMETRICS_BIN PYTHON3_BIN
+export VIGIL_BIN="$tmp/vigil" FAULTSINK_BIN="$tmp/faultsink" TELEMETRYGEN_BIN JAEGER_BIN PROMETHEUS_BIN PROMTOOL_BIN VICTORIAMETRICS_BIN PYTHON3_BIN
 cd "$repo"
 go test -tags e2e -count=1 -v -timeout 15m ./test/e2e/... "$@"
