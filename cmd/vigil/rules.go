@@ -6,9 +6,11 @@ import (
 	"io"
 
 	"github.com/vigilhq/vigil/alerting/rulefiles"
+	"github.com/vigilhq/vigil/alerting/rulestest"
 )
 
 const rulesUsage = `Usage: vigil rules check [--lint=duplicate-rules|none] [--lint-fatal] FILE...
+       vigil rules test FILE...
 
 Checks Prometheus rule files as "promtool check rules" does, with Prometheus's own parser:
 YAML structure and unknown keys, PromQL expressions, label and annotation templates, and (the
@@ -19,6 +21,11 @@ lint) rules with the same name and labels. The report and the exit status are pr
 
 Exit status: 0 valid (lint findings are reported but do not fail), 1 a file is invalid or
 unreadable, 2 usage error, 3 lint findings with --lint-fatal.
+
+"rules test" runs rule unit tests in promtool's "test rules" format (rule_files,
+evaluation_interval, group_eval_order, fuzzy_compare; tests with input_series in the expanding
+notation, alert_rule_test, promql_expr_test, external_labels, external_url). Exit status: 0
+every test passed, 1 a test failed or a file is invalid, 2 usage error.
 `
 
 func cmdRules(args []string, stdout, stderr io.Writer) int {
@@ -29,6 +36,12 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "check":
 		return cmdRulesCheck(args[1:], stdout, stderr)
+	case "test":
+		if len(args) < 2 {
+			fmt.Fprint(stderr, "vigil rules test: no test files given\n\n"+rulesUsage)
+			return 2
+		}
+		return rulestest.Run(stdout, args[1:]...)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, rulesUsage)
 		return 0
