@@ -48,18 +48,9 @@ func cmdQueueCheck(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, queueUsage) }
 	repair := fs.Bool("repair", false, "cut a torn tail and rewrite segments without their corrupt records")
-	// The flag package stops at the first argument that is not a flag; "check DIR --repair"
-	// reads naturally, so flags are taken on either side of DIR.
-	var dirs []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		dirs = append(dirs, fs.Arg(0))
-		args = fs.Args()[1:]
+	dirs, err := parseInterspersed(fs, args)
+	if err != nil {
+		return 2
 	}
 	if len(dirs) != 1 {
 		fmt.Fprintf(stderr, "vigil queue check: want one directory, got %d\n\n%s", len(dirs), queueUsage)
@@ -130,4 +121,21 @@ func queueDirs(dir string) ([]string, error) {
 		return nil, errors.New(dir + " holds no persistent queue (no *.wal segments, here or one level down)")
 	}
 	return out, nil
+}
+
+// parseInterspersed parses fs's flags wherever they stand among the positional arguments, which
+// it returns: the flag package stops at the first argument that is not a flag, and
+// "check DIR --repair" reads naturally.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }

@@ -57,16 +57,9 @@ func cmdRulesCheck(args []string, stdout, stderr io.Writer) int {
 	lint := fs.String("lint", "duplicate-rules", "duplicate-rules or none")
 	fatal := fs.Bool("lint-fatal", false, "make lint findings fail the check")
 	// Flags may come on either side of the files, as with promtool.
-	var files []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		files = append(files, fs.Arg(0))
-		args = fs.Args()[1:]
+	files, err := parseInterspersed(fs, args)
+	if err != nil {
+		return 2
 	}
 	if len(files) == 0 {
 		fmt.Fprint(stderr, "vigil rules check: no rule files given\n\n"+rulesUsage)

@@ -42,11 +42,7 @@ func checkSplit(t *testing.T, s signal, parts []*batch.Batch, max int, want []in
 func TestSplit(t *testing.T) {
 	for _, s := range signals {
 		for _, encoded := range []bool{true, false} {
-			name := s.sig.String() + "/decoded"
-			if encoded {
-				name = s.sig.String() + "/encoded"
-			}
-			t.Run(name, func(t *testing.T) {
+			t.Run(formName(s, encoded), func(t *testing.T) {
 				// wantEnc and wantDec differ because encoded batches are cut only at resource
 				// boundaries, while pdata splits fill every part to max.
 				f := func(resources, items, max, wantEnc, wantDec int) {
@@ -296,4 +292,12 @@ func checkEndToEnd(t *testing.T, sig batch.Signal, parts []*batch.Batch, raw []b
 	if !bytes.Equal(joined, raw) {
 		t.Errorf("%s: parts laid end to end differ from the request", sig)
 	}
+}
+
+// formName names a subtest by signal and form: "traces/encoded".
+func formName(s signal, encoded bool) string {
+	if encoded {
+		return s.sig.String() + "/encoded"
+	}
+	return s.sig.String() + "/decoded"
 }

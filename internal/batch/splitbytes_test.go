@@ -52,11 +52,7 @@ func checkSplitBytes(t *testing.T, s signal, parts []*batch.Batch, max int, want
 func TestSplitBytes(t *testing.T) {
 	for _, s := range signals {
 		for _, encoded := range []bool{true, false} {
-			name := s.sig.String() + "/decoded"
-			if encoded {
-				name = s.sig.String() + "/encoded"
-			}
-			t.Run(name, func(t *testing.T) {
+			t.Run(formName(s, encoded), func(t *testing.T) {
 				f := func(resources, items int, max func(size int) int, minParts int) {
 					t.Helper()
 					b := s.decoded(resources, items, 0)
