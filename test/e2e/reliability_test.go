@@ -205,8 +205,12 @@ func TestReliabilityKill9(t *testing.T) {
 			}
 			out, code := runTool(t, 30*time.Second, binary(t, "VIGIL_BIN"), "queue", "check", dir)
 			t.Logf("vigil queue check after SIGKILL (exit %d):\n%s", code, strings.TrimSpace(out))
-			if code != 0 {
-				t.Errorf("vigil queue check after SIGKILL: exit %d, want 0 (a kill between appends leaves no damage)", code)
+			// A kill between appends leaves no damage; one that lands in the middle of an append
+			// (the load does not stop for it) leaves a torn tail of that one record, which was
+			// never acknowledged and is cut off on start. Anything else is damage.
+			tornTailOnly := code == 1 && strings.Contains(out, "damaged stretches: 1") && strings.Contains(out, "torn tail")
+			if code != 0 && !tornTailOnly {
+				t.Errorf("vigil queue check after SIGKILL: exit %d, want 0, or 1 for a torn tail alone", code)
 			}
 
 			time.Sleep(500 * time.Millisecond) // the client keeps retrying against a dead port meanwhile
