@@ -81,13 +81,10 @@ func (r *otlp) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 
 	body, code, err := r.readBody(req)
-	// handOff gives the chunks back and releases the request's share of the budget once the
-	// batch holds its own copy of what it needs (or the request is refused): from then on the
-	// memory limiter accounts for the data, and the budget is for requests still arriving.
-	handOff := func() {
-		body.free()
-		server.LeaseOf(req).Done()
-	}
+	// handOff releases the request's share of the budget once the batch holds the data (or the
+	// request is refused): from then on the memory limiter accounts for it, and the budget is for
+	// requests still arriving.
+	handOff := server.LeaseOf(req).Done
 	defer handOff()
 	if err != nil {
 		switch code {
@@ -109,19 +106,11 @@ func (r *otlp) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
-	// The batch keeps the bytes for good, so they leave the pooled chunks, in one piece: a copy
-	// the request holds beside its chunks until the hand-off, so it is charged too.
-	if !body.owned() && !server.LeaseOf(req).TryAcquire(int64(body.n)) {
-		r.reject("http", reasonInFlight)
-		w.Header().Set("Retry-After", retryAfterSeconds(server.RetryAfterBusy))
-		r.writeStatus(w, enc, http.StatusTooManyRequests, status.New(codes.ResourceExhausted, server.ErrInFlightLimit.Error()))
-		return
-	}
 	var b *batch.Batch
 	if enc == encProto {
-		b, err = batch.FromEncoded(sig, body.join())
+		b, err = batch.FromEncoded(sig, body)
 	} else {
-		b, err = decodeJSON(sig, body.join())
+		b, err = decodeJSON(sig, body)
 	}
 	handOff()
 	if err != nil {
@@ -275,66 +264,79 @@ func (b *body) free() {
 	b.chunks, b.n = nil, 0
 }
 
-// readBody decompresses and reads the body, or returns an error with the HTTP status to answer.
-// The caller frees the body, whatever the outcome.
-func (r *otlp) readBody(req *http.Request) (*body, int, error) {
+// readBody decompresses and reads the body into one slice of its own, which the batch keeps, or
+// returns an error with the HTTP status to answer. A body read through the pooled chunks is
+// copied out of them in one piece, and that copy is charged to the lease too: the request holds
+// it until the hand-off.
+func (r *otlp) readBody(req *http.Request) ([]byte, int, error) {
 	out := &body{}
+	defer out.free()
+	if err := r.read(req, out); err != nil {
+		code, err := readError(err, strings.ToLower(strings.TrimSpace(req.Header.Get("Content-Encoding"))))
+		return nil, code, err
+	}
+	if !out.owned() && !server.LeaseOf(req).TryAcquire(int64(out.n)) {
+		return nil, http.StatusTooManyRequests, server.ErrInFlightLimit
+	}
+	return out.join(), 0, nil
+}
+
+// errUnsupportedEncoding is a Content-Encoding the receiver does not decode (415).
+type errUnsupportedEncoding string
+
+func (e errUnsupportedEncoding) Error() string {
+	return fmt.Sprintf("unsupported Content-Encoding %q: use gzip, zstd, deflate or identity", string(e))
+}
+
+// read reads the request's body into out, decompressing it.
+func (r *otlp) read(req *http.Request, out *body) error {
 	var src io.Reader = req.Body
 	// The listener reserved the body as it arrives; what decompression produces is charged here.
 	var charge *server.Lease
-	ce := strings.ToLower(strings.TrimSpace(req.Header.Get("Content-Encoding")))
-	switch ce {
+	switch ce := strings.ToLower(strings.TrimSpace(req.Header.Get("Content-Encoding"))); ce {
 	case "", "identity":
 		// A declared length (which net/http holds the client to, and which the listener
 		// reserved before the body was read) is read straight into a slice of that length:
 		// one allocation, which becomes the batch's, and no copy.
 		if n := req.ContentLength; n >= 0 && n <= r.maxBody {
 			out.whole = make([]byte, n)
-			if _, err := io.ReadFull(req.Body, out.whole); err != nil {
-				code, err := readError(err, ce)
-				return out, code, err
-			}
 			out.n = int(n)
-			return out, 0, nil
+			_, err := io.ReadFull(req.Body, out.whole)
+			return err
 		}
 	case "gzip", "x-gzip":
 		zr, err := getGzip(req.Body)
 		if err != nil {
-			code, err := readError(err, "gzip")
-			return out, code, err
+			return err
 		}
 		defer gzipPool.Put(zr)
 		src, charge = zr, server.LeaseOf(req)
 	case "zstd":
 		zr, err := otlpgrpc.NewZstdReader(req.Body, server.LeaseOf(req))
 		if err != nil {
-			code, err := readError(err, "zstd")
-			return out, code, err
+			return err
 		}
 		defer zr.Close()
 		src, charge = zr, server.LeaseOf(req)
 	case "deflate":
 		zr, err := getZlib(req.Body)
 		if err != nil {
-			code, err := readError(err, "deflate")
-			return out, code, err
+			return err
 		}
 		defer zlibPool.Put(zr)
 		src, charge = zr, server.LeaseOf(req)
 	default:
-		return out, http.StatusUnsupportedMediaType,
-			fmt.Errorf("unsupported Content-Encoding %q: use gzip, zstd, deflate or identity", ce)
+		return errUnsupportedEncoding(ce)
 	}
-	if err := out.readLimited(src, r.maxBody, charge); err != nil {
-		code, err := readError(err, ce)
-		return out, code, err
-	}
-	return out, 0, nil
+	return out.readLimited(src, r.maxBody, charge)
 }
 
 func readError(err error, encoding string) (int, error) {
 	var mbe *http.MaxBytesError
+	var unsupported errUnsupportedEncoding
 	switch {
+	case errors.As(err, &unsupported):
+		return http.StatusUnsupportedMediaType, err
 	case errors.Is(err, errTooLarge) || errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, errTooLarge
 	case errors.Is(err, server.ErrInFlightLimit) || errors.Is(err, otlpgrpc.ErrInFlightLimit):
