@@ -119,6 +119,11 @@ func (e *exporter) export(ctx context.Context, b *batch.Batch) error {
 	if err := conn.Invoke(ctx, otlpgrpc.Method(b.Signal()), &otlpgrpc.Raw{Parts: parts}, &resp, e.callOpts...); err != nil {
 		return fmt.Errorf("export %s: %w", b.Signal(), classify(err))
 	}
+	if resp.Refused {
+		// A receiver in this process holds its whole budget: the response was not read.
+		e.set.Logger.Debug("export response not read: decompression budget exhausted")
+		return nil
+	}
 	p, err := PartialSuccess(b.Signal(), resp.Bytes, false)
 	if err != nil {
 		// The backend said OK; an unreadable response body does not make the data undelivered.

@@ -1,14 +1,15 @@
 package otlpgrpc
 
 import (
+	"bytes"
+	"crypto/rand"
 	"errors"
 	"io"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 
-	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/mem"
 )
 
 // Budget is what decompression is charged to: a listener's budget of bytes in flight
@@ -16,7 +17,8 @@ import (
 // decompressor that cannot acquire stops with ErrInFlightLimit.
 type Budget interface {
 	TryAcquire(n int64) bool
-	Release(n int64)
+	Release(n int64)   // bytes used, now garbage
+	Unreserve(n int64) // bytes acquired and never used
 }
 
 // SharedBudget is a listener's budget as the gRPC decompressors see it.
@@ -25,18 +27,41 @@ type SharedBudget interface {
 	Available() int64
 }
 
-// ErrInFlightLimit is the error of a decompression stopped because its budget had no room.
+// ErrInFlightLimit is the error of a decompression stopped because its budget had no room
+// (NewZstdReader), and of a message other than *Raw whose decompression was refused.
 var ErrInFlightLimit = errors.New("decompressing the message would exceed max_in_flight_bytes; retry later")
 
-// IsInFlightLimit reports whether err (from gRPC reading a message, or from a decompressor)
-// comes from ErrInFlightLimit. gRPC turns a decompressor's error into an INTERNAL status that
-// keeps only its text, so the text is what is matched; TestGRPCStatusKeepsText pins that.
-func IsInFlightLimit(err error) bool {
-	if err == nil {
-		return false
+// A decompressor refused for lack of budget must not fail: gRPC turns a decompressor's error
+// into an INTERNAL status and writes it to the client itself, before the handler sees the error,
+// and OTLP clients drop what is refused as INTERNAL. So a refused decompression ends the message
+// instead, with refusalMarker after whatever it produced, and Codec.Unmarshal turns a message
+// that ends so into Raw.Refused, which the receiver answers with RESOURCE_EXHAUSTED and
+// RetryInfo. The marker is random per process and never sent anywhere, so no client can end a
+// message with it other than by chance (2^-256); one that did would only have its own request
+// refused. A message refused within 32 bytes of the receive limit goes over it with the marker
+// and is refused as too large instead.
+var refusalMarker = func() (m [32]byte) {
+	_, _ = rand.Read(m[:]) // never fails (crypto/rand)
+	return m
+}()
+
+// refused reports whether data ends with refusalMarker.
+func refused(data mem.BufferSlice) bool {
+	want := refusalMarker[:]
+	for i := len(data) - 1; i >= 0 && len(want) > 0; i-- {
+		b := data[i].ReadOnlyData()
+		n := min(len(b), len(want))
+		if !bytes.Equal(b[len(b)-n:], want[len(want)-n:]) {
+			return false
+		}
+		want = want[:len(want)-n]
 	}
-	return errors.Is(err, ErrInFlightLimit) || strings.Contains(status.Convert(err).Message(), ErrInFlightLimit.Error())
+	return len(want) == 0
 }
+
+// refusal is the reader a decompressor returns when the budget has no room even for the
+// compressed message or the decoder.
+func refusal() io.Reader { return &chargedReader{rest: refusalMarker[:]} }
 
 // The budgets gRPC decompression is charged to. gRPC's compressors are process-wide (looked up by
 // name in a registry) and are told nothing about the call or the server a message came to, so
@@ -100,6 +125,12 @@ func release(b Budget, n int64) {
 	}
 }
 
+func unreserve(b Budget, n int64) {
+	if b != nil && n > 0 {
+		b.Unreserve(n)
+	}
+}
+
 // compressedSize is the size of the message gRPC hands a decompressor (a mem.Reader, which
 // knows it), or 0 for other readers.
 func compressedSize(r io.Reader) int64 {
@@ -119,6 +150,7 @@ type chargedReader struct {
 	r      decoder // nil once finished
 	budget Budget
 	held   int64
+	rest   []byte // what is left to produce of refusalMarker, once refused
 }
 
 // decoder is a pooled decoder for one message. finish returns it to its pool; ok is false when
@@ -130,6 +162,11 @@ type decoder interface {
 
 func (c *chargedReader) Read(p []byte) (int, error) {
 	if c.r == nil {
+		if len(c.rest) > 0 {
+			n := copy(p, c.rest)
+			c.rest = c.rest[n:]
+			return n, nil
+		}
 		return 0, io.EOF
 	}
 	if len(p) == 0 {
@@ -138,10 +175,11 @@ func (c *chargedReader) Read(p []byte) (int, error) {
 	want := int64(len(p))
 	if !acquire(c.budget, want) {
 		c.done(true)
-		return 0, ErrInFlightLimit
+		c.rest = refusalMarker[:]
+		return c.Read(p)
 	}
 	n, err := c.r.Read(p)
-	release(c.budget, want-int64(n))
+	unreserve(c.budget, want-int64(n))
 	c.held += int64(n)
 	if err != nil {
 		c.done(err == io.EOF)

@@ -34,6 +34,9 @@ func Method(sig batch.Signal) string {
 type Raw struct {
 	Bytes []byte
 	Parts [][]byte
+	// Refused is set (and Bytes nil) when a message received could not be decompressed for
+	// lack of budget (see refusalMarker); the receiver answers RESOURCE_EXHAUSTED.
+	Refused bool
 }
 
 // Codec marshals *Raw by handing over its bytes and unmarshals into *Raw by copying the wire
@@ -63,8 +66,15 @@ func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 
 // Unmarshal deserializes data into v.
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if refused(data) {
+		if r, ok := v.(*Raw); ok {
+			r.Bytes, r.Refused = nil, true
+			return nil
+		}
+		return ErrInFlightLimit
+	}
 	if r, ok := v.(*Raw); ok {
-		r.Bytes = join(data)
+		r.Bytes, r.Refused = join(data), false
 		return nil
 	}
 	return protoCodec.Unmarshal(data, v)

@@ -67,7 +67,7 @@ func (c *gzipCompressor) Decompress(r io.Reader) (io.Reader, error) {
 	b := chargedBudget()
 	compressed := compressedSize(r)
 	if !acquire(b, compressed) {
-		return nil, ErrInFlightLimit
+		return refusal(), nil
 	}
 	z, ok := c.readers.Get().(*gzip.Reader)
 	var err error

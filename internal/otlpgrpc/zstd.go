@@ -1,6 +1,7 @@
 package otlpgrpc
 
 import (
+	"errors"
 	"io"
 	"sync"
 
@@ -85,7 +86,7 @@ func NewZstdReader(r io.Reader, b Budget) (*ZstdReader, error) {
 	}
 	z.large = window > maxPooledWindow
 	if err := z.getDecoder(window); err != nil {
-		release(b, z.cost)
+		unreserve(b, z.cost)
 		return nil, err
 	}
 	return z, nil
@@ -221,11 +222,14 @@ func (c *zstdCompressor) Decompress(r io.Reader) (io.Reader, error) {
 	b := chargedBudget()
 	compressed := compressedSize(r)
 	if !acquire(b, compressed) {
-		return nil, ErrInFlightLimit
+		return refusal(), nil
 	}
 	z, err := NewZstdReader(r, b)
 	if err != nil {
 		release(b, compressed)
+		if errors.Is(err, ErrInFlightLimit) {
+			return refusal(), nil
+		}
 		return nil, err
 	}
 	return &chargedReader{r: z, budget: b, held: compressed}, nil

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,25 +36,118 @@ var ErrInFlightLimit = errors.New("the receiver holds as many request bytes as m
 //
 // It is lock-free: one atomic counter, acquired with compare-and-swap. A nil *Budget has no
 // limit. The zero value has no room at all; use NewBudget.
+//
+// What requests release stays in the heap as garbage until the collector runs, and the Go
+// runtime lets garbage grow as large as the live heap before it does: without more, a listener
+// full of requests could cost twice its budget. So released bytes count as garbage until a
+// collection that started after their release has finished (gcEpoch tells), and admission counts
+// them: a request that fits only once the garbage is gone waits for a forced collection (tens of
+// milliseconds, in bursts only). Once garbage passes half the budget a collection is started in
+// the background, so that steady traffic seldom waits. With a heap of the budget's size or less
+// the runtime collects sooner than either, and no collection is ever forced.
 type Budget struct {
 	limit int64
 	used  atomic.Int64
 	// peak is the most held since memory was last given back to the OS (returnMemory).
 	peak atomic.Int64
+
+	// released counts every byte ever released; collected, those of them a finished collection
+	// has freed. Both only grow: the garbage is their difference.
+	released, collected atomic.Int64
+	// seen is gcEpoch when the budget last looked; snapReleased is released as it was at
+	// snapEpoch, under mu.
+	seen         atomic.Uint64
+	mu           sync.Mutex
+	snapEpoch    uint64
+	snapReleased int64
+	background   atomic.Bool  // a background collection is running
+	forced       atomic.Int64 // collections forced, in the background or waited for
 }
 
 // NewBudget returns a budget of limit bytes.
-func NewBudget(limit int64) *Budget { return &Budget{limit: limit} }
+func NewBudget(limit int64) *Budget {
+	b := &Budget{limit: limit}
+	b.snapEpoch = gcEpoch.Load()
+	b.seen.Store(b.snapEpoch)
+	return b
+}
+
+// gcEpoch counts garbage collections: a finalizer on a sentinel object runs after each cycle
+// that found it unreachable, and arms the next. It may count fewer cycles than ran, never more.
+var gcEpoch atomic.Uint64
+
+type gcSentinel struct{ _ *int } // holds a pointer, so that it is never a tiny-allocator object
+
+func init() { armGCSentinel() }
+
+func armGCSentinel() {
+	runtime.SetFinalizer(&gcSentinel{}, func(*gcSentinel) {
+		gcEpoch.Add(1)
+		armGCSentinel()
+	})
+}
+
+// Garbage is the number of released bytes no finished collection is known to have freed.
+func (b *Budget) Garbage() int64 {
+	if b == nil {
+		return 0
+	}
+	if e := gcEpoch.Load(); e != b.seen.Load() {
+		b.mu.Lock()
+		// Bytes released before the epoch was last seen to change were released before the
+		// cycle after next started (its sentinel was allocated after they were), so once the
+		// epoch has moved on by two from a snapshot, the snapshot's bytes are collected.
+		if e >= b.snapEpoch+2 {
+			storeMax(&b.collected, b.snapReleased)
+			b.snapEpoch, b.snapReleased = e, b.released.Load()
+		}
+		b.seen.Store(e)
+		b.mu.Unlock()
+	}
+	return max(b.released.Load()-b.collected.Load(), 0)
+}
+
+// collect runs a collection and counts what was released before it as collected.
+func (b *Budget) collect() {
+	forcing.Lock()
+	defer forcing.Unlock()
+	before := b.released.Load()
+	if before <= b.collected.Load() {
+		return // another collection got there first
+	}
+	b.forced.Add(1)
+	runtime.GC()
+	storeMax(&b.collected, before)
+}
+
+// forcing serialises forced collections: while one runs, another adds nothing.
+var forcing sync.Mutex
+
+func storeMax(v *atomic.Int64, n int64) {
+	for {
+		old := v.Load()
+		if n <= old || v.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
 
 // TryAcquire takes n bytes if they fit, and reports whether they did. It never blocks.
 func (b *Budget) TryAcquire(n int64) bool {
 	if b == nil || n <= 0 {
 		return true
 	}
+	collected := false
 	for {
 		used := b.used.Load()
 		if n > b.limit-used {
 			return false
+		}
+		if !collected && n > b.limit-used-b.Garbage() {
+			// It fits once the garbage is gone: wait for a collection, once.
+			b.collect()
+			collected = true
+			continue
 		}
 		if b.used.CompareAndSwap(used, used+n) {
 			if p := used + n; p > b.peak.Load() {
@@ -64,18 +158,45 @@ func (b *Budget) TryAcquire(n int64) bool {
 	}
 }
 
-// Release gives back n bytes taken with TryAcquire. Giving back more than was taken is a bug
-// that would let the budget overflow silently, so it panics, as sync.WaitGroup does.
-func (b *Budget) Release(n int64) {
+// Release gives back n bytes taken with TryAcquire, which were used: they count as garbage
+// until collected (see Budget). Giving back more than was taken is a bug that would let the
+// budget overflow silently, so it panics, as sync.WaitGroup does.
+func (b *Budget) Release(n int64) { b.release(n, true) }
+
+// Unreserve gives back n bytes taken with TryAcquire and never allocated (a reservation larger
+// than what came): nothing for the collector.
+func (b *Budget) Unreserve(n int64) { b.release(n, false) }
+
+func (b *Budget) release(n int64, used bool) {
 	if b == nil || n <= 0 {
 		return
 	}
-	used := b.used.Add(-n)
-	if used < 0 {
+	left := b.used.Add(-n)
+	if left < 0 {
 		panic("server: Budget released more bytes than were acquired")
 	}
-	if q := b.limit / 4; used < q/4 && b.peak.Load() >= q && returnMemory() {
-		b.peak.Store(used)
+	if used {
+		b.released.Add(n)
+		b.collectIfMuchGarbage()
+	}
+	b.checkReturn(left)
+}
+
+// collectIfMuchGarbage starts a collection in the background once garbage passes half the
+// budget, unless one is running.
+func (b *Budget) collectIfMuchGarbage() {
+	if b.Garbage() > b.limit/2 && b.background.CompareAndSwap(false, true) {
+		go func() {
+			defer b.background.Store(false)
+			b.collect()
+		}()
+	}
+}
+
+// checkReturn gives memory back to the OS when a burst has ended (see returnMemoryEvery).
+func (b *Budget) checkReturn(left int64) {
+	if q := b.limit / 4; left < q/4 && b.peak.Load() >= q && returnMemory() {
+		b.peak.Store(left)
 	}
 }
 
@@ -142,6 +263,16 @@ func (b *Budget) Metrics(protocol string) []prometheus.Collector {
 			ConstLabels: labels,
 		}, func() float64 { return float64(b.InUse()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "vigil_receiver_in_flight_garbage_bytes",
+			Help:        "Bytes requests released that no finished garbage collection is known to have freed yet; admission counts them against max_in_flight_bytes.",
+			ConstLabels: labels,
+		}, func() float64 { return float64(b.Garbage()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "vigil_receiver_forced_gc_total",
+			Help:        "Garbage collections the listener forced because released request bytes would otherwise have kept its budget full.",
+			ConstLabels: labels,
+		}, func() float64 { return float64(b.forced.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "vigil_receiver_in_flight_limit_bytes",
 			Help:        "The listener's max_in_flight_bytes.",
 			ConstLabels: labels,
@@ -206,13 +337,27 @@ func (l *Lease) Release(n int64) {
 	}
 }
 
-// Done releases everything the lease holds. Later reads of the body pass through uncounted.
+// Unreserve gives back n of the bytes the lease holds that were never allocated.
+func (l *Lease) Unreserve(n int64) {
+	if l == nil || l.done {
+		return
+	}
+	n = min(n, l.held-l.unread)
+	if n > 0 {
+		l.held -= n
+		l.budget.Unreserve(n)
+	}
+}
+
+// Done releases everything the lease holds (what was reserved for body bytes that never came
+// is not garbage). Later reads of the body pass through uncounted.
 func (l *Lease) Done() {
 	if l == nil || l.done {
 		return
 	}
 	l.done = true
-	l.budget.Release(l.held)
+	l.budget.Release(l.held - l.unread)
+	l.budget.Unreserve(l.unread)
 	l.held, l.unread = 0, 0
 }
 

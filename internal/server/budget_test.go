@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -169,5 +171,65 @@ func TestInFlightValidation(t *testing.T) {
 	availableMemory = func() uint64 { return 4 << 30 } // a quarter of 4 GiB, capped at 256 MiB
 	if got := h.InFlightLimit(); got != defaultInFlightCap {
 		t.Errorf("default budget in 4 GiB: %d, want %d", got, defaultInFlightCap)
+	}
+}
+
+// TestBudgetCountsGarbage: bytes released count against the budget until a collection has run
+// since: a request that fits only without them waits for one collection and is admitted;
+// bytes never used (Unreserve) are not garbage; garbage over half the budget starts a collection
+// in the background; and the runtime's own collections clear it too.
+func TestBudgetCountsGarbage(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // only the collections the test makes
+	b := NewBudget(1000)
+	if !b.TryAcquire(400) {
+		t.Fatal("an empty budget refused 400 bytes")
+	}
+	b.Release(400)
+	if g := b.Garbage(); g != 400 {
+		t.Fatalf("garbage %d after releasing 400 bytes, want 400", g)
+	}
+	if b.forced.Load() != 0 {
+		t.Fatal("a collection was forced below half the budget")
+	}
+	if !b.TryAcquire(500) || b.forced.Load() != 0 {
+		t.Fatalf("500 bytes beside 400 of garbage: admitted without a collection? forced %d", b.forced.Load())
+	}
+	if !b.TryAcquire(300) {
+		t.Fatal("300 bytes that fit once the garbage is collected were refused")
+	}
+	if b.forced.Load() != 1 || b.Garbage() != 0 {
+		t.Fatalf("after the wait: %d collections forced, garbage %d; want 1 and 0", b.forced.Load(), b.Garbage())
+	}
+	b.Unreserve(300)
+	if g := b.Garbage(); g != 0 {
+		t.Fatalf("garbage %d after unreserving, want 0", g)
+	}
+	b.Release(500) // garbage 500: not more than half
+	if b.TryAcquire(1001) {
+		t.Fatal("more than the limit was admitted")
+	}
+	b.Release(0)
+	if !b.TryAcquire(1) {
+		t.Fatal("1 byte refused")
+	}
+	b.Release(1) // garbage 501: over half, a collection starts in the background
+	deadline := time.Now().Add(10 * time.Second)
+	for b.Garbage() != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if g, f := b.Garbage(), b.forced.Load(); g != 0 || f != 2 {
+		t.Fatalf("garbage over half the budget: garbage %d, %d collections forced; want 0 and 2", g, f)
+	}
+	// The runtime's collections (here runtime.GC) clear garbage without forcing one.
+	if !b.TryAcquire(100) {
+		t.Fatal("100 bytes refused")
+	}
+	b.Release(100)
+	for b.Garbage() != 0 && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	if g, f := b.Garbage(), b.forced.Load(); g != 0 || f != 2 {
+		t.Fatalf("after the runtime's collections: garbage %d, %d forced; want 0 and 2", g, f)
 	}
 }

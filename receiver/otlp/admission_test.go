@@ -11,8 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/server"
+	"github.com/vigilhq/vigil/internal/testdata"
 )
 
 // TestBodyChunks reads bodies around the chunk size and the limit: every byte comes back in
@@ -123,4 +129,46 @@ func TestHTTPBombsWithinBudget(t *testing.T) {
 	}
 	t.Logf("peak %d of %d bytes; %d of 20 valid requests accepted, %d refused for the budget",
 		peak.Load(), r.httpBudget.Limit(), accepted, rejected(r, "http", reasonInFlight))
+}
+
+// TestGRPCDecompressionOverBudgetIsRetryable: a valid gzip or zstd request admitted while the
+// gRPC budget has little room left, and whose decompression then does not fit, is refused with
+// RESOURCE_EXHAUSTED and RetryInfo (which OTLP clients retry), not with the INTERNAL status gRPC
+// gives a decompressor's error (which they drop); once the budget has room it is accepted.
+func TestGRPCDecompressionOverBudgetIsRetryable(t *testing.T) {
+	s, next := newSinks(batch.Traces)
+	r := start(t, testConfig(), next)
+	conn := dial(t, r.GRPCAddr())
+	// Much larger decompressed than compressed, and than the room left below.
+	big := ptraceotlp.NewExportRequestFromTraces(testdata.Traces(20, 100, 0))
+	p := payload{sig: batch.Traces, items: big.Traces().SpanCount()}
+	var err error
+	if p.proto, err = big.MarshalProto(); err != nil {
+		t.Fatal(err)
+	}
+	room := int64(len(p.proto) / 4)
+	for _, comp := range []string{"gzip", "zstd"} {
+		held := r.grpcBudget.Available() - room
+		if !r.grpcBudget.TryAcquire(held) {
+			t.Fatal("could not hold the budget")
+		}
+		err := exportGRPC(t.Context(), conn, p, grpc.UseCompressor(comp))
+		r.grpcBudget.Release(held)
+		st := status.Convert(err)
+		if st.Code() != codes.ResourceExhausted || len(st.Details()) == 0 {
+			t.Errorf("%s: a %d-byte request with %d bytes of budget left: %v, want RESOURCE_EXHAUSTED with RetryInfo", comp, len(p.proto), room, err)
+		}
+		if err := exportGRPC(t.Context(), conn, p, grpc.UseCompressor(comp)); err != nil {
+			t.Errorf("%s: with the budget free: %v", comp, err)
+		}
+	}
+	if got := rejected(r, "grpc", reasonInFlight); got != 2 {
+		t.Errorf("%d refusals counted for the in-flight limit, want 2", got)
+	}
+	if got := s[batch.Traces].Items(); got != 2*p.items {
+		t.Errorf("%d spans delivered, want %d", got, 2*p.items)
+	}
+	if u := r.grpcBudget.InUse(); u != 0 {
+		t.Errorf("%d bytes of the budget still held", u)
+	}
 }

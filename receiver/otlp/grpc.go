@@ -41,17 +41,17 @@ func (r *otlp) serviceDesc(sig batch.Signal) *grpc.ServiceDesc {
 			Handler: func(srv any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
 				req := new(otlpgrpc.Raw)
 				if err := dec(req); err != nil {
-					switch {
-					case otlpgrpc.IsInFlightLimit(err):
-						// The decompressor ran out of budget; gRPC reports it as INTERNAL.
-						r.reject("grpc", reasonInFlight)
-						return nil, server.ErrGRPCInFlightLimit
-					case status.Code(err) == codes.ResourceExhausted:
+					if status.Code(err) == codes.ResourceExhausted {
 						// gRPC refuses messages over max_recv_msg_size_mib (sent or
 						// decompressed) with RESOURCE_EXHAUSTED while reading them.
 						r.reject("grpc", reasonTooLarge)
 					}
 					return nil, err
+				}
+				if req.Refused {
+					// The decompressor ran out of budget (see otlpgrpc.Raw.Refused).
+					r.reject("grpc", reasonInFlight)
+					return nil, server.ErrGRPCInFlightLimit
 				}
 				if icpt == nil {
 					return r.exportGRPC(ctx, sig, req)

@@ -311,8 +311,11 @@ func TestBombsAndValidRequestsAtOnce(t *testing.T) {
 	if accepted != 50 {
 		t.Errorf("%d of 50 valid requests accepted", accepted)
 	}
-	if limit := baseline + 2*admissionBudget; peak > limit {
-		t.Errorf("peak RSS %d MiB is over the baseline %d MiB plus both budgets (%d MiB)", peak>>20, baseline>>20, limit>>20)
+	// The budgets bound the bytes requests hold and the garbage they leave until a collection;
+	// the Go runtime's own cost on those bytes (size-class rounding, GC metadata, freed pages not
+	// yet returned) comes on top, about 15% measured, so a quarter is allowed for it.
+	if limit := baseline + 2*admissionBudget*5/4; peak > limit {
+		t.Errorf("peak RSS %d MiB is over the baseline %d MiB plus both budgets and the runtime's quarter (%d MiB)", peak>>20, baseline>>20, limit>>20)
 	}
 	// Afterwards: a trickle of valid traffic, as an agent sees, and RSS back near the baseline.
 	var last int64
