@@ -326,26 +326,19 @@ func (l *Lease) TryAcquire(n int64) bool {
 }
 
 // Release gives back n of the bytes the lease holds (at most what it holds).
-func (l *Lease) Release(n int64) {
-	if l == nil || l.done {
-		return
-	}
-	n = min(n, l.held-l.unread)
-	if n > 0 {
-		l.held -= n
-		l.budget.Release(n)
-	}
-}
+func (l *Lease) Release(n int64) { l.give(n, true) }
 
 // Unreserve gives back n of the bytes the lease holds that were never allocated.
-func (l *Lease) Unreserve(n int64) {
+func (l *Lease) Unreserve(n int64) { l.give(n, false) }
+
+func (l *Lease) give(n int64, used bool) {
 	if l == nil || l.done {
 		return
 	}
 	n = min(n, l.held-l.unread)
 	if n > 0 {
 		l.held -= n
-		l.budget.Unreserve(n)
+		l.budget.release(n, used)
 	}
 }
 
