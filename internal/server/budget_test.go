@@ -23,7 +23,7 @@ import (
 // TestBudgetNeverOverflows: concurrent acquisitions never hold more than the limit together, and
 // everything released brings the budget back to zero.
 func TestBudgetNeverOverflows(t *testing.T) {
-	b := NewBudget(1000)
+	b := NewBudget(LimitFor(1000)) // room for exactly 1000
 	var peak, held atomic.Int64
 	var wg sync.WaitGroup
 	for i := range 8 {
@@ -91,7 +91,7 @@ func TestHTTPBudgetRefusesBeforeReading(t *testing.T) {
 		return resp, string(b)
 	}
 
-	if !budget.TryAcquire(budget.Limit() - 100) {
+	if !budget.TryAcquire(budget.Available() - 100) {
 		t.Fatal("cannot take the budget")
 	}
 	resp, msg := post(bytes.NewReader(make([]byte, 1000)))
@@ -127,7 +127,7 @@ func TestGRPCBudgetRefusesNewCalls(t *testing.T) {
 	budget := NewBudget(MinInFlight(DefaultMaxRecvMsgSizeMiB << 20))
 	var rej rejects
 	addr := serveGRPC(t, NewGRPC("127.0.0.1:0"), WithBudget(budget), OnReject(rej.add))
-	budget.TryAcquire(budget.Limit() - 10)
+	budget.TryAcquire(budget.Available() - 10)
 	err := echo(t, addr, insecure.NewCredentials(), context.Background(), 100)
 	st := status.Convert(err)
 	var delay time.Duration
@@ -180,7 +180,7 @@ func TestInFlightValidation(t *testing.T) {
 // in the background; and the runtime's own collections clear it too.
 func TestBudgetCountsGarbage(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // only the collections the test makes
-	b := NewBudget(1000)
+	b := NewBudget(LimitFor(1000))                   // room for exactly 1000
 	if !b.TryAcquire(400) {
 		t.Fatal("an empty budget refused 400 bytes")
 	}

@@ -53,8 +53,8 @@ const decoderRoom = 16 << 20
 
 // MinInFlight is the smallest budget in which a request of maxRequest bytes fits as sent,
 // decompressed to as many, and copied out of the receive buffers for the pipeline: less would
-// refuse it (retryably) for ever.
-func MinInFlight(maxRequest int64) int64 { return 3*maxRequest + decoderRoom }
+// refuse it (retryably) for ever. The runtime's share (RuntimeShare) comes on top.
+func MinInFlight(maxRequest int64) int64 { return LimitFor(3*maxRequest + decoderRoom) }
 
 // validateInFlight checks max_in_flight_bytes against the largest request the listener takes.
 func validateInFlight(v, maxRequest int64, limitKey string) error {
@@ -62,7 +62,7 @@ func validateInFlight(v, maxRequest int64, limitKey string) error {
 	case v < 0:
 		return fmt.Errorf("max_in_flight_bytes: must be >= 0 (0: a quarter of the memory available, at most 256 MiB), got %d", v)
 	case v > 0 && v < MinInFlight(maxRequest):
-		return fmt.Errorf("max_in_flight_bytes: must be at least %d (three times %s: as sent, decompressed and copied for the pipeline; plus 16 MiB for a decoder), so that the largest request fits, got %d",
+		return fmt.Errorf("max_in_flight_bytes: must be at least %d (three times %s: as sent, decompressed and copied for the pipeline; plus 16 MiB for a decoder; plus a quarter of that for the Go runtime's overhead), so that the largest request fits, got %d",
 			MinInFlight(maxRequest), limitKey, v)
 	}
 	return nil

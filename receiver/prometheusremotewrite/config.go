@@ -52,7 +52,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("max_decompressed_body_size: must be > 0, got %d", c.MaxDecompressedBodySize))
 	}
 	if need := c.minInFlight(); c.HTTP.MaxInFlightBytes > 0 && c.HTTP.MaxInFlightBytes < need {
-		errs = append(errs, fmt.Errorf("max_in_flight_bytes: must be at least %d (max_request_body_size plus max_decompressed_body_size), so that the largest request fits, got %d",
+		errs = append(errs, fmt.Errorf("max_in_flight_bytes: must be at least %d (max_request_body_size plus max_decompressed_body_size, plus a quarter of that for the Go runtime's overhead), so that the largest request fits, got %d",
 			need, c.HTTP.MaxInFlightBytes))
 	}
 	if c.MaxSeriesPerRequest < 0 {
@@ -61,8 +61,11 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// minInFlight is what the largest request holds: its body as sent and snappy's output.
-func (c *Config) minInFlight() int64 { return c.HTTP.MaxBodySize() + int64(c.MaxDecompressedBodySize) }
+// minInFlight is the budget that admits what the largest request holds: its body as sent and
+// snappy's output (the runtime's share comes on top, see server.RuntimeShare).
+func (c *Config) minInFlight() int64 {
+	return server.LimitFor(c.HTTP.MaxBodySize() + int64(c.MaxDecompressedBodySize))
+}
 
 // inFlightLimit is the budget of bytes in flight: max_in_flight_bytes, or the listener's
 // default raised to what the largest request holds.

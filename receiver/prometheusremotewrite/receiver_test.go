@@ -23,6 +23,7 @@ import (
 	"github.com/vigilhq/vigil/internal/component"
 	"github.com/vigilhq/vigil/internal/componenttest"
 	"github.com/vigilhq/vigil/internal/consumererror"
+	"github.com/vigilhq/vigil/internal/server"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -409,7 +410,7 @@ func TestInFlightBudget(t *testing.T) {
 		{"no room for the body", int64(len(body)) - 1},
 		{"no room for the decoded body", int64(len(body)) + int64(decoded) - 1},
 	} {
-		taken := r.budget.Limit() - tc.room
+		taken := r.budget.Available() - tc.room
 		if !r.budget.TryAcquire(taken) {
 			t.Fatal("cannot take the budget")
 		}
@@ -438,11 +439,11 @@ func TestInFlightBudget(t *testing.T) {
 func TestInFlightBudgetFitsTheLargestRequest(t *testing.T) {
 	cfg := NewConfig()
 	cfg.HTTP.MaxInFlightBytes = 100 << 20
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "max_in_flight_bytes: must be at least 155189248 (max_request_body_size plus max_decompressed_body_size)") {
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "max_in_flight_bytes: must be at least 193986560 (max_request_body_size plus max_decompressed_body_size, plus a quarter") {
 		t.Errorf("a 100 MiB budget under a 148 MiB request: %v", err)
 	}
 	cfg.HTTP.MaxInFlightBytes = 0
-	if got, want := cfg.inFlightLimit(), cfg.HTTP.MaxBodySize()+int64(cfg.MaxDecompressedBodySize); got < want {
+	if got, want := cfg.inFlightLimit(), server.LimitFor(cfg.HTTP.MaxBodySize()+int64(cfg.MaxDecompressedBodySize)); got < want {
 		t.Errorf("default budget %d, below the largest request's %d", got, want)
 	}
 }
