@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/vigilhq/vigil/alerting/engine"
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
 )
@@ -19,6 +20,8 @@ type Config struct {
 	// ExporterAcks holds the `acknowledgements` key of the exporters that set one.
 	ExporterAcks map[component.ID]component.AckMode
 	Service      Service
+	// Alerting is the top-level alerting section (nil: no rules are evaluated).
+	Alerting *engine.Config
 }
 
 // AckMode is the acknowledgement mode of the hand-off from pipeline pid to exporter exp: the

@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vigilhq/vigil/alerting/engine"
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
 )
@@ -88,16 +89,27 @@ func load(file string, data []byte, f component.Factories, exp *expander) (*Conf
 			}, "acknowledgements")
 		case "service":
 			svcNode = val
+		case "alerting":
+			ac := engine.NewConfig()
+			if decodeInto(val, ac, "alerting", errs, exp) {
+				errs.addJoined(val, "alerting", ac.Validate())
+			}
+			cfg.Alerting = ac
 		case "extensions", "connectors":
 			errs.add(key, key.Value, errors.New("not supported by Vigil yet (health and metrics are built in: /healthz, /readyz and /metrics on service.telemetry.metrics.address)"))
 		default:
-			errs.add(key, key.Value, errors.New("unknown top-level section (known: receivers, processors, exporters, service)"))
+			errs.add(key, key.Value, errors.New("unknown top-level section (known: receivers, processors, exporters, service, alerting)"))
 		}
 	}
 	if svcNode == nil {
 		errs.add(root, "service", errors.New("missing: a config needs service.pipelines"))
 	} else {
 		decodeService(svcNode, cfg, f, errs, exp)
+	}
+	for id := range cfg.Exporters {
+		if id.Type == "alerting" && cfg.Alerting == nil {
+			errs.add(root, "exporters."+id.String(), errors.New("needs the top-level alerting section (rule_files, store): it feeds the alerting store"))
+		}
 	}
 	if len(errs.errs) > 0 {
 		for _, e := range errs.errs {

@@ -1,6 +1,6 @@
-// Package store is the alerting engine's local store. This file is the part built so far: the
-// selection of the series the rules can read, computed from the matchers of their
-// expressions, so that the store keeps nothing else (docs/alerting.md, "Selection").
+// Package store is the alerting engine's local store: a tsdb head with its WAL (store.go),
+// holding only the series the rules can read, selected by the matchers of their expressions
+// (selection.go; docs/alerting.md, "Selection").
 package store
 
 import (

@@ -1,6 +1,7 @@
 package main
 
 import (
+	alertingexporter "github.com/vigilhq/vigil/exporter/alerting"
 	"github.com/vigilhq/vigil/exporter/debug"
 	"github.com/vigilhq/vigil/exporter/file"
 	otlpexporter "github.com/vigilhq/vigil/exporter/otlp"
@@ -39,6 +40,7 @@ func components() (component.Factories, error) {
 			file.NewFactory(),
 			promexporter.NewFactory(),
 			prwexporter.NewFactory(),
+			alertingexporter.NewFactory(),
 		},
 	)
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
+	"github.com/vigilhq/vigil/alerting/engine"
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/internal/component"
 	"github.com/vigilhq/vigil/internal/pipeline"
@@ -36,6 +38,7 @@ type Agent struct {
 	health    *selftelemetry.Health
 	graph     *pipeline.Graph
 	listen    string
+	alerting  *engine.Engine // nil without an alerting section
 
 	mu     sync.Mutex // guards server, which Start sets while others may read the address
 	server *selftelemetry.Server
@@ -75,10 +78,25 @@ func New(cfg *config.Config, f component.Factories, opts Options) (*Agent, error
 		listen:    cfg.Service.Telemetry.Metrics.ListenAddress(),
 		fatal:     make(chan error, 1),
 	}
+	if cfg.Alerting != nil {
+		e, err := engine.New(cfg.Alerting, a.Logger.With("component", "alerting"), a.telemetry.Registry, nil)
+		if err != nil {
+			return nil, fmt.Errorf("alerting: %w", err)
+		}
+		a.alerting = e
+		for _, c := range cfg.Exporters {
+			if at, ok := c.(interface{ Attach(*engine.Engine) }); ok {
+				at.Attach(e)
+			}
+		}
+	}
 	popts := opts.Pipeline
 	popts.Health = a.health
 	g, err := pipeline.Build(cfg, f, a.telemetry, a.Logger, popts)
 	if err != nil {
+		if a.alerting != nil {
+			_ = a.alerting.Stop()
+		}
 		return nil, err
 	}
 	a.graph = g
@@ -94,20 +112,38 @@ func (a *Agent) ReportFatal(err error) {
 // Start serves self-telemetry, then starts the pipelines; /readyz turns ready once all started.
 func (a *Agent) Start(ctx context.Context) error {
 	if a.listen != "" {
-		s, err := selftelemetry.Listen(a.listen, a.telemetry, a.health, a.Logger, a.ReportFatal)
+		var routes []func(*http.ServeMux)
+		paths := "/metrics /healthz /readyz"
+		if a.alerting != nil {
+			routes = append(routes, a.alerting.Register)
+			paths += " /api/v1/{query,query_range,series,labels,rules,alerts}"
+		}
+		s, err := selftelemetry.Listen(a.listen, a.telemetry, a.health, a.Logger, a.ReportFatal, routes...)
 		if err != nil {
+			a.stopAlerting()
 			return err
 		}
 		a.mu.Lock()
 		a.server = s
 		a.mu.Unlock()
-		a.Logger.Info("self-telemetry listening", "address", s.Addr(), "paths", "/metrics /healthz /readyz")
+		a.Logger.Info("self-telemetry listening", "address", s.Addr(), "paths", paths)
 	}
 	if err := a.graph.Start(ctx, a); err != nil {
 		if a.server != nil {
 			_ = a.server.Shutdown(ctx)
 		}
+		a.stopAlerting()
 		return err
+	}
+	if a.alerting != nil {
+		if err := a.alerting.Start(); err != nil {
+			_ = a.graph.Shutdown(ctx)
+			if a.server != nil {
+				_ = a.server.Shutdown(ctx)
+			}
+			a.stopAlerting()
+			return err
+		}
 	}
 	a.health.SetReady(true)
 	a.Logger.Info("vigil started", "version", a.opts.Build.Version)
@@ -132,7 +168,18 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	if a.server != nil {
 		err = errors.Join(err, a.server.Shutdown(ctx))
 	}
+	if a.alerting != nil {
+		err = errors.Join(err, a.alerting.Stop())
+	}
 	return err
+}
+
+func (a *Agent) stopAlerting() {
+	if a.alerting != nil {
+		if err := a.alerting.Stop(); err != nil {
+			a.Logger.Error("alerting store: close", "error", err)
+		}
+	}
 }
 
 // Run starts the agent and blocks until ctx ends (a signal) or a component fails fatally, then

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
@@ -30,6 +31,12 @@ type Settings struct {
 // the body holds everything else.
 func FromMetrics(ctx context.Context, md pmetric.Metrics, s Settings) (body Body, rejected int, err error) {
 	app := NewAppender(ctx, nil)
+	rejected, err = Convert(ctx, md, s, app)
+	return app.Take(), rejected, err
+}
+
+// Convert is FromMetrics into any appender (the alerting store's, say); it does not commit.
+func Convert(ctx context.Context, md pmetric.Metrics, s Settings, app storage.AppenderV2) (rejected int, err error) {
 	conv := prometheusremotewrite.NewPrometheusConverter(app)
 	ts := prometheusremotewrite.Settings{
 		Namespace:         s.Namespace,
@@ -44,7 +51,7 @@ func FromMetrics(ctx context.Context, md pmetric.Metrics, s Settings) (body Body
 		rejected = unconvertible(md)
 		err = fmt.Errorf("convert to Prometheus: %w", err)
 	}
-	return app.Take(), rejected, err
+	return rejected, err
 }
 
 // unconvertible counts the data points the translator skips: metrics of no type and sums and

@@ -19,8 +19,9 @@ type Server struct {
 	done chan struct{}
 }
 
-// Listen binds addr and serves in the background; errors after start go to onFatal.
-func Listen(addr string, t *Telemetry, h *Health, logger *slog.Logger, onFatal func(error)) (*Server, error) {
+// Listen binds addr and serves in the background; errors after start go to onFatal. Each of
+// routes adds more paths (the alerting engine's query API).
+func Listen(addr string, t *Telemetry, h *Health, logger *slog.Logger, onFatal func(error), routes ...func(*http.ServeMux)) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("self-telemetry listener on %s: %w", addr, err)
@@ -32,6 +33,9 @@ func Listen(addr string, t *Telemetry, h *Health, logger *slog.Logger, onFatal f
 	}))
 	mux.HandleFunc("GET /healthz", h.Healthz)
 	mux.HandleFunc("GET /readyz", h.Readyz)
+	for _, r := range routes {
+		r(mux)
+	}
 	s := &Server{
 		srv: &http.Server{
 			Handler:           mux,

@@ -1,0 +1,308 @@
+// Package engine runs Prometheus rule files inside the agent: the upstream rule manager and
+// PromQL engine over the local store (package store), fed by the `alerting` exporter, with a
+// Prometheus-compatible query API (api.go). docs/alerting.md has the design.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/rules"
+
+	"github.com/vigilhq/vigil/alerting/rulefiles"
+	"github.com/vigilhq/vigil/alerting/store"
+)
+
+// Config is the top-level `alerting` section.
+type Config struct {
+	// RuleFiles are globs, as Prometheus's rule_files.
+	RuleFiles          []string          `yaml:"rule_files"`
+	EvaluationInterval time.Duration     `yaml:"evaluation_interval"`
+	ExternalLabels     map[string]string `yaml:"external_labels"`
+	// ExternalURL is the link alerts carry (their generatorURL) and templates see.
+	ExternalURL string       `yaml:"external_url"`
+	Store       store.Config `yaml:"store"`
+	Query       QueryConfig  `yaml:"query"`
+	// OutageTolerance is how long Vigil may have been down for the `for` state of alerts to be
+	// restored from the store (Prometheus's --rules.alert.for-outage-tolerance).
+	OutageTolerance time.Duration `yaml:"outage_tolerance"`
+	// ForGracePeriod is the least time a restored pending alert waits before it fires
+	// (Prometheus's --rules.alert.for-grace-period, 10m there). 0 here: a restart neither
+	// delays nor forgets a pending alert's age.
+	ForGracePeriod time.Duration `yaml:"for_grace_period"`
+	// ResendDelay is how often a firing alert is sent again (--rules.alert.resend-delay).
+	ResendDelay time.Duration `yaml:"resend_delay"`
+}
+
+// QueryConfig bounds PromQL queries, the rules' and the API's.
+type QueryConfig struct {
+	MaxSamples    int           `yaml:"max_samples"`
+	Timeout       time.Duration `yaml:"timeout"`
+	LookbackDelta time.Duration `yaml:"lookback_delta"`
+}
+
+// Defaults, as Prometheus's where it has one.
+const (
+	DefaultEvaluationInterval = time.Minute
+	DefaultMaxSamples         = 50_000_000
+	DefaultQueryTimeout       = 2 * time.Minute
+	DefaultLookbackDelta      = 5 * time.Minute
+)
+
+// NewConfig returns the defaults.
+func NewConfig() *Config {
+	return &Config{
+		EvaluationInterval: DefaultEvaluationInterval,
+		OutageTolerance:    time.Hour,
+		ResendDelay:        time.Minute,
+		Store:              store.NewConfig(),
+		Query:              QueryConfig{MaxSamples: DefaultMaxSamples, Timeout: DefaultQueryTimeout, LookbackDelta: DefaultLookbackDelta},
+	}
+}
+
+// Validate checks the config and the rule files it names (each must parse, as `vigil rules
+// check` would have it), and that the store keeps enough history for the rules.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.EvaluationInterval <= 0 {
+		errs = append(errs, fmt.Errorf("evaluation_interval: must be > 0, got %s", c.EvaluationInterval))
+	}
+	if c.ExternalURL != "" {
+		if u, err := url.Parse(c.ExternalURL); err != nil || u.Scheme == "" || u.Host == "" {
+			errs = append(errs, fmt.Errorf("external_url: must be an absolute URL, got %q", c.ExternalURL))
+		}
+	}
+	for k := range c.ExternalLabels {
+		if !validLabelName(k) {
+			errs = append(errs, fmt.Errorf("external_labels: %q is not a valid label name", k))
+		}
+	}
+	if c.OutageTolerance < 0 || c.ForGracePeriod < 0 || c.ResendDelay < 0 {
+		errs = append(errs, fmt.Errorf("outage_tolerance, for_grace_period, resend_delay: must not be negative"))
+	}
+	if c.Query.MaxSamples <= 0 {
+		errs = append(errs, fmt.Errorf("query.max_samples: must be > 0, got %d", c.Query.MaxSamples))
+	}
+	if c.Query.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("query.timeout: must be > 0, got %s", c.Query.Timeout))
+	}
+	if c.Query.LookbackDelta <= 0 {
+		errs = append(errs, fmt.Errorf("query.lookback_delta: must be > 0, got %s", c.Query.LookbackDelta))
+	}
+	if err := c.Store.Validate(); err != nil {
+		errs = append(errs, prefix("store.", err))
+	}
+	files, err := c.Files()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.RuleFiles) == 0 {
+		errs = append(errs, errors.New("rule_files: at least one rule file is needed"))
+	}
+	_, longest, ferrs := selection(files)
+	for _, e := range ferrs {
+		errs = append(errs, fmt.Errorf("rule_files: %w", e))
+	}
+	if len(ferrs) == 0 && c.Store.Retention > 0 && c.Store.Retention < 2*longest {
+		errs = append(errs, fmt.Errorf("store.retention: %s is less than twice the longest range or `for` the rules use (%s)", c.Store.Retention, longest))
+	}
+	return errors.Join(errs...)
+}
+
+func validLabelName(s string) bool {
+	return model.LabelName(s).IsValidLegacy()
+}
+
+func prefix(p string, err error) error {
+	var out []error
+	for _, e := range unjoin(err) {
+		out = append(out, fmt.Errorf("%s%w", p, e))
+	}
+	return errors.Join(out...)
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// Files expands the rule_files globs, sorted and without duplicates. A glob that matches
+// nothing is not an error (as in Prometheus), but a malformed one is.
+func (c *Config) Files() ([]string, error) {
+	var files []string
+	for _, g := range c.RuleFiles {
+		m, err := filepath.Glob(g)
+		if err != nil {
+			return nil, fmt.Errorf("rule_files: %q: %w", g, err)
+		}
+		files = append(files, m...)
+	}
+	slices.Sort(files)
+	return slices.Compact(files), nil
+}
+
+// selection parses the files and returns what their expressions select and the longest range,
+// subquery range or `for` they use.
+func selection(files []string) (*store.Selection, time.Duration, []error) {
+	sel, errs := store.FromRuleFiles(files...)
+	var longest time.Duration
+	for _, f := range files {
+		rgs, ferrs := rulefiles.Parse(f, nil)
+		if len(ferrs) > 0 {
+			continue
+		}
+		for _, g := range rgs.Groups {
+			for _, r := range g.Rules {
+				longest = max(longest, time.Duration(r.For), time.Duration(r.KeepFiringFor))
+				e, err := rulefiles.Parser.ParseExpr(r.Expr)
+				if err != nil {
+					continue
+				}
+				parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+					switch n := n.(type) {
+					case *parser.MatrixSelector:
+						longest = max(longest, n.Range)
+					case *parser.SubqueryExpr:
+						longest = max(longest, n.Range)
+					}
+					return nil
+				})
+			}
+		}
+	}
+	return sel, longest, errs
+}
+
+// Engine is the rule manager, its PromQL engine and the store, for one agent.
+type Engine struct {
+	cfg    *Config
+	logger *slog.Logger
+	files  []string
+	store  *store.Store
+	promql *promql.Engine
+	mgr    *rules.Manager
+	extURL *url.URL
+
+	cancel  context.CancelFunc
+	running sync.WaitGroup
+	stopped sync.Once
+	notify  NotifyFunc
+}
+
+// NotifyFunc receives the alerts to send after each evaluation (rules.NotifyFunc).
+type NotifyFunc = rules.NotifyFunc
+
+// New opens the store and loads nothing yet: Start loads the rule files and evaluates them.
+// notify may be nil, for alerts that are only logged and served by the API.
+func New(cfg *Config, logger *slog.Logger, reg prometheus.Registerer, notify NotifyFunc) (*Engine, error) {
+	files, err := cfg.Files()
+	if err != nil {
+		return nil, err
+	}
+	sel, _, errs := selection(files)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if sel.SelectsEverything() {
+		logger.Warn("a rule selects every series ({__name__=~\".+\"}): the alerting store keeps everything it is fed, up to max_series")
+	}
+	st, err := store.Open(cfg.Store, sel, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	extURL, _ := url.Parse(cfg.ExternalURL)
+	if cfg.ExternalURL == "" {
+		extURL = &url.URL{Scheme: "http", Host: "localhost"}
+	}
+	e := &Engine{cfg: cfg, logger: logger, files: files, store: st, extURL: extURL, notify: notify}
+	e.promql = promql.NewEngine(promql.EngineOpts{
+		Logger:               logger.With("component", "promql"),
+		Reg:                  reg,
+		MaxSamples:           cfg.Query.MaxSamples,
+		Timeout:              cfg.Query.Timeout,
+		LookbackDelta:        cfg.Query.LookbackDelta,
+		EnableAtModifier:     true,
+		EnableNegativeOffset: true,
+		Parser:               rulefiles.Parser,
+	})
+	if notify == nil {
+		notify = e.logAlerts
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	e.mgr = rules.NewManager(&rules.ManagerOptions{
+		ExternalURL:     extURL,
+		QueryFunc:       rules.EngineQueryFunc(e.promql, st.Queryable()),
+		NotifyFunc:      notify,
+		Context:         ctx,
+		AppendableV2:    st,
+		Queryable:       st.Queryable(),
+		Logger:          logger.With("component", "rules"),
+		Registerer:      reg,
+		OutageTolerance: cfg.OutageTolerance,
+		ForGracePeriod:  cfg.ForGracePeriod,
+		ResendDelay:     cfg.ResendDelay,
+		Parser:          rulefiles.Parser,
+	})
+	return e, nil
+}
+
+// Store is the engine's store, which the `alerting` exporter feeds.
+func (e *Engine) Store() *store.Store { return e.store }
+
+// Start loads the rule files and starts evaluating them. The first evaluation of each group
+// restores the `for` state of its alerts from ALERTS_FOR_STATE in the store (what survived a
+// restart in the WAL).
+func (e *Engine) Start() error {
+	if err := e.mgr.Update(e.cfg.EvaluationInterval, e.files, labels.FromMap(e.cfg.ExternalLabels), e.extURL.String(), nil); err != nil {
+		return fmt.Errorf("alerting: %w", err)
+	}
+	e.running.Add(1)
+	go func() {
+		defer e.running.Done()
+		e.mgr.Run()
+	}()
+	n := 0
+	for _, g := range e.mgr.RuleGroups() {
+		n += len(g.Rules())
+	}
+	e.logger.Info("alerting rules loaded", "files", len(e.files), "groups", len(e.mgr.RuleGroups()), "rules", n, "store", e.cfg.Store.Path)
+	return nil
+}
+
+// Stop stops evaluating and closes the store (its WAL holds the state for the next start).
+func (e *Engine) Stop() error {
+	var err error
+	e.stopped.Do(func() {
+		e.mgr.Stop()
+		e.running.Wait()
+		e.cancel()
+		err = e.store.Close()
+	})
+	return err
+}
+
+// logAlerts is the notifier while none is configured: firing and resolved alerts are logged.
+func (e *Engine) logAlerts(_ context.Context, _ string, alerts ...*rules.Alert) {
+	for _, a := range alerts {
+		state := "firing"
+		if !a.ResolvedAt.IsZero() {
+			state = "resolved"
+		}
+		e.logger.Info("alert "+state, "labels", a.Labels.String(), "active_at", a.ActiveAt, "value", a.Value)
+	}
+}

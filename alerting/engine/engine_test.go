@@ -1,0 +1,280 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"))
+}
+
+func testConfig(t *testing.T, dir string) *Config {
+	t.Helper()
+	cfg := NewConfig()
+	cfg.RuleFiles = []string{"testdata/*.rules.yaml"}
+	cfg.EvaluationInterval = 100 * time.Millisecond
+	cfg.ExternalLabels = map[string]string{"agent": "node-1"}
+	cfg.Store.Path = dir
+	cfg.Store.Retention = time.Hour
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// feed appends one sample of each series at now.
+func feed(t *testing.T, e *Engine, series ...labels.Labels) *feedResult {
+	t.Helper()
+	app := e.Store().Feed(context.Background())
+	now := time.Now().UnixMilli()
+	for _, ls := range series {
+		if _, err := app.Append(0, ls, 0, now, 10, nil, nil, storage.AppendV2Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return &feedResult{app.Appended, app.Skipped, app.Refused}
+}
+
+type feedResult struct{ appended, skipped, refused int }
+
+type apiResponse struct {
+	Status    string          `json:"status"`
+	ErrorType string          `json:"errorType"`
+	Error     string          `json:"error"`
+	Data      json.RawMessage `json:"data"`
+}
+
+func get(t *testing.T, srv *httptest.Server, path string, q url.Values) (int, apiResponse) {
+	t.Helper()
+	resp, err := http.Get(srv.URL + path + "?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r apiResponse
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return resp.StatusCode, r
+}
+
+type alertsData struct {
+	Alerts []struct {
+		Labels      map[string]string `json:"labels"`
+		Annotations map[string]string `json:"annotations"`
+		State       string            `json:"state"`
+		ActiveAt    time.Time         `json:"activeAt"`
+	} `json:"alerts"`
+}
+
+func waitFiring(t *testing.T, srv *httptest.Server) (activeAt time.Time, summary string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		_, r := get(t, srv, "/api/v1/alerts", nil)
+		var d alertsData
+		if err := json.Unmarshal(r.Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range d.Alerts {
+			if a.State == "firing" {
+				if a.Labels["severity"] != "page" || a.Labels["job"] != "api" || a.Labels["alertname"] != "ManyErrors" {
+					t.Errorf("firing alert labels %v", a.Labels)
+				}
+				return a.ActiveAt, a.Annotations["summary"]
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("ManyErrors did not fire within 15s")
+	return time.Time{}, ""
+}
+
+var timeZero time.Time
+
+func startForFuzz(f *testing.F) (*Engine, *httptest.Server) {
+	cfg := NewConfig()
+	cfg.RuleFiles = []string{"testdata/*.rules.yaml"}
+	cfg.Store.Path = f.TempDir()
+	cfg.Query.Timeout = time.Second
+	return start(f, cfg)
+}
+
+func start(t testing.TB, cfg *Config) (*Engine, *httptest.Server) {
+	t.Helper()
+	e, err := New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	e.Register(mux)
+	srv := httptest.NewServer(mux)
+	return e, srv
+}
+
+// TestRulesFireAndStateSurvivesRestart: samples fed to the store are evaluated by the upstream
+// rule manager (recording rule, then an alert on its output with `for`); the API shows the
+// alert firing with its rendered annotation, the recorded series and ALERTS; unselected series
+// are not stored. After a restart on the same directory the alert is firing again at once with
+// the same activeAt (restored from ALERTS_FOR_STATE in the WAL), not pending anew.
+func TestRulesFireAndStateSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	e, srv := start(t, cfg)
+	api := labels.FromStrings("__name__", "errors_total", "job", "api")
+	res := feed(t, e, api, labels.FromStrings("__name__", "unrelated_total", "job", "api"))
+	if res.appended != 1 || res.skipped != 1 {
+		t.Errorf("fed 1 selected and 1 unselected series: appended %d, skipped %d", res.appended, res.skipped)
+	}
+	stopFeeding := make(chan struct{})
+	fed := make(chan struct{})
+	go func() { // keep the series fresh while the alert waits for its `for`
+		defer close(fed)
+		for {
+			select {
+			case <-stopFeeding:
+				return
+			case <-time.After(200 * time.Millisecond):
+				feed(t, e, api)
+			}
+		}
+	}()
+	activeAt, summary := waitFiring(t, srv)
+	if summary != "api has 10 errors" {
+		t.Errorf("summary %q, want the rendered template", summary)
+	}
+
+	for _, tc := range []struct{ query, want string }{
+		{`job:errors:sum`, `"job":"api"`},
+		{`ALERTS{alertname="ManyErrors",alertstate="firing"}`, `"severity":"page"`},
+		{`ALERTS_FOR_STATE`, `"ALERTS_FOR_STATE"`},
+	} {
+		code, r := get(t, srv, "/api/v1/query", url.Values{"query": {tc.query}})
+		if code != 200 || r.Status != "success" || !strings.Contains(string(r.Data), tc.want) || !strings.Contains(string(r.Data), `"resultType":"vector"`) {
+			t.Errorf("query %s: %d %s %s", tc.query, code, r.Status, r.Data)
+		}
+	}
+	if _, r := get(t, srv, "/api/v1/series", url.Values{"match[]": {"unrelated_total"}}); string(r.Data) != "[]" {
+		t.Errorf("a series no rule selects was stored: %s", r.Data)
+	}
+	if _, r := get(t, srv, "/api/v1/series", url.Values{"match[]": {"errors_total"}}); !strings.Contains(string(r.Data), `"job":"api"`) {
+		t.Errorf("series errors_total: %s", r.Data)
+	}
+	if _, r := get(t, srv, "/api/v1/rules", nil); !strings.Contains(string(r.Data), `"state":"firing"`) || !strings.Contains(string(r.Data), `"type":"recording"`) {
+		t.Errorf("rules: %s", r.Data)
+	}
+	close(stopFeeding)
+	<-fed
+	srv.Close()
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	e2, srv2 := start(t, cfg)
+	defer func() {
+		srv2.Close()
+		if err := e2.Stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	feed(t, e2, api)
+	restoredAt, _ := waitFiring(t, srv2)
+	if !restoredAt.Equal(activeAt.Truncate(time.Second)) {
+		t.Errorf("after a restart activeAt is %s, want %s restored (to the second, as Prometheus stores it)", restoredAt, activeAt.Truncate(time.Second))
+	}
+}
+
+// TestAPIErrors: bad parameters get Prometheus's error envelope and status codes.
+func TestAPIErrors(t *testing.T) {
+	e, srv := start(t, testConfig(t, t.TempDir()))
+	defer func() {
+		srv.Close()
+		_ = e.Stop()
+	}()
+	for _, tc := range []struct {
+		path string
+		q    url.Values
+		code int
+		typ  string
+	}{
+		{"/api/v1/query", url.Values{"query": {"sum("}}, 400, "bad_data"},
+		{"/api/v1/query", url.Values{"query": {"up"}, "time": {"yesterday"}}, 400, "bad_data"},
+		{"/api/v1/query_range", url.Values{"query": {"up"}, "start": {"0"}, "end": {"100"}, "step": {"0"}}, 400, "bad_data"},
+		{"/api/v1/query_range", url.Values{"query": {"up"}, "start": {"0"}, "end": {"100000"}, "step": {"1"}}, 400, "bad_data"},
+		{"/api/v1/series", nil, 400, "bad_data"},
+		{"/api/v1/series", url.Values{"match[]": {"{"}}, 400, "bad_data"},
+		{"/api/v1/rules", url.Values{"type": {"x"}}, 400, "bad_data"},
+	} {
+		code, r := get(t, srv, tc.path, tc.q)
+		if code != tc.code || r.Status != "error" || r.ErrorType != tc.typ || r.Error == "" {
+			t.Errorf("%s %v: %d %+v, want %d %s", tc.path, tc.q, code, r, tc.code, tc.typ)
+		}
+	}
+	code, r := get(t, srv, "/api/v1/query_range", url.Values{"query": {"vector(1)"}, "start": {"0"}, "end": {"60"}, "step": {"15s"}})
+	if code != 200 || !strings.Contains(string(r.Data), `"resultType":"matrix"`) || strings.Count(string(r.Data), `"1"`) != 5 {
+		t.Errorf("query_range: %d %s", code, r.Data)
+	}
+}
+
+// TestMaxSeries: beyond max_series a new series is refused and counted; known series go on.
+func TestMaxSeries(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Store.MaxSeries = 2
+	e, srv := start(t, cfg)
+	defer func() {
+		srv.Close()
+		_ = e.Stop()
+	}()
+	s := func(job string) labels.Labels { return labels.FromStrings("__name__", "errors_total", "job", job) }
+	if r := feed(t, e, s("a"), s("b"), s("c")); r.appended != 2 || r.refused != 1 {
+		t.Errorf("3 new series, limit 2: %+v", *r)
+	}
+	if r := feed(t, e, s("a"), s("d")); r.appended != 1 || r.refused != 1 {
+		t.Errorf("a known and a new series at the limit: %+v", *r)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"no rule files", func(c *Config) { c.RuleFiles = nil }, "rule_files: at least one"},
+		{"bad rule file", func(c *Config) { c.RuleFiles = []string{"testdata/bad/*.yaml"} }, "rule_files:"},
+		{"short retention", func(c *Config) { c.Store.Retention = time.Minute; c.RuleFiles = []string{"testdata/long/*.yaml"} }, "store.retention: 1m0s is less than twice"},
+		{"bad external label", func(c *Config) { c.ExternalLabels = map[string]string{"a-b": "x"} }, "external_labels"},
+		{"bad keep", func(c *Config) { c.Store.Keep = []string{"{"} }, "store.keep[0]"},
+		{"bad url", func(c *Config) { c.ExternalURL = "vigil" }, "external_url"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewConfig()
+			c.RuleFiles = []string{filepath.Join("testdata", "*.rules.yaml")}
+			tc.mod(c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

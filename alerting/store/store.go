@@ -1,0 +1,317 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/vigilhq/vigil/alerting/rulefiles"
+	"github.com/vigilhq/vigil/internal/promrw"
+	"github.com/vigilhq/vigil/internal/ratelog"
+)
+
+// Config is alerting.store.
+type Config struct {
+	// Path is the directory of the head's WAL (and of blocks, should the head be cut).
+	Path string `yaml:"path"`
+	// Retention is how far back the rules can look.
+	Retention time.Duration `yaml:"retention"`
+	// MaxSeries bounds the series held; a new series beyond it is refused and counted.
+	MaxSeries int `yaml:"max_series"`
+	// Keep adds series selectors to what the rules select (`{job="api"}`), for queries.
+	Keep []string `yaml:"keep"`
+}
+
+// Defaults for alerting.store.
+const (
+	DefaultPath      = "data/alerting"
+	DefaultRetention = 6 * time.Hour
+	DefaultMaxSeries = 200_000
+)
+
+// NewConfig returns the defaults.
+func NewConfig() Config {
+	return Config{Path: DefaultPath, Retention: DefaultRetention, MaxSeries: DefaultMaxSeries}
+}
+
+// Validate checks the config; paths are relative to alerting.store.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Path == "" {
+		errs = append(errs, errors.New("path: must be set (the directory of the store's WAL)"))
+	}
+	if c.Retention < time.Minute {
+		errs = append(errs, fmt.Errorf("retention: must be at least 1m, got %s", c.Retention))
+	}
+	if c.MaxSeries <= 0 {
+		errs = append(errs, fmt.Errorf("max_series: must be > 0, got %d", c.MaxSeries))
+	}
+	for i, k := range c.Keep {
+		if _, err := rulefiles.Parser.ParseMetricSelector(k); err != nil {
+			errs = append(errs, fmt.Errorf("keep[%d]: %q: %w", i, k, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Store is the alerting engine's local store: a tsdb head with its WAL, fed only the series
+// the selection picks, at most MaxSeries of them. It is what the rules query and where their
+// results (recording rules, ALERTS, ALERTS_FOR_STATE) are written.
+type Store struct {
+	db        *tsdb.DB
+	sel       *Selection
+	max       int
+	retention time.Duration
+	logger    *slog.Logger
+	limitLog  ratelog.Limiter
+
+	mu     sync.Mutex
+	series map[uint64]int64 // hash of every series admitted → unix ms it was last appended
+
+	appended, skipped, refused prometheus.Counter
+}
+
+// Open opens (or creates) the store in cfg.Path. sel says which series to keep; cfg.Keep is
+// added to it. reg takes the store's metrics and tsdb's own.
+func Open(cfg Config, sel *Selection, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	for _, k := range cfg.Keep {
+		if err := sel.AddSelector(k); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(cfg.Path, 0o750); err != nil {
+		return nil, fmt.Errorf("alerting store: %w", err)
+	}
+	opts := tsdb.DefaultOptions()
+	opts.RetentionDuration = cfg.Retention.Milliseconds()
+	db, err := tsdb.Open(cfg.Path, logger.With("component", "tsdb"), nil, opts, nil)
+	if err != nil {
+		return nil, fmt.Errorf("alerting store: open %s: %w", cfg.Path, err)
+	}
+	s := &Store{
+		db:        db,
+		sel:       sel,
+		max:       cfg.MaxSeries,
+		logger:    logger,
+		retention: cfg.Retention,
+		limitLog:  ratelog.Limiter{Every: time.Minute},
+		series:    map[uint64]int64{},
+		appended: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_alerting_store_samples_appended_total",
+			Help: "Samples appended to the alerting store.",
+		}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_alerting_store_samples_skipped_total",
+			Help: "Samples of series no rule selects (and not in alerting.store.keep): not stored.",
+		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vigil_alerting_store_refused_series_total",
+			Help: "Samples of new series refused because the store holds alerting.store.max_series series.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(s.appended, s.skipped, s.refused, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vigil_alerting_store_series",
+			Help: "Series the alerting store holds in its head.",
+		}, func() float64 { return float64(db.Head().NumSeries()) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vigil_alerting_store_max_series",
+			Help: "alerting.store.max_series.",
+		}, func() float64 { return float64(cfg.MaxSeries) }))
+	}
+	// Series the WAL brought back count against the limit.
+	s.seedFromHead()
+	return s, nil
+}
+
+// seedFromHead counts the series replayed from the WAL, so that a restart does not double the
+// limit.
+func (s *Store) seedFromHead() {
+	q, err := s.db.Querier(0, 1<<62)
+	if err != nil {
+		return
+	}
+	defer q.Close()
+	now := time.Now().UnixMilli()
+	ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+"))
+	for ss.Next() {
+		s.series[ss.At().Labels().Hash()] = now
+	}
+}
+
+// Close closes the store, flushing its WAL.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Queryable is what the engine queries.
+func (s *Store) Queryable() storage.Queryable { return s.db }
+
+// AppenderV2 returns an appender that writes to the store without selection: the rules' own
+// output (recording rules, ALERTS, ALERTS_FOR_STATE) always goes in.
+func (s *Store) AppenderV2(ctx context.Context) storage.AppenderV2 { return s.db.AppenderV2(ctx) }
+
+// Feed returns an appender that stores only the series the selection picks, within
+// max_series. Its Commit reports what was appended, skipped and refused through the counters.
+func (s *Store) Feed(ctx context.Context) *FeedAppender {
+	return &FeedAppender{s: s, app: s.db.AppenderV2(ctx)}
+}
+
+// FeedAppender is a storage.AppenderV2 that filters by the store's selection and limit.
+// Skipped and refused samples are not errors: they are counted (Skipped, Refused) and logged.
+type FeedAppender struct {
+	s   *Store
+	app storage.AppenderV2
+
+	Appended, Skipped, Refused int
+	// Invalid counts samples the head refused (out of order, too old, duplicate).
+	Invalid int
+}
+
+var _ storage.AppenderV2 = (*FeedAppender)(nil)
+
+// Append implements storage.AppenderV2.
+func (a *FeedAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
+	if !a.s.sel.Selects(ls) {
+		a.Skipped++
+		return 0, nil
+	}
+	if !a.s.admit(ls.Hash(), t) {
+		a.Refused++
+		a.s.limitLog.Warn(a.s.logger, "alerting store is full: new series refused", "max_series", a.s.max, "series", ls.String())
+		return 0, nil
+	}
+	opts.Exemplars = nil // the rules do not read them
+	r, err := a.app.Append(ref, ls, st, t, v, h, fh, opts)
+	if err != nil {
+		if isSampleError(err) {
+			a.Invalid++
+			return 0, nil
+		}
+		return r, err
+	}
+	a.Appended++
+	return r, nil
+}
+
+// isSampleError tells the head's refusals of one sample (which leave the rest of the batch
+// good) from failures of the store.
+func isSampleError(err error) bool {
+	return errors.Is(err, storage.ErrOutOfOrderSample) || errors.Is(err, storage.ErrOutOfBounds) ||
+		errors.Is(err, storage.ErrDuplicateSampleForTimestamp) || errors.Is(err, storage.ErrTooOldSample) ||
+		errors.Is(err, storage.ErrOutOfOrderST)
+}
+
+// Commit implements storage.AppenderV2.
+func (a *FeedAppender) Commit() error {
+	a.s.appended.Add(float64(a.Appended))
+	a.s.skipped.Add(float64(a.Skipped))
+	a.s.refused.Add(float64(a.Refused))
+	return a.app.Commit()
+}
+
+// Rollback implements storage.AppenderV2.
+func (a *FeedAppender) Rollback() error { return a.app.Rollback() }
+
+// admit reports whether a sample of the series may be stored: a series already held always, a
+// new one while fewer than max are held.
+func (s *Store) admit(hash uint64, t int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.series[hash]; ok {
+		s.series[hash] = max(s.series[hash], t)
+		return true
+	}
+	if len(s.series) >= s.max {
+		s.forgetOld()
+		if len(s.series) >= s.max {
+			return false
+		}
+	}
+	s.series[hash] = t
+	return true
+}
+
+// forgetOld drops the series not appended to within the retention, as the head does (s.mu
+// held): they no longer count against the limit.
+func (s *Store) forgetOld() {
+	cutoff := time.Now().Add(-s.retention).UnixMilli()
+	for k, t := range s.series {
+		if t < cutoff {
+			delete(s.series, k)
+		}
+	}
+}
+
+// AppendRW stores the selected series of a remote-write 1.0 body. Only the series selected are
+// decoded.
+func (s *Store) AppendRW(ctx context.Context, body []byte) (*FeedAppender, error) {
+	app := s.Feed(ctx)
+	var (
+		sb labels.ScratchBuilder
+		ls labels.Labels
+		ts prompb.TimeSeries
+	)
+	sc := promrw.Scanner{Trusted: true}
+	err := sc.ScanV1(body, func(sr promrw.SeriesV1) error {
+		sb.Reset()
+		it := sr.Labels()
+		for n, v, ok := it.Next(); ok; n, v, ok = it.Next() {
+			sb.Add(string(n), string(v))
+		}
+		if err := it.Err(); err != nil {
+			return err
+		}
+		sb.Overwrite(&ls)
+		if !s.sel.Selects(ls) {
+			app.Skipped += sr.Samples + sr.Histograms
+			return nil
+		}
+		ts.Reset()
+		if err := ts.Unmarshal(sr.Raw); err != nil {
+			return err
+		}
+		ls := sb.Labels()
+		var ref storage.SeriesRef
+		for _, smp := range ts.Samples {
+			r, err := app.Append(ref, ls, 0, smp.Timestamp, smp.Value, nil, nil, storage.AppendV2Options{})
+			if err != nil {
+				return err
+			}
+			ref = r
+		}
+		for _, hp := range ts.Histograms {
+			var (
+				h  *histogram.Histogram
+				fh *histogram.FloatHistogram
+			)
+			if hp.IsFloatHistogram() {
+				fh = hp.ToFloatHistogram()
+			} else {
+				h = hp.ToIntHistogram()
+			}
+			r, err := app.Append(ref, ls, 0, hp.Timestamp, 0, h, fh, storage.AppendV2Options{})
+			if err != nil {
+				return err
+			}
+			ref = r
+		}
+		return nil
+	})
+	if err != nil {
+		_ = app.Rollback()
+		return app, fmt.Errorf("alerting store: %w", err)
+	}
+	return app, app.Commit()
+}
