@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -92,6 +93,7 @@ func load(file string, data []byte, f component.Factories, exp *expander) (*Conf
 		case "alerting":
 			ac := engine.NewConfig()
 			if decodeInto(val, ac, "alerting", errs, exp) {
+				ac.SetDirectory(filepath.Dir(file))
 				errs.addJoined(val, "alerting", ac.Validate())
 			}
 			cfg.Alerting = ac
@@ -106,9 +108,16 @@ func load(file string, data []byte, f component.Factories, exp *expander) (*Conf
 	} else {
 		decodeService(svcNode, cfg, f, errs, exp)
 	}
-	for id := range cfg.Exporters {
-		if id.Type == "alerting" && cfg.Alerting == nil {
-			errs.add(root, "exporters."+id.String(), errors.New("needs the top-level alerting section (rule_files, store): it feeds the alerting store"))
+	if cfg.Alerting == nil {
+		for id := range cfg.Exporters {
+			if id.Type == "alerting" {
+				errs.add(root, "exporters."+id.String(), errors.New("needs the top-level alerting section (rule_files, store): it feeds the alerting store"))
+			}
+		}
+		for id := range cfg.Receivers {
+			if id.Type == "alerting" {
+				errs.add(root, "receivers."+id.String(), errors.New("needs the top-level alerting section (rule_files, store): it receives what the rules write"))
+			}
 		}
 	}
 	if len(errs.errs) > 0 {

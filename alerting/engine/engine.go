@@ -140,6 +140,16 @@ func unjoin(err error) []error {
 	return []error{err}
 }
 
+// SetDirectory makes relative rule_files relative to dir, the config file's directory (as
+// Prometheus resolves them).
+func (c *Config) SetDirectory(dir string) {
+	for i, g := range c.RuleFiles {
+		if g != "" && !filepath.IsAbs(g) {
+			c.RuleFiles[i] = filepath.Join(dir, g)
+		}
+	}
+}
+
 // Files expands the rule_files globs, sorted and without duplicates. A glob that matches
 // nothing is not an error (as in Prometheus), but a malformed one is.
 func (c *Config) Files() ([]string, error) {
@@ -201,6 +211,7 @@ type Engine struct {
 	running sync.WaitGroup
 	stopped sync.Once
 	notify  NotifyFunc
+	out     outputs
 }
 
 // NotifyFunc receives the alerts to send after each evaluation (rules.NotifyFunc).
@@ -249,7 +260,7 @@ func New(cfg *Config, logger *slog.Logger, reg prometheus.Registerer, notify Not
 		QueryFunc:       rules.EngineQueryFunc(e.promql, st.Queryable()),
 		NotifyFunc:      notify,
 		Context:         ctx,
-		AppendableV2:    st,
+		AppendableV2:    ruleStore{e},
 		Queryable:       st.Queryable(),
 		Logger:          logger.With("component", "rules"),
 		Registerer:      reg,

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,9 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"go.uber.org/goleak"
+
+	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/promrw"
 )
 
 func TestMain(m *testing.M) {
@@ -141,6 +145,19 @@ func TestRulesFireAndStateSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
 	e, srv := start(t, cfg)
+	var (
+		outMu sync.Mutex
+		out   = map[string]int{} // metric name → samples the outputs got
+	)
+	remove := e.AddOutput(func(_ context.Context, b *batch.Batch) error {
+		body, _ := b.PromRW()
+		outMu.Lock()
+		defer outMu.Unlock()
+		return promrw.ScanV1(body, func(s promrw.SeriesV1) error {
+			out[string(s.MetricName())] += s.Samples
+			return nil
+		})
+	})
 	api := labels.FromStrings("__name__", "errors_total", "job", "api")
 	res := feed(t, e, api, labels.FromStrings("__name__", "unrelated_total", "job", "api"))
 	if res.appended != 1 || res.skipped != 1 {
@@ -183,6 +200,14 @@ func TestRulesFireAndStateSurvivesRestart(t *testing.T) {
 	if _, r := get(t, srv, "/api/v1/rules", nil); !strings.Contains(string(r.Data), `"state":"firing"`) || !strings.Contains(string(r.Data), `"type":"recording"`) {
 		t.Errorf("rules: %s", r.Data)
 	}
+	remove()
+	outMu.Lock()
+	for _, name := range []string{"job:errors:sum", "ALERTS", "ALERTS_FOR_STATE"} {
+		if out[name] == 0 {
+			t.Errorf("the outputs got no %s: %v", name, out)
+		}
+	}
+	outMu.Unlock()
 	close(stopFeeding)
 	<-fed
 	srv.Close()

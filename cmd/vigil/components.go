@@ -13,6 +13,7 @@ import (
 	"github.com/vigilhq/vigil/processor/memorylimiter"
 	"github.com/vigilhq/vigil/processor/relabel"
 	"github.com/vigilhq/vigil/processor/serieslimit"
+	alertingreceiver "github.com/vigilhq/vigil/receiver/alerting"
 	otlpreceiver "github.com/vigilhq/vigil/receiver/otlp"
 	promreceiver "github.com/vigilhq/vigil/receiver/prometheus"
 	prwreceiver "github.com/vigilhq/vigil/receiver/prometheusremotewrite"
@@ -26,6 +27,7 @@ func components() (component.Factories, error) {
 			otlpreceiver.NewFactory(),
 			promreceiver.NewFactory(),
 			prwreceiver.NewFactory(),
+			alertingreceiver.NewFactory(),
 		},
 		[]component.ProcessorFactory{
 			batchprocessor.NewFactory(),

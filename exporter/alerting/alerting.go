@@ -118,3 +118,8 @@ func (e *exporter) count(sent, dropped int) {
 	e.set.Counters.Add(component.Sent, batch.Metrics, max(sent, 0))
 	e.set.Counters.Add(component.Dropped, batch.Metrics, dropped)
 }
+
+// AckPoint implements component.AckPointer.
+func (c *Config) AckPoint(component.AckMode) string {
+	return "the selected series are in the alerting store's head and written to its WAL (not fsynced)"
+}

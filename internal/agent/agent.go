@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -84,9 +86,9 @@ func New(cfg *config.Config, f component.Factories, opts Options) (*Agent, error
 			return nil, fmt.Errorf("alerting: %w", err)
 		}
 		a.alerting = e
-		for _, c := range cfg.Exporters {
+		for _, c := range slices.Concat(slices.Collect(maps.Values(cfg.Exporters)), slices.Collect(maps.Values(cfg.Receivers))) {
 			if at, ok := c.(interface{ Attach(*engine.Engine) }); ok {
-				at.Attach(e)
+				at.Attach(e) // the alerting exporter and receiver
 			}
 		}
 	}

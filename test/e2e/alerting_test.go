@@ -30,13 +30,18 @@ const alertingVigil = `receivers:
   otlp:
     protocols:
       grpc: {endpoint: %[1]s}
+  alerting: {}
 exporters:
   alerting: {}
+  file: {path: %[5]s, flush_interval: 100ms}
 service:
   pipelines:
     metrics:
       receivers: [otlp]
       exporters: [alerting]
+    metrics/rules:
+      receivers: [alerting]
+      exporters: [file]
   telemetry:
     logs: {level: info, encoding: json}
     metrics: {address: %[2]s}
@@ -96,7 +101,8 @@ func TestAlertingFromOTLP(t *testing.T) {
 		t.Fatal(err)
 	}
 	grpcAddr, tel := freeAddr(t), freeAddr(t)
-	cfg := fmt.Sprintf(alertingVigil, grpcAddr, tel, rules, filepath.Join(dir, "store"))
+	exported := filepath.Join(dir, "rules-out.jsonl")
+	cfg := fmt.Sprintf(alertingVigil, grpcAddr, tel, rules, filepath.Join(dir, "store"), exported)
 	v := startVigil(t, "vigil", cfg, tel)
 	runTelemetrygen(t, "metrics", "--metrics", "40", "--rate", "10", "--otlp-metric-name", "e2e_gauge",
 		"--otlp-insecure", "--otlp-endpoint", grpcAddr)
@@ -140,6 +146,16 @@ func TestAlertingFromOTLP(t *testing.T) {
 	if m < 1 {
 		t.Errorf("vigil_alerting_store_series %v", m)
 	}
+	// What the rules wrote goes down the metrics/rules pipeline (to a file here).
+	eventually(t, 10*time.Second, func() error {
+		b, err := os.ReadFile(exported)
+		for _, name := range []string{`"job:e2e_gauge:count"`, `"ALERTS"`, `"ALERTS_FOR_STATE"`} {
+			if !strings.Contains(string(b), name) {
+				return fmt.Errorf("%s not exported by the alerting receiver's pipeline (%v)", name, err)
+			}
+		}
+		return nil
+	})
 	v.stopClean(t)
 
 	v2 := startVigil(t, "vigil-restarted", cfg, tel)
