@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vigilhq/vigil/alerting/engine"
 	"github.com/vigilhq/vigil/config"
 	"github.com/vigilhq/vigil/internal/component"
@@ -81,7 +83,10 @@ func New(cfg *config.Config, f component.Factories, opts Options) (*Agent, error
 		fatal:     make(chan error, 1),
 	}
 	if cfg.Alerting != nil {
-		e, err := engine.New(cfg.Alerting, a.Logger.With("component", "alerting"), a.telemetry.Registry, nil)
+		// Labelled as a component's metrics are, so that the upstream discovery and engine
+		// metrics it registers do not clash with a scrape receiver's.
+		reg := prometheus.WrapRegistererWith(prometheus.Labels{"kind": "alerting", "component": "alerting"}, a.telemetry.Registry)
+		e, err := engine.New(cfg.Alerting, a.Logger.With("component", "alerting"), reg, nil)
 		if err != nil {
 			return nil, fmt.Errorf("alerting: %w", err)
 		}
