@@ -44,6 +44,10 @@ type Config struct {
 	ForGracePeriod time.Duration `yaml:"for_grace_period"`
 	// ResendDelay is how often a firing alert is sent again (--rules.alert.resend-delay).
 	ResendDelay time.Duration `yaml:"resend_delay"`
+	// Alertmanagers and AlertRelabelConfigs are Prometheus's `alerting` block: where alerts
+	// are sent (Alertmanager API v2), with the external labels added.
+	Alertmanagers       Alertmanagers       `yaml:"alertmanagers"`
+	AlertRelabelConfigs AlertRelabelConfigs `yaml:"alert_relabel_configs"`
 }
 
 // QueryConfig bounds PromQL queries, the rules' and the API's.
@@ -208,6 +212,7 @@ type Engine struct {
 	extURL *url.URL
 
 	cancel  context.CancelFunc
+	ams     *alertmanagers // nil without alerting.alertmanagers
 	running sync.WaitGroup
 	stopped sync.Once
 	notify  NotifyFunc
@@ -252,6 +257,19 @@ func New(cfg *Config, logger *slog.Logger, reg prometheus.Registerer, notify Not
 	})
 	if notify == nil {
 		notify = e.logAlerts
+		if len(cfg.Alertmanagers.Configs) > 0 {
+			ams, err := newAlertmanagers(cfg, logger, reg)
+			if err != nil {
+				_ = st.Close()
+				return nil, err
+			}
+			e.ams = ams
+			send := rules.SendAlerts(ams.nm, extURL.String())
+			notify = func(ctx context.Context, expr string, alerts ...*rules.Alert) {
+				e.logAlerts(ctx, expr, alerts...)
+				send(ctx, expr, alerts...)
+			}
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
@@ -282,6 +300,9 @@ func (e *Engine) Start() error {
 	if err := e.mgr.Update(e.cfg.EvaluationInterval, e.files, labels.FromMap(e.cfg.ExternalLabels), e.extURL.String(), nil); err != nil {
 		return fmt.Errorf("alerting: %w", err)
 	}
+	if e.ams != nil {
+		e.ams.start()
+	}
 	e.running.Add(1)
 	go func() {
 		defer e.running.Done()
@@ -301,19 +322,30 @@ func (e *Engine) Stop() error {
 	e.stopped.Do(func() {
 		e.mgr.Stop()
 		e.running.Wait()
+		if e.ams != nil {
+			e.ams.stop() // sends what is queued
+		}
 		e.cancel()
 		err = e.store.Close()
 	})
 	return err
 }
 
-// logAlerts is the notifier while none is configured: firing and resolved alerts are logged.
-func (e *Engine) logAlerts(_ context.Context, _ string, alerts ...*rules.Alert) {
+// logAlerts logs firing and resolved alerts: at info while no notifier is configured (it is
+// the only notice), at debug beside one.
+func (e *Engine) logAlerts(ctx context.Context, _ string, alerts ...*rules.Alert) {
+	level := slog.LevelInfo
+	if e.ams != nil {
+		level = slog.LevelDebug
+	}
+	if !e.logger.Enabled(ctx, level) {
+		return
+	}
 	for _, a := range alerts {
 		state := "firing"
 		if !a.ResolvedAt.IsZero() {
 			state = "resolved"
 		}
-		e.logger.Info("alert "+state, "labels", a.Labels.String(), "active_at", a.ActiveAt, "value", a.Value)
+		e.logger.Log(ctx, level, "alert "+state, "labels", a.Labels.String(), "active_at", a.ActiveAt, "value", a.Value)
 	}
 }

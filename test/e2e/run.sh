@@ -68,10 +68,12 @@ need_apt() { # need_apt COMMAND PACKAGE
 }
 need_apt prometheus prometheus
 need_apt victoria-metrics victoria-metrics
+need_apt prometheus-alertmanager prometheus-alertmanager
 need_apt python3 python3 # its http.server is the plain static web server a scrape test reads
 PROMETHEUS_BIN=$(command -v prometheus || true)
 PROMTOOL_BIN=$(command -v promtool || true) # Debian's prometheus package ships it
 PYTHON3_BIN=$(command -v python3 || true)
+ALERTMANAGER_BIN=$(command -v prometheus-alertmanager || true)
 VICTORIAMETRICS_BIN=$(command -v victoria-metrics || true)
 
 tmp=$(mktemp -d)
@@ -80,6 +82,6 @@ log "building vigil and the faultsink"
 go build -o "$tmp/vigil" ./cmd/vigil
 go build -o "$tmp/faultsink" ./test/e2e/faultsink
 
-export VIGIL_BIN="$tmp/vigil" FAULTSINK_BIN="$tmp/faultsink" TELEMETRYGEN_BIN JAEGER_BIN PROMETHEUS_BIN PROMTOOL_BIN VICTORIAMETRICS_BIN PYTHON3_BIN
+export VIGIL_BIN="$tmp/vigil" FAULTSINK_BIN="$tmp/faultsink" TELEMETRYGEN_BIN JAEGER_BIN PROMETHEUS_BIN PROMTOOL_BIN VICTORIAMETRICS_BIN PYTHON3_BIN ALERTMANAGER_BIN
 cd "$repo"
 go test -tags e2e -count=1 -v -timeout 15m ./test/e2e/... "$@"

@@ -1,0 +1,274 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+const flagRules = `groups:
+  - name: flag
+    interval: 1s
+    rules:
+      - alert: FlagUp
+        expr: e2e_flag > 0
+        for: 1s
+        labels: {severity: page}
+        annotations: {summary: "flag of {{ $labels.job }} is {{ $value }}"}
+`
+
+const amConfig = `route:
+  receiver: hook
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: http://%s/hook
+        send_resolved: true
+`
+
+const notifyVigil = `receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: %[1]s}
+exporters:
+  alerting: {}
+service:
+  pipelines:
+    metrics:
+      receivers: [otlp]
+      exporters: [alerting]
+  telemetry:
+    logs: {level: info, encoding: json}
+    metrics: {address: %[2]s}
+alerting:
+  rule_files: [%[3]s]
+  evaluation_interval: 1s
+  external_labels: {agent: e2e}
+  external_url: http://vigil.example:8888
+  store: {path: %[4]s, retention: 1h}
+  alertmanagers:
+    - timeout: 2s
+      static_configs:
+        - targets: [%[5]s, %[6]s]   # the first one is down: the second must still get every alert
+`
+
+// webhookPayload is Alertmanager's webhook body (version 4), what the test decodes.
+type webhookPayload struct {
+	Version string `json:"version"`
+	Status  string `json:"status"`
+	Alerts  []struct {
+		Status       string            `json:"status"`
+		Labels       map[string]string `json:"labels"`
+		Annotations  map[string]string `json:"annotations"`
+		StartsAt     time.Time         `json:"startsAt"`
+		EndsAt       time.Time         `json:"endsAt"`
+		GeneratorURL string            `json:"generatorURL"`
+	} `json:"alerts"`
+}
+
+type hook struct {
+	mu       sync.Mutex
+	payloads []webhookPayload
+}
+
+func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var p webhookPayload
+	body, _ := io.ReadAll(r.Body)
+	if err := json.Unmarshal(body, &p); err == nil {
+		h.mu.Lock()
+		h.payloads = append(h.payloads, p)
+		h.mu.Unlock()
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (h *hook) find(status string) (webhookPayload, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range h.payloads {
+		if p.Status == status {
+			return p, true
+		}
+	}
+	return webhookPayload{}, false
+}
+
+// flagSender sends the gauge e2e_flag over OTLP/gRPC every 300 ms with the value set.
+type flagSender struct {
+	mu    sync.Mutex
+	value float64
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func sendFlag(t *testing.T, addr string) *flagSender {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := pmetricotlp.NewGRPCClient(conn)
+	f := &flagSender{value: 1, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		defer conn.Close()
+		for {
+			f.mu.Lock()
+			v := f.value
+			f.mu.Unlock()
+			md := pmetric.NewMetrics()
+			rm := md.ResourceMetrics().AppendEmpty()
+			rm.Resource().Attributes().PutStr("service.name", "flagd")
+			m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+			m.SetName("e2e_flag")
+			dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+			dp.SetDoubleValue(v)
+			dp.SetTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, _ = client.Export(ctx, pmetricotlp.NewExportRequestFromMetrics(md))
+			cancel()
+			select {
+			case <-f.stop:
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(f.close)
+	return f
+}
+
+func (f *flagSender) set(v float64) {
+	f.mu.Lock()
+	f.value = v
+	f.mu.Unlock()
+}
+
+func (f *flagSender) close() {
+	select {
+	case <-f.stop:
+	default:
+		close(f.stop)
+	}
+	<-f.done
+}
+
+// TestAlertmanagerNotifier: Vigil's rules send to Debian's Alertmanager with Prometheus's
+// notifier (API v2), next to an Alertmanager address that is down. Alertmanager routes the
+// alert to a webhook: it fires with the external label, the rendered annotation and the
+// external URL, and resolves when the gauge goes back to 0. The down address is counted as
+// errors without holding up the other.
+func TestAlertmanagerNotifier(t *testing.T) {
+	am := binary(t, "ALERTMANAGER_BIN")
+	dir := t.TempDir()
+	h := &hook{}
+	hookAddr := serveHTTP(t, h)
+	amAddr, deadAddr := freeAddr(t), freeAddr(t)
+	amCfg := filepath.Join(dir, "am.yml")
+	if err := os.WriteFile(amCfg, []byte(fmt.Sprintf(amConfig, hookAddr)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	amProc := startProcess(t, "alertmanager", am, "--config.file="+amCfg, "--storage.path="+filepath.Join(dir, "am"),
+		"--web.listen-address="+amAddr, "--cluster.listen-address=")
+	waitHTTP(t, amProc, "http://"+amAddr+"/-/ready", 30*time.Second)
+
+	rules := filepath.Join(dir, "flag.rules.yaml")
+	if err := os.WriteFile(rules, []byte(flagRules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	grpcAddr, tel := freeAddr(t), freeAddr(t)
+	v := startVigil(t, "vigil", fmt.Sprintf(notifyVigil, grpcAddr, tel, rules, filepath.Join(dir, "store"), deadAddr, amAddr), tel)
+	flag := sendFlag(t, grpcAddr)
+
+	var firing webhookPayload
+	eventually(t, 45*time.Second, func() error {
+		var ok bool
+		if firing, ok = h.find("firing"); !ok {
+			return fmt.Errorf("no firing notification from Alertmanager yet")
+		}
+		return nil
+	})
+	if len(firing.Alerts) != 1 || firing.Version != "4" {
+		t.Fatalf("firing payload: %+v", firing)
+	}
+	a := firing.Alerts[0]
+	want := map[string]string{"alertname": "FlagUp", "severity": "page", "job": "flagd", "agent": "e2e"}
+	for k, v := range want {
+		if a.Labels[k] != v {
+			t.Errorf("label %s=%q, want %q (labels %v)", k, a.Labels[k], v, a.Labels)
+		}
+	}
+	if a.Annotations["summary"] != "flag of flagd is 1" || !strings.HasPrefix(a.GeneratorURL, "http://vigil.example:8888/graph?g0.expr=") {
+		t.Errorf("annotations %v, generatorURL %q", a.Annotations, a.GeneratorURL)
+	}
+
+	flag.set(0)
+	eventually(t, 45*time.Second, func() error {
+		if _, ok := h.find("resolved"); !ok {
+			return fmt.Errorf("no resolved notification from Alertmanager yet")
+		}
+		return nil
+	})
+	errs, sent := 0.0, 0.0
+	for _, s := range scrape(t, tel) {
+		switch s.name {
+		case "prometheus_notifications_errors_total":
+			if s.labels["alertmanager"] == "http://"+deadAddr+"/api/v2/alerts" {
+				errs += s.value
+			}
+		case "prometheus_notifications_sent_total":
+			if s.labels["alertmanager"] == "http://"+amAddr+"/api/v2/alerts" {
+				sent += s.value
+			}
+		}
+	}
+	if errs == 0 || sent < 2 {
+		t.Errorf("notifications: %v errors for the down Alertmanager (want > 0), %v sent to the live one (want >= 2)", errs, sent)
+	}
+	flag.close()
+	// The notifier reports the down Alertmanager at error level, as Prometheus does; nothing
+	// else may be an error.
+	if code := v.stop(30 * time.Second); code != 0 {
+		t.Errorf("vigil exited %d after SIGTERM, want 0", code)
+	}
+	for line := range strings.SplitSeq(v.output(), "\n") {
+		if strings.Contains(line, `"level":"ERROR"`) && !strings.Contains(line, deadAddr) {
+			t.Errorf("vigil logged an error: %s", line)
+		}
+	}
+}
+
+// serveHTTP serves h on a free loopback port until the test ends.
+func serveHTTP(t *testing.T, h http.Handler) string {
+	t.Helper()
+	addr := freeAddr(t)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
