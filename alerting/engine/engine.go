@@ -48,6 +48,8 @@ type Config struct {
 	// are sent (Alertmanager API v2), with the external labels added.
 	Alertmanagers       Alertmanagers       `yaml:"alertmanagers"`
 	AlertRelabelConfigs AlertRelabelConfigs `yaml:"alert_relabel_configs"`
+	// Alertmanager runs an Alertmanager inside the agent, which the rules send to as well.
+	Alertmanager EmbeddedConfig `yaml:"alertmanager"`
 }
 
 // QueryConfig bounds PromQL queries, the rules' and the API's.
@@ -71,6 +73,7 @@ func NewConfig() *Config {
 		EvaluationInterval: DefaultEvaluationInterval,
 		OutageTolerance:    time.Hour,
 		ResendDelay:        time.Minute,
+		Alertmanager:       newEmbeddedConfig(),
 		Store:              store.NewConfig(),
 		Query:              QueryConfig{MaxSamples: DefaultMaxSamples, Timeout: DefaultQueryTimeout, LookbackDelta: DefaultLookbackDelta},
 	}
@@ -107,6 +110,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Store.Validate(); err != nil {
 		errs = append(errs, prefix("store.", err))
+	}
+	if err := c.Alertmanager.Validate(); err != nil {
+		errs = append(errs, prefix("alertmanager.", err))
 	}
 	files, err := c.Files()
 	if err != nil {
@@ -151,6 +157,9 @@ func (c *Config) SetDirectory(dir string) {
 		if g != "" && !filepath.IsAbs(g) {
 			c.RuleFiles[i] = filepath.Join(dir, g)
 		}
+	}
+	if f := c.Alertmanager.ConfigFile; f != "" && !filepath.IsAbs(f) {
+		c.Alertmanager.ConfigFile = filepath.Join(dir, f)
 	}
 }
 
@@ -212,7 +221,8 @@ type Engine struct {
 	extURL *url.URL
 
 	cancel  context.CancelFunc
-	ams     *alertmanagers // nil without alerting.alertmanagers
+	ams     *alertmanagers // nil without alerting.alertmanagers and alerting.alertmanager
+	emb     *embedded      // nil without alerting.alertmanager
 	running sync.WaitGroup
 	stopped sync.Once
 	notify  NotifyFunc
@@ -257,17 +267,36 @@ func New(cfg *Config, logger *slog.Logger, reg prometheus.Registerer, notify Not
 	})
 	if notify == nil {
 		notify = e.logAlerts
-		if len(cfg.Alertmanagers.Configs) > 0 {
-			ams, err := newAlertmanagers(cfg, logger, reg)
+		var sends []rules.NotifyFunc
+		if cfg.Alertmanager.enabled() {
+			emb, err := newEmbedded(&cfg.Alertmanager, logger.With("component", "alertmanager"), reg)
 			if err != nil {
 				_ = st.Close()
 				return nil, err
 			}
+			e.emb = emb
+			sends = append(sends, rules.SendAlerts(embeddedSender{
+				e: emb, external: labels.FromMap(cfg.ExternalLabels), relabel: cfg.AlertRelabelConfigs.Configs, logger: logger,
+			}, extURL.String()))
+		}
+		if len(cfg.Alertmanagers.Configs) > 0 {
+			ams, err := newAlertmanagers(cfg, cfg.Alertmanagers.Configs, logger, reg)
+			if err != nil {
+				if e.emb != nil {
+					_ = e.emb.stop()
+				}
+				_ = st.Close()
+				return nil, err
+			}
 			e.ams = ams
-			send := rules.SendAlerts(ams.nm, extURL.String())
+			sends = append(sends, rules.SendAlerts(ams.nm, extURL.String()))
+		}
+		if len(sends) > 0 {
 			notify = func(ctx context.Context, expr string, alerts ...*rules.Alert) {
 				e.logAlerts(ctx, expr, alerts...)
-				send(ctx, expr, alerts...)
+				for _, send := range sends {
+					send(ctx, expr, alerts...)
+				}
 			}
 		}
 	}
@@ -300,6 +329,10 @@ func (e *Engine) Start() error {
 	if err := e.mgr.Update(e.cfg.EvaluationInterval, e.files, labels.FromMap(e.cfg.ExternalLabels), e.extURL.String(), nil); err != nil {
 		return fmt.Errorf("alerting: %w", err)
 	}
+	if e.emb != nil {
+		e.emb.start()
+		e.logger.Info("Alertmanager running in the agent", "address", e.emb.addr(), "paths", "/api/v2/alerts /api/v2/silences /api/v2/status")
+	}
 	if e.ams != nil {
 		e.ams.start()
 	}
@@ -325,8 +358,11 @@ func (e *Engine) Stop() error {
 		if e.ams != nil {
 			e.ams.stop() // sends what is queued
 		}
+		if e.emb != nil {
+			err = e.emb.stop() // after the notifier: it writes nflog and silences
+		}
 		e.cancel()
-		err = e.store.Close()
+		err = errors.Join(err, e.store.Close())
 	})
 	return err
 }
@@ -335,7 +371,7 @@ func (e *Engine) Stop() error {
 // the only notice), at debug beside one.
 func (e *Engine) logAlerts(ctx context.Context, _ string, alerts ...*rules.Alert) {
 	level := slog.LevelInfo
-	if e.ams != nil {
+	if e.ams != nil || e.emb != nil {
 		level = slog.LevelDebug
 	}
 	if !e.logger.Enabled(ctx, level) {

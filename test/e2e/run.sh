@@ -74,6 +74,7 @@ PROMETHEUS_BIN=$(command -v prometheus || true)
 PROMTOOL_BIN=$(command -v promtool || true) # Debian's prometheus package ships it
 PYTHON3_BIN=$(command -v python3 || true)
 ALERTMANAGER_BIN=$(command -v prometheus-alertmanager || true)
+AMTOOL_BIN=$(command -v amtool || true) # shipped with prometheus-alertmanager
 VICTORIAMETRICS_BIN=$(command -v victoria-metrics || true)
 
 tmp=$(mktemp -d)
@@ -82,6 +83,6 @@ log "building vigil and the faultsink"
 go build -o "$tmp/vigil" ./cmd/vigil
 go build -o "$tmp/faultsink" ./test/e2e/faultsink
 
-export VIGIL_BIN="$tmp/vigil" FAULTSINK_BIN="$tmp/faultsink" TELEMETRYGEN_BIN JAEGER_BIN PROMETHEUS_BIN PROMTOOL_BIN VICTORIAMETRICS_BIN PYTHON3_BIN ALERTMANAGER_BIN
+export VIGIL_BIN="$tmp/vigil" FAULTSINK_BIN="$tmp/faultsink" TELEMETRYGEN_BIN JAEGER_BIN PROMETHEUS_BIN PROMTOOL_BIN VICTORIAMETRICS_BIN PYTHON3_BIN ALERTMANAGER_BIN AMTOOL_BIN
 cd "$repo"
 go test -tags e2e -count=1 -v -timeout 15m ./test/e2e/... "$@"

@@ -1,0 +1,242 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const routingVigil = `receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: %[1]s}
+exporters:
+  alerting: {}
+service:
+  pipelines:
+    metrics:
+      receivers: [otlp]
+      exporters: [alerting]
+  telemetry:
+    logs: {level: info, encoding: json}
+    metrics: {address: %[2]s}
+alerting:
+  rule_files: [%[3]s]
+  evaluation_interval: 1s
+  external_labels: {agent: e2e}
+  store: {path: %[4]s/store, retention: 1h}
+  alertmanager:
+    endpoint: %[5]s
+    data_dir: %[4]s/am
+    config:
+      route:
+        receiver: hook
+        group_by: [alertname]
+        group_wait: 1s
+        group_interval: 1s
+        repeat_interval: 1h
+        routes:
+          - {matchers: ['severity="page"'], receiver: pager, continue: true}
+          - {matchers: ['severity="page"'], receiver: chat, continue: true}
+          - {matchers: ['severity="page"'], receiver: genie, continue: true}
+          - {matchers: ['severity="page"'], receiver: hook}
+      receivers:
+        - name: hook
+          webhook_configs: [{url: 'http://%[6]s/hook', send_resolved: true}]
+        - name: pager
+          pagerduty_configs: [{routing_key: '${env:E2E_PD_KEY}', url: 'http://%[6]s/pagerduty', send_resolved: true}]
+        - name: chat
+          slack_configs: [{api_url: 'http://%[6]s/slack', channel: '#oncall', send_resolved: true}]
+        - name: genie
+          opsgenie_configs: [{api_key: '${env:E2E_OPSGENIE_KEY}', api_url: 'http://%[6]s/opsgenie/', send_resolved: true}]
+`
+
+// recorder keeps every request the notifiers make, by path.
+type recorder struct {
+	mu   sync.Mutex
+	reqs []recorded
+}
+
+type recorded struct {
+	path, auth string
+	body       map[string]any
+}
+
+func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	b, _ := io.ReadAll(req.Body)
+	var body map[string]any
+	_ = json.Unmarshal(b, &body)
+	r.mu.Lock()
+	r.reqs = append(r.reqs, recorded{path: req.URL.Path, auth: req.Header.Get("Authorization"), body: body})
+	r.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if strings.HasPrefix(req.URL.Path, "/pagerduty") {
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, `{"status":"success","message":"Event processed","dedup_key":"x"}`)
+		return
+	}
+	_, _ = io.WriteString(w, `{"ok":true}`)
+}
+
+func (r *recorder) matching(prefix string, pred func(recorded) bool) []recorded {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []recorded
+	for _, q := range r.reqs {
+		if strings.HasPrefix(q.path, prefix) && (pred == nil || pred(q)) {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+func str(m map[string]any, keys ...string) string {
+	var v any = m
+	for _, k := range keys {
+		mm, ok := v.(map[string]any)
+		if !ok {
+			return ""
+		}
+		v = mm[k]
+	}
+	s, _ := v.(string)
+	return s
+}
+
+// TestRoutingInTheAgent: the rules' alerts go to the Alertmanager pipeline inside the agent
+// (Alertmanager's own packages), which routes them down a route tree with `continue` to a
+// webhook, PagerDuty Events API v2, Slack and Opsgenie, pointed at a recording server. Each
+// gets the firing and then the resolved notification in its own format: PagerDuty trigger
+// and resolve with one dedup key, Opsgenie create and close by alias. A restart while the
+// alert fires does not page again (the notification log is kept on disk). Debian's amtool
+// reads the alert and adds a silence through the agent's Alertmanager API v2.
+func TestRoutingInTheAgent(t *testing.T) {
+	amtool := binary(t, "AMTOOL_BIN")
+	dir := t.TempDir()
+	rec := &recorder{}
+	hookAddr := serveHTTP(t, rec)
+	rules := filepath.Join(dir, "flag.rules.yaml")
+	if err := os.WriteFile(rules, []byte(flagRules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("E2E_PD_KEY", "pd-routing-key-0123456789abcdef")
+	t.Setenv("E2E_OPSGENIE_KEY", "genie-secret")
+	grpcAddr, tel, amAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	cfg := fmt.Sprintf(routingVigil, grpcAddr, tel, rules, dir, amAddr, hookAddr)
+	v := startVigil(t, "vigil", cfg, tel)
+	flag := sendFlag(t, grpcAddr)
+
+	firing := func(q recorded) bool {
+		switch {
+		case strings.HasPrefix(q.path, "/hook"):
+			return str(q.body, "status") == "firing"
+		case strings.HasPrefix(q.path, "/pagerduty"):
+			return str(q.body, "event_action") == "trigger"
+		case strings.HasPrefix(q.path, "/slack"):
+			return strings.HasPrefix(str(q.body, "attachments0", "title"), "[FIRING") || strings.Contains(fmt.Sprint(q.body["attachments"]), "[FIRING:1]")
+		case strings.HasPrefix(q.path, "/opsgenie"):
+			return q.path == "/opsgenie/v2/alerts"
+		}
+		return false
+	}
+	resolved := func(q recorded) bool {
+		switch {
+		case strings.HasPrefix(q.path, "/hook"):
+			return str(q.body, "status") == "resolved"
+		case strings.HasPrefix(q.path, "/pagerduty"):
+			return str(q.body, "event_action") == "resolve"
+		case strings.HasPrefix(q.path, "/slack"):
+			return strings.Contains(fmt.Sprint(q.body["attachments"]), "[RESOLVED]")
+		case strings.HasPrefix(q.path, "/opsgenie"):
+			return strings.HasSuffix(q.path, "/close")
+		}
+		return false
+	}
+	receivers := []string{"/hook", "/pagerduty", "/slack", "/opsgenie"}
+	waitAll := func(what string, pred func(recorded) bool) {
+		t.Helper()
+		eventually(t, 45*time.Second, func() error {
+			for _, p := range receivers {
+				if len(rec.matching(p, pred)) == 0 {
+					return fmt.Errorf("no %s notification at %s yet", what, p)
+				}
+			}
+			return nil
+		})
+	}
+	waitAll("firing", firing)
+
+	hook := rec.matching("/hook", firing)[0].body
+	alerts, _ := hook["alerts"].([]any)
+	if len(alerts) != 1 {
+		t.Fatalf("webhook: %v", hook)
+	}
+	labels, _ := alerts[0].(map[string]any)["labels"].(map[string]any)
+	if labels["alertname"] != "FlagUp" || labels["agent"] != "e2e" || labels["job"] != "flagd" {
+		t.Errorf("webhook alert labels %v, want alertname, the external label and job", labels)
+	}
+	pd := rec.matching("/pagerduty", firing)[0]
+	if str(pd.body, "routing_key") != "pd-routing-key-0123456789abcdef" || str(pd.body, "dedup_key") == "" {
+		t.Errorf("PagerDuty trigger: %v", pd.body)
+	}
+	if g := rec.matching("/opsgenie", firing)[0]; g.auth != "GenieKey genie-secret" || str(g.body, "alias") == "" {
+		t.Errorf("Opsgenie create: auth %q body %v", g.auth, g.body)
+	}
+	if s := rec.matching("/slack", firing)[0]; str(s.body, "channel") != "#oncall" {
+		t.Errorf("Slack: %v", s.body)
+	}
+
+	// amtool, Alertmanager's own client, against the agent.
+	out, code := runTool(t, 30*time.Second, amtool, "--alertmanager.url=http://"+amAddr, "alert", "query", "alertname=FlagUp")
+	if code != 0 || !strings.Contains(out, "FlagUp") {
+		t.Errorf("amtool alert query: exit %d\n%s", code, out)
+	}
+	out, code = runTool(t, 30*time.Second, amtool, "--alertmanager.url=http://"+amAddr, "silence", "add", "alertname=Other",
+		"--comment=e2e", "--author=e2e", "--duration=1h")
+	if code != 0 {
+		t.Errorf("amtool silence add: exit %d\n%s", code, out)
+	}
+	out, code = runTool(t, 30*time.Second, amtool, "--alertmanager.url=http://"+amAddr, "silence", "query", "-q")
+	if code != 0 || strings.TrimSpace(out) == "" {
+		t.Errorf("amtool silence query: exit %d\n%s", code, out)
+	}
+
+	// A restart while the alert fires: the notification log on disk keeps it from paging again.
+	before := len(rec.matching("/hook", firing))
+	v.stopClean(t)
+	v = startVigil(t, "vigil-restarted", cfg, tel)
+	time.Sleep(6 * time.Second) // several evaluations and group intervals
+	if n := len(rec.matching("/hook", firing)); n != before {
+		t.Errorf("after a restart the firing alert was sent again: %d firing notifications, had %d", n, before)
+	}
+	out, code = runTool(t, 30*time.Second, amtool, "--alertmanager.url=http://"+amAddr, "silence", "query", "-q")
+	if code != 0 || strings.TrimSpace(out) == "" {
+		t.Errorf("the silence did not survive the restart: exit %d\n%s", code, out)
+	}
+
+	flag.set(0)
+	waitAll("resolved", resolved)
+	pdr := rec.matching("/pagerduty", resolved)[0]
+	if str(pdr.body, "dedup_key") != str(pd.body, "dedup_key") {
+		t.Errorf("PagerDuty resolve dedup_key %q, trigger had %q", str(pdr.body, "dedup_key"), str(pd.body, "dedup_key"))
+	}
+	if gc := rec.matching("/opsgenie", resolved)[0]; !strings.Contains(gc.path, "/v2/alerts/") {
+		t.Errorf("Opsgenie close path %s", gc.path)
+	}
+	for _, line := range strings.Split(v.output(), "\n") {
+		if strings.Contains(line, "genie-secret") || strings.Contains(line, "pd-routing-key") {
+			t.Errorf("a secret was logged: %s", line)
+		}
+	}
+	flag.close()
+	v.stopClean(t)
+}
