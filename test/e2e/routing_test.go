@@ -240,3 +240,99 @@ func TestRoutingInTheAgent(t *testing.T) {
 	flag.close()
 	v.stopClean(t)
 }
+
+const killVigil = `receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: %[1]s}
+exporters:
+  alerting: {}
+service:
+  pipelines:
+    metrics:
+      receivers: [otlp]
+      exporters: [alerting]
+  telemetry:
+    logs: {level: info, encoding: json}
+    metrics: {address: %[2]s}
+alerting:
+  rule_files: [%[3]s]
+  evaluation_interval: 1s
+  store: {path: %[4]s/store, retention: 1h}
+  alertmanager:
+    endpoint: %[5]s
+    data_dir: %[4]s/am
+    config:
+      route: {receiver: hook, group_by: [alertname], group_wait: 1s, group_interval: 2s, repeat_interval: 1h}
+      receivers:
+        - name: hook
+          webhook_configs: [{url: 'http://%[6]s/hook', send_resolved: true}]
+`
+
+// flaky answers 503 until up is set, and records what it accepted.
+type flaky struct {
+	recorder
+	mu      sync.Mutex
+	up      bool
+	refused int
+}
+
+func (f *flaky) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	up := f.up
+	if !up {
+		f.refused++
+	}
+	f.mu.Unlock()
+	if !up {
+		_, _ = io.Copy(io.Discard, r.Body)
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+		return
+	}
+	f.recorder.ServeHTTP(w, r)
+}
+
+// TestPageSurvivesKill: the page's target refuses while the alert fires; Vigil is killed with
+// SIGKILL before any page got through. After the restart the alert's state comes back from
+// the store's WAL, and once the target is up the page arrives: a page that was never
+// delivered is not lost to a crash.
+func TestPageSurvivesKill(t *testing.T) {
+	dir := t.TempDir()
+	target := &flaky{}
+	hookAddr := serveHTTP(t, target)
+	rules := filepath.Join(dir, "flag.rules.yaml")
+	if err := os.WriteFile(rules, []byte(flagRules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	grpcAddr, tel, amAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	cfg := fmt.Sprintf(killVigil, grpcAddr, tel, rules, dir, amAddr, hookAddr)
+	v := startVigil(t, "vigil", cfg, tel)
+	flag := sendFlag(t, grpcAddr)
+	eventually(t, 30*time.Second, func() error {
+		target.mu.Lock()
+		defer target.mu.Unlock()
+		if target.refused < 2 {
+			return fmt.Errorf("%d pages refused so far, want 2", target.refused)
+		}
+		return nil
+	})
+	flag.close()
+	v.kill()
+	if n := len(target.matching("/hook", nil)); n != 0 {
+		t.Fatalf("%d pages accepted while the target was down", n)
+	}
+
+	target.mu.Lock()
+	target.up = true
+	target.mu.Unlock()
+	v = startVigil(t, "vigil-restarted", cfg, tel) // no new samples: the WAL has the alert's series and state
+	eventually(t, 30*time.Second, func() error {
+		for _, q := range target.matching("/hook", nil) {
+			if str(q.body, "status") == "firing" {
+				return nil
+			}
+		}
+		return fmt.Errorf("the page did not arrive after the restart")
+	})
+	v.stopClean(t)
+}
