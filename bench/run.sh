@@ -6,7 +6,7 @@
 # Extra arguments go to the OTLP harness, e.g. `bash bench/run.sh -signals traces -rounds 1`.
 # Environment: VIGIL_BIN (measure this binary instead of building one), OTELCOL_BIN, VMAGENT_BIN,
 # BENCH_PARTS (comma-separated: otlp, rw; default both), BENCH_PEERS=0 (vigil alone),
-# RW_ARGS (arguments for rwbench; default "-duration 10s -warmup 3s -rounds 2").
+# RW_ARGS (arguments for rwbench; default "-duration 10s -warmup 3s -rounds 2 -alerting").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,5 +50,5 @@ if [[ $parts == *,rw,* ]]; then
     [[ -n $VMAGENT_BIN ]] && vmagent=(-vmagent "$VMAGENT_BIN")
   fi
   # shellcheck disable=SC2086 # RW_ARGS is a list of flags
-  "$tmp/rwbench" -vigil "$VIGIL_BIN" "${vmagent[@]}" ${RW_ARGS:--duration 10s -warmup 3s -rounds 2}
+  "$tmp/rwbench" -vigil "$VIGIL_BIN" "${vmagent[@]}" ${RW_ARGS:--duration 10s -warmup 3s -rounds 2 -alerting}
 fi

@@ -105,6 +105,17 @@ func matchesEverything(ms []*labels.Matcher) bool {
 // keep everything it is fed (worth a warning in `vigil validate`).
 func (s *Selection) SelectsEverything() bool { return s.everyone }
 
+// MaySelectName reports whether some selector could match a series of that metric name: when
+// it says no, the series need not be looked at further (its labels not even built). It does
+// not allocate.
+func (s *Selection) MaySelectName(name []byte) bool {
+	if s.everyone || len(s.unnamed) > 0 {
+		return true
+	}
+	_, ok := s.byName[string(name)]
+	return ok
+}
+
 // Selects reports whether a rule can read the series.
 func (s *Selection) Selects(ls labels.Labels) bool {
 	if s.everyone {

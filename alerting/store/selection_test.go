@@ -118,3 +118,22 @@ func BenchmarkSelects(b *testing.B) {
 		b.Fatal("nothing selected")
 	}
 }
+
+func TestMaySelectName(t *testing.T) {
+	s := &Selection{}
+	if err := s.AddSelector(`http_requests_total{job="api"}`); err != nil {
+		t.Fatal(err)
+	}
+	if !s.MaySelectName([]byte("http_requests_total")) || s.MaySelectName([]byte("node_cpu_seconds_total")) {
+		t.Error("named selector: wrong answer")
+	}
+	if err := s.AddSelector(`{job="api"}`); err != nil {
+		t.Fatal(err)
+	}
+	if !s.MaySelectName([]byte("node_cpu_seconds_total")) {
+		t.Error("a selector without a name may match any name")
+	}
+	if n := testing.AllocsPerRun(100, func() { s.MaySelectName([]byte("x")) }); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+}

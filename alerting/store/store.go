@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"sync"
 	"time"
@@ -261,37 +262,71 @@ func (s *Store) AppendRW(ctx context.Context, body []byte) (*FeedAppender, error
 	var (
 		sb labels.ScratchBuilder
 		ls labels.Labels
-		ts prompb.TimeSeries
+		hp prompb.Histogram
+		hs [][]byte
+
+		arena []byte
+		ends  []int
 	)
 	sc := promrw.Scanner{Trusted: true}
 	err := sc.ScanV1(body, func(sr promrw.SeriesV1) error {
-		sb.Reset()
+		if !s.sel.MaySelectName(sr.MetricName()) {
+			app.Skipped += sr.Samples + sr.Histograms
+			return nil
+		}
+		// The series' names and values are copied into one string (one allocation) that the
+		// labels are cut from.
+		arena, ends = arena[:0], ends[:0]
 		it := sr.Labels()
 		for n, v, ok := it.Next(); ok; n, v, ok = it.Next() {
-			sb.Add(string(n), string(v))
+			arena = append(arena, n...)
+			ends = append(ends, len(arena))
+			arena = append(arena, v...)
+			ends = append(ends, len(arena))
 		}
 		if err := it.Err(); err != nil {
 			return err
+		}
+		all := string(arena)
+		sb.Reset()
+		for i, from := 0, 0; i+1 < len(ends); i += 2 {
+			sb.Add(all[from:ends[i]], all[ends[i]:ends[i+1]])
+			from = ends[i+1]
 		}
 		sb.Overwrite(&ls)
 		if !s.sel.Selects(ls) {
 			app.Skipped += sr.Samples + sr.Histograms
 			return nil
 		}
-		ts.Reset()
-		if err := ts.Unmarshal(sr.Raw); err != nil {
-			return err
-		}
 		ls := sb.Labels()
 		var ref storage.SeriesRef
-		for _, smp := range ts.Samples {
-			r, err := app.Append(ref, ls, 0, smp.Timestamp, smp.Value, nil, nil, storage.AppendV2Options{})
+		// Samples are read in place; only histograms (rare) are decoded with prompb.
+		for b := sr.Raw; len(b) > 0; {
+			num, _, v, _, n, err := promrw.ReadField(b)
 			if err != nil {
 				return err
 			}
-			ref = r
+			b = b[n:]
+			switch num {
+			case 2: // Sample
+				value, t, err := readSample(v)
+				if err != nil {
+					return err
+				}
+				r, err := app.Append(ref, ls, 0, t, value, nil, nil, storage.AppendV2Options{})
+				if err != nil {
+					return err
+				}
+				ref = r
+			case 4: // Histogram
+				hs = append(hs, v)
+			}
 		}
-		for _, hp := range ts.Histograms {
+		for _, raw := range hs {
+			hp.Reset()
+			if err := hp.Unmarshal(raw); err != nil {
+				return err
+			}
 			var (
 				h  *histogram.Histogram
 				fh *histogram.FloatHistogram
@@ -307,6 +342,7 @@ func (s *Store) AppendRW(ctx context.Context, body []byte) (*FeedAppender, error
 			}
 			ref = r
 		}
+		hs = hs[:0]
 		return nil
 	})
 	if err != nil {
@@ -314,4 +350,22 @@ func (s *Store) AppendRW(ctx context.Context, body []byte) (*FeedAppender, error
 		return app, fmt.Errorf("alerting store: %w", err)
 	}
 	return app, app.Commit()
+}
+
+// readSample reads a prometheus.Sample message: value (1, double) and timestamp (2, int64).
+func readSample(b []byte) (v float64, t int64, err error) {
+	for len(b) > 0 {
+		num, _, _, u, n, err := promrw.ReadField(b)
+		if err != nil {
+			return 0, 0, err
+		}
+		b = b[n:]
+		switch num {
+		case 1:
+			v = math.Float64frombits(u)
+		case 2:
+			t = int64(u)
+		}
+	}
+	return v, t, nil
 }

@@ -31,6 +31,7 @@ import (
 
 type options struct {
 	vigil, vmagent   string
+	alerting         bool
 	duration, warmup time.Duration
 	concurrency      int
 	series, labels   int
@@ -49,6 +50,7 @@ func main() {
 	flag.IntVar(&o.series, "series", 2000, "series per request, one sample each (Prometheus sends up to 2000 samples per request)")
 	flag.IntVar(&o.labels, "labels", 8, "labels per series besides __name__")
 	flag.IntVar(&o.rounds, "rounds", 1, "rounds; agents alternate within each round")
+	flag.BoolVar(&o.alerting, "alerting", false, "also measure vigil with the alerting exporter and rules beside the remote-write exporter")
 	flag.StringVar(&o.out, "out", "bench/results/remote-write.md", "Markdown report (empty: stdout only)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "have vigil write a CPU profile of its last run here")
 	flag.Parse()
@@ -102,6 +104,25 @@ func run(o options) error {
 		}
 		return exec.Command(o.vigil, args...), "http://" + metrics + "/readyz"
 	}}}
+	if o.alerting {
+		// The same relay with the alerting exporter beside the remote-write one and rules that
+		// select a fifth of the series (10 of the 50 metric names): what the local store and
+		// the rules cost on the hot path, measured in the same run.
+		var rules strings.Builder
+		rules.WriteString("groups:\n  - name: bench\n    interval: 15s\n    rules:\n")
+		for i := range 10 {
+			fmt.Fprintf(&rules, "      - alert: Bench%d\n        expr: rate(bench_metric_%d[5m]) > 1e9\n", i, i)
+		}
+		rulesFile := filepath.Join(dir, "bench.rules.yaml")
+		if err := os.WriteFile(rulesFile, []byte(rules.String()), 0o644); err != nil {
+			return err
+		}
+		agents = append(agents, agent{"vigil+alerting", func(listen, sink, metrics, dir string) (*exec.Cmd, string) {
+			cfg := filepath.Join(dir, "vigil.yaml")
+			_ = os.WriteFile(cfg, fmt.Appendf(nil, vigilAlertingConfig, listen, sink, metrics, rulesFile, filepath.Join(dir, "store")), 0o644)
+			return exec.Command(o.vigil, "run", "--config", cfg), "http://" + metrics + "/readyz"
+		}})
+	}
 	if o.vmagent != "" {
 		agents = append(agents, agent{"vmagent", func(listen, sink, _, dir string) (*exec.Cmd, string) {
 			return exec.Command(o.vmagent, "-httpListenAddr="+listen, "-remoteWrite.url=http://"+sink+"/api/v1/write",
@@ -142,6 +163,30 @@ service:
   telemetry:
     logs: {level: warn}
     metrics: {address: %s}
+`
+
+const alertingNote = "vigil+alerting: the same relay with the `alerting` exporter beside the remote-write one, " +
+	"feeding the local store of 10 alerting rules that select 10 of the 50 metric names (a fifth of the series); " +
+	"the difference to vigil is what the store and the rules cost.\n\n"
+
+const vigilAlertingConfig = `receivers:
+  prometheusremotewrite:
+    endpoint: %s
+exporters:
+  prometheusremotewrite:
+    endpoint: http://%s/api/v1/write
+  alerting: {}
+service:
+  pipelines:
+    metrics:
+      receivers: [prometheusremotewrite]
+      exporters: [prometheusremotewrite, alerting]
+  telemetry:
+    logs: {level: warn}
+    metrics: {address: %s}
+alerting:
+  rule_files: [%s]
+  store: {path: %s, retention: 1h}
 `
 
 // request builds a 1.0 body of n series with realistic label sets, one sample each.
@@ -351,6 +396,9 @@ func markdown(o options, perReq, reqBytes int, rs []result) string {
 	fmt.Fprintf(&b, "rwbench → agent (remote write in → remote write out) → sink (in rwbench), all on this host. "+
 		"%d series × 1 sample per request (%d labels each, %d bytes snappy), %d requests in flight, %s warm-up, %s measured, %d round(s).\n\n",
 		perReq, o.labels+1, reqBytes, o.concurrency, o.warmup, o.duration, o.rounds)
+	if o.alerting {
+		b.WriteString(alertingNote)
+	}
 	b.WriteString("| round | agent | sink samples/s | acked samples/s | p50 / p99 ms | CPU s per M samples | samples per CPU-s | peak RSS MiB | loss (acked − received) | errors | exit |\n")
 	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
