@@ -290,34 +290,9 @@ func (e *Engine) series(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *Engine) labelNames(w http.ResponseWriter, r *http.Request) {
-	q, _, aerr := e.querier(r)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
-	defer q.Close()
-	sets, aerr := matchers(r)
-	if aerr != nil {
-		writeError(w, aerr)
-		return
-	}
-	names := map[string]bool{}
-	var warnings annotations.Annotations
-	if len(sets) == 0 {
-		sets = [][]*labels.Matcher{nil}
-	}
-	for _, ms := range sets {
-		ns, ws, err := q.LabelNames(r.Context(), nil, ms...)
-		if err != nil {
-			writeError(w, &apiError{"execution", err})
-			return
-		}
-		warnings.Merge(ws)
-		for _, n := range ns {
-			names[n] = true
-		}
-	}
-	writeData(w, sortedKeys(names), warnings)
+	e.strings(w, r, func(q storage.Querier, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return q.LabelNames(r.Context(), nil, ms...)
+	})
 }
 
 func (e *Engine) labelValues(w http.ResponseWriter, r *http.Request) {
@@ -326,6 +301,14 @@ func (e *Engine) labelValues(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badData("invalid label name: %q", name))
 		return
 	}
+	e.strings(w, r, func(q storage.Querier, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return q.LabelValues(r.Context(), name, nil, ms...)
+	})
+}
+
+// strings answers with the sorted union of what get returns for each match[] set (or for
+// every series without one): label names or values.
+func (e *Engine) strings(w http.ResponseWriter, r *http.Request, get func(storage.Querier, []*labels.Matcher) ([]string, annotations.Annotations, error)) {
 	q, _, aerr := e.querier(r)
 	if aerr != nil {
 		writeError(w, aerr)
@@ -340,20 +323,20 @@ func (e *Engine) labelValues(w http.ResponseWriter, r *http.Request) {
 	if len(sets) == 0 {
 		sets = [][]*labels.Matcher{nil}
 	}
-	values := map[string]bool{}
+	seen := map[string]bool{}
 	var warnings annotations.Annotations
 	for _, ms := range sets {
-		vs, ws, err := q.LabelValues(r.Context(), name, nil, ms...)
+		vs, ws, err := get(q, ms)
 		if err != nil {
 			writeError(w, &apiError{"execution", err})
 			return
 		}
 		warnings.Merge(ws)
 		for _, v := range vs {
-			values[v] = true
+			seen[v] = true
 		}
 	}
-	writeData(w, sortedKeys(values), warnings)
+	writeData(w, sortedKeys(seen), warnings)
 }
 
 func validName(s string) bool { return s == labels.MetricName || validLabelName(s) }

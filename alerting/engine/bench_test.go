@@ -3,16 +3,23 @@ package engine
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/alertmanager/alert"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"go.yaml.in/yaml/v3"
 )
 
 // BenchmarkEvaluate1000RulesOver100kSeries: one evaluation of 1000 alerting rules (10 groups
@@ -88,4 +95,54 @@ func BenchmarkEvaluate1000RulesOver100kSeries(b *testing.B) {
 	if firing == 0 {
 		b.Fatal("no rule became active: the benchmark evaluated nothing")
 	}
+}
+
+// BenchmarkEmbeddedNotifications: alerts put into the in-agent Alertmanager and delivered to
+// a webhook, one group per alert (group_by alertname, group_wait 0). ns/op is the time from
+// handing over one alert to its notification being received, amortised over a burst of b.N.
+func BenchmarkEmbeddedNotifications(b *testing.B) {
+	var got atomic.Int64
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		got.Add(1)
+	}))
+	defer hook.Close()
+	c := newEmbeddedConfig()
+	c.HTTP.Endpoint = "127.0.0.1:0"
+	c.DataDir = b.TempDir()
+	text := fmt.Sprintf("route: {receiver: hook, group_by: [alertname], group_wait: 0s, group_interval: 1h, repeat_interval: 1h}\n"+
+		"receivers: [{name: hook, webhook_configs: [{url: %q}]}]\n", hook.URL)
+	if err := yaml.Unmarshal([]byte(text), &c.Config); err != nil {
+		b.Fatal(err)
+	}
+	e, err := newEmbedded(&c, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.start()
+	defer e.stop()
+	now := time.Now()
+	b.ResetTimer()
+	batch := make([]*alert.Alert, 0, 100)
+	for i := range b.N {
+		batch = append(batch, alert.New(model.Alert{
+			Labels:   model.LabelSet{"alertname": model.LabelValue(fmt.Sprintf("A%d", i)), "severity": "page"},
+			StartsAt: now, EndsAt: now.Add(time.Hour),
+		}, now, false))
+		if len(batch) == cap(batch) || i == b.N-1 {
+			if err := e.put(batch...); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for got.Load() < int64(b.N) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	if got.Load() < int64(b.N) {
+		b.Fatalf("%d of %d notifications arrived within a minute", got.Load(), b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "notifications/s")
 }

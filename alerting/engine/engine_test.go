@@ -197,6 +197,12 @@ func TestRulesFireAndStateSurvivesRestart(t *testing.T) {
 	if _, r := get(t, srv, "/api/v1/series", url.Values{"match[]": {"errors_total"}}); !strings.Contains(string(r.Data), `"job":"api"`) {
 		t.Errorf("series errors_total: %s", r.Data)
 	}
+	if _, r := get(t, srv, "/api/v1/labels", nil); !strings.Contains(string(r.Data), `"job"`) || !strings.Contains(string(r.Data), `"alertstate"`) {
+		t.Errorf("labels: %s", r.Data)
+	}
+	if _, r := get(t, srv, "/api/v1/label/job/values", url.Values{"match[]": {"errors_total"}}); string(r.Data) != `["api"]` {
+		t.Errorf("label values of job for errors_total: %s", r.Data)
+	}
 	if _, r := get(t, srv, "/api/v1/rules", nil); !strings.Contains(string(r.Data), `"state":"firing"`) || !strings.Contains(string(r.Data), `"type":"recording"`) {
 		t.Errorf("rules: %s", r.Data)
 	}

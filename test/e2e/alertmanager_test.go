@@ -47,7 +47,9 @@ receivers:
         send_resolved: true
 `
 
-const notifyVigil = `receivers:
+// alertingHead is the start of the alerting tests' configs: OTLP/gRPC (%[1]s) into the
+// alerting exporter, self-telemetry on %[2]s, rules from %[3]s evaluated every second.
+const alertingHead = `receivers:
   otlp:
     protocols:
       grpc: {endpoint: %[1]s}
@@ -64,7 +66,9 @@ service:
 alerting:
   rule_files: [%[3]s]
   evaluation_interval: 1s
-  external_labels: {agent: e2e}
+`
+
+const notifyVigil = alertingHead + `  external_labels: {agent: e2e}
   external_url: http://vigil.example:8888
   store: {path: %[4]s, retention: 1h}
   alertmanagers:

@@ -15,24 +15,7 @@ import (
 	"time"
 )
 
-const routingVigil = `receivers:
-  otlp:
-    protocols:
-      grpc: {endpoint: %[1]s}
-exporters:
-  alerting: {}
-service:
-  pipelines:
-    metrics:
-      receivers: [otlp]
-      exporters: [alerting]
-  telemetry:
-    logs: {level: info, encoding: json}
-    metrics: {address: %[2]s}
-alerting:
-  rule_files: [%[3]s]
-  evaluation_interval: 1s
-  external_labels: {agent: e2e}
+const routingVigil = alertingHead + `  external_labels: {agent: e2e}
   store: {path: %[4]s/store, retention: 1h}
   alertmanager:
     endpoint: %[5]s
@@ -241,24 +224,7 @@ func TestRoutingInTheAgent(t *testing.T) {
 	v.stopClean(t)
 }
 
-const killVigil = `receivers:
-  otlp:
-    protocols:
-      grpc: {endpoint: %[1]s}
-exporters:
-  alerting: {}
-service:
-  pipelines:
-    metrics:
-      receivers: [otlp]
-      exporters: [alerting]
-  telemetry:
-    logs: {level: info, encoding: json}
-    metrics: {address: %[2]s}
-alerting:
-  rule_files: [%[3]s]
-  evaluation_interval: 1s
-  store: {path: %[4]s/store, retention: 1h}
+const killVigil = alertingHead + `  store: {path: %[4]s/store, retention: 1h}
   alertmanager:
     endpoint: %[5]s
     data_dir: %[4]s/am
