@@ -152,6 +152,11 @@ type embedded struct {
 	alerts   *mem.Alerts
 	api      *amapi.API
 
+	// Built once: they register metrics.
+	pipelines *notify.PipelineBuilder
+	dmetrics  *dispatch.DispatcherMetrics
+	rec       eventrecorder.Recorder
+
 	mu         sync.Mutex
 	inhibitor  *inhibit.Inhibitor
 	dispatcher *dispatch.Dispatcher
@@ -227,7 +232,10 @@ func newEmbedded(c *EmbeddedConfig, logger *slog.Logger, reg prometheus.Register
 		e.alerts.Close()
 		return nil, fmt.Errorf("alertmanager: %w", err)
 	}
-	if err := e.apply(conf, reg, rec, ff); err != nil {
+	e.rec = rec
+	e.pipelines = notify.NewPipelineBuilder(reg, ff, rec)
+	e.dmetrics = dispatch.NewDispatcherMetrics(false, reg, ff)
+	if err := e.apply(conf); err != nil {
 		e.alerts.Close()
 		return nil, err
 	}
@@ -243,7 +251,8 @@ func newEmbedded(c *EmbeddedConfig, logger *slog.Logger, reg prometheus.Register
 
 // apply builds what the configuration says: templates, routes, receivers, time intervals,
 // inhibitor, notify pipeline and dispatcher (started by start).
-func (e *embedded) apply(conf *amconfig.Config, reg prometheus.Registerer, rec eventrecorder.Recorder, ff featurecontrol.Flagger) error {
+func (e *embedded) apply(conf *amconfig.Config) error {
+	rec := e.rec
 	tmpl, err := template.FromGlobs(conf.Templates)
 	if err != nil {
 		return fmt.Errorf("alertmanager: templates: %w", err)
@@ -280,14 +289,14 @@ func (e *embedded) apply(conf *amconfig.Config, reg prometheus.Registerer, rec e
 	intervener := timeinterval.NewIntervener(intervals)
 	inhibitor := inhibit.NewInhibitor(e.alerts, conf.InhibitRules, e.logger, rec)
 	noWait := func() time.Duration { return 0 } // no cluster to wait for
-	pipeline := notify.NewPipelineBuilder(reg, ff, rec).New(integrations, noWait, inhibitor, e.silencer, intervener, e.nflog, nil)
+	pipeline := e.pipelines.New(integrations, noWait, inhibitor, e.silencer, intervener, e.nflog, nil)
 	e.api.Update(conf, func(ctx context.Context, ls labelset.LabelSet) {
 		inhibitor.Mutes(ctx, ls)
 		e.silencer.Mutes(ctx, ls)
 	})
 	timeout := func(d time.Duration) time.Duration { return max(d, notify.MinTimeout) }
 	d := dispatch.NewDispatcher(e.alerts, routes, pipeline, intervener, timeout, 30*time.Second, nil, e.logger,
-		rec, dispatch.NewDispatcherMetrics(false, reg, ff), tmpl)
+		rec, e.dmetrics, tmpl)
 	e.mu.Lock()
 	e.inhibitor, e.dispatcher = inhibitor, d
 	e.mu.Unlock()
@@ -304,16 +313,49 @@ func (e *embedded) start() {
 	e.running.Go(func() {
 		e.silences.Maintenance(e.cfg.MaintenanceInterval, filepath.Join(dir, "silences"), e.stopc, nil)
 	})
-	go e.inhibitor.Run()
-	e.inhibitor.WaitForLoading()
-	go e.dispatcher.Run(time.Now())
-	e.dispatcher.WaitForLoading()
+	e.runPipeline()
 	go func() {
 		defer close(e.served)
 		if err := e.srv.Serve(e.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			e.logger.Error("Alertmanager API listener failed", "error", err)
 		}
 	}()
+}
+
+// runPipeline starts the inhibitor, then the dispatcher once the inhibitor has loaded the
+// alerts (so that nothing inhibited is sent meanwhile).
+func (e *embedded) runPipeline() {
+	e.mu.Lock()
+	i, d := e.inhibitor, e.dispatcher
+	e.mu.Unlock()
+	go i.Run()
+	i.WaitForLoading()
+	go d.Run(time.Now())
+	d.WaitForLoading()
+}
+
+// reload applies the Alertmanager configuration again (its file may have changed). A
+// configuration that does not load or build leaves the running one in place.
+func (e *embedded) reload() error {
+	conf, err := e.cfg.load()
+	if err != nil {
+		return fmt.Errorf("alertmanager: %w", err)
+	}
+	e.mu.Lock()
+	oldI, oldD := e.inhibitor, e.dispatcher
+	e.mu.Unlock()
+	if err := e.apply(conf); err != nil {
+		e.mu.Lock()
+		e.inhibitor, e.dispatcher = oldI, oldD
+		e.mu.Unlock()
+		return err
+	}
+	// As Alertmanager does: the old pipeline stops, the new one takes the alerts from the
+	// provider; the notification log keeps groups already notified from paging again.
+	oldD.Stop()
+	oldI.Stop()
+	e.runPipeline()
+	return nil
 }
 
 // put hands alerts to the provider, as a POST to /api/v2/alerts would.

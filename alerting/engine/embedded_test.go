@@ -4,6 +4,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -49,5 +51,52 @@ func TestEmbeddedAPI(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.HasPrefix(strings.TrimSpace(string(b)), "{") && !strings.HasPrefix(strings.TrimSpace(string(b)), "[") {
 			t.Errorf("%s: %d %s", path, resp.StatusCode, b)
 		}
+	}
+}
+
+// TestEmbeddedReload: a changed configuration file is applied (its receivers served by the
+// API); a broken one is refused and the running one stays.
+func TestEmbeddedReload(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "am.yml")
+	write := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("route: {receiver: one}\nreceivers: [{name: one}]\n")
+	c := newEmbeddedConfig()
+	c.HTTP.Endpoint = "127.0.0.1:0"
+	c.DataDir = t.TempDir()
+	c.ConfigFile = file
+	e, err := newEmbedded(&c, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	defer e.stop()
+	receivers := func() string {
+		t.Helper()
+		resp, err := http.Get("http://" + e.addr() + "/api/v2/receivers")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	write("route: {receiver: two}\nreceivers: [{name: two}]\n")
+	if err := e.reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := receivers(); !strings.Contains(got, `"two"`) || strings.Contains(got, `"one"`) {
+		t.Errorf("receivers after reload: %s", got)
+	}
+	write("route: {receiver: missing}\nreceivers: [{name: two}]\n")
+	if err := e.reload(); err == nil {
+		t.Error("a configuration routing to an undefined receiver was applied")
+	}
+	if got := receivers(); !strings.Contains(got, `"two"`) {
+		t.Errorf("receivers after a failed reload: %s", got)
 	}
 }

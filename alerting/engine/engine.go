@@ -227,6 +227,9 @@ type Engine struct {
 	stopped sync.Once
 	notify  NotifyFunc
 	out     outputs
+
+	reloads    *prometheus.CounterVec
+	lastReload prometheus.Gauge
 }
 
 // NotifyFunc receives the alerts to send after each evaluation (rules.NotifyFunc).
@@ -254,7 +257,20 @@ func New(cfg *Config, logger *slog.Logger, reg prometheus.Registerer, notify Not
 	if cfg.ExternalURL == "" {
 		extURL = &url.URL{Scheme: "http", Host: "localhost"}
 	}
-	e := &Engine{cfg: cfg, logger: logger, files: files, store: st, extURL: extURL, notify: notify}
+	e := &Engine{cfg: cfg, logger: logger, files: files, store: st, extURL: extURL, notify: notify,
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_alerting_reloads_total",
+			Help: "Reloads of the rule files and the in-agent Alertmanager configuration (SIGHUP), by result.",
+		}, []string{"result"}),
+		lastReload: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vigil_alerting_last_reload_successful",
+			Help: "1 if the last reload of the rule files and Alertmanager configuration succeeded (or none was asked for), 0 if it failed and the previous ones still run.",
+		}),
+	}
+	e.lastReload.Set(1)
+	if reg != nil {
+		reg.MustRegister(e.reloads, e.lastReload)
+	}
 	e.promql = promql.NewEngine(promql.EngineOpts{
 		Logger:               logger.With("component", "promql"),
 		Reg:                  reg,
@@ -346,6 +362,60 @@ func (e *Engine) Start() error {
 		n += len(g.Rules())
 	}
 	e.logger.Info("alerting rules loaded", "files", len(e.files), "groups", len(e.mgr.RuleGroups()), "rules", n, "store", e.cfg.Store.Path)
+	return nil
+}
+
+// Reload reads the rule files again (the globs may match other files now) and, with
+// alerting.alertmanager, its configuration: what Prometheus and Alertmanager do on SIGHUP.
+// Nothing changes unless everything loads: a broken rule file or Alertmanager configuration
+// keeps the running ones, and the error says why. The rest of the agent's config is not
+// re-read.
+func (e *Engine) Reload() error {
+	err := e.reload()
+	result := "success"
+	if err != nil {
+		result = "failure"
+	}
+	e.reloads.WithLabelValues(result).Inc()
+	if err != nil {
+		e.lastReload.Set(0)
+		return err
+	}
+	e.lastReload.Set(1)
+	return nil
+}
+
+func (e *Engine) reload() error {
+	files, err := e.cfg.Files()
+	if err != nil {
+		return err
+	}
+	sel, _, errs := selection(files)
+	if len(errs) > 0 {
+		return fmt.Errorf("alerting: rule files: %w", errors.Join(errs...))
+	}
+	if e.emb != nil {
+		if _, err := e.emb.cfg.load(); err != nil {
+			return fmt.Errorf("alerting: alertmanager: %w", err)
+		}
+	}
+	if err := e.mgr.Update(e.cfg.EvaluationInterval, files, labels.FromMap(e.cfg.ExternalLabels), e.extURL.String(), nil); err != nil {
+		return fmt.Errorf("alerting: %w", err)
+	}
+	e.files = files
+	if err := e.store.SetSelection(sel); err != nil {
+		return err
+	}
+	if e.emb != nil {
+		if err := e.emb.reload(); err != nil {
+			return err
+		}
+	}
+	n := 0
+	for _, g := range e.mgr.RuleGroups() {
+		n += len(g.Rules())
+	}
+	e.logger.Info("alerting reloaded", "files", len(files), "groups", len(e.mgr.RuleGroups()), "rules", n, "alertmanager", e.emb != nil)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"go.uber.org/goleak"
@@ -307,5 +309,53 @@ func TestValidate(t *testing.T) {
 				t.Errorf("got %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestReload: new rule files are picked up (and the series they select stored); a broken one
+// keeps the running rules, counted as a failed reload.
+func TestReload(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a.rules.yaml", "groups:\n  - name: a\n    rules:\n      - alert: A\n        expr: a_total > 0\n")
+	cfg := NewConfig()
+	cfg.RuleFiles = []string{filepath.Join(dir, "*.rules.yaml")}
+	cfg.Store.Path = filepath.Join(dir, "store")
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	e, srv := start(t, cfg)
+	defer func() {
+		srv.Close()
+		_ = e.Stop()
+	}()
+	b := labels.FromStrings("__name__", "b_total", "job", "x")
+	if r := feed(t, e, b); r.skipped != 1 {
+		t.Fatalf("b_total stored before a rule selects it: %+v", *r)
+	}
+	write("b.rules.yaml", "groups:\n  - name: b\n    rules:\n      - alert: B\n        expr: b_total > 0\n")
+	if err := e.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.mgr.RuleGroups()); n != 2 {
+		t.Errorf("%d groups after adding a file, want 2", n)
+	}
+	if r := feed(t, e, b); r.appended != 1 {
+		t.Errorf("b_total not stored after the reload: %+v", *r)
+	}
+	write("c.rules.yaml", "groups:\n  - name: c\n    rules:\n      - alert: C\n        expr: sum(\n")
+	if err := e.Reload(); err == nil || !strings.Contains(err.Error(), "c.rules.yaml") {
+		t.Errorf("a broken rule file: %v, want an error naming it", err)
+	}
+	if n := len(e.mgr.RuleGroups()); n != 2 {
+		t.Errorf("%d groups after a failed reload, want the 2 running", n)
+	}
+	if v := testutil.ToFloat64(e.lastReload); v != 0 {
+		t.Errorf("last reload successful = %v after a failure", v)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,7 +72,8 @@ func (c *Config) Validate() error {
 // results (recording rules, ALERTS, ALERTS_FOR_STATE) are written.
 type Store struct {
 	db        *tsdb.DB
-	sel       *Selection
+	sel       atomic.Pointer[Selection]
+	keep      []string
 	max       int
 	retention time.Duration
 	logger    *slog.Logger
@@ -89,11 +91,6 @@ func Open(cfg Config, sel *Selection, logger *slog.Logger, reg prometheus.Regist
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	for _, k := range cfg.Keep {
-		if err := sel.AddSelector(k); err != nil {
-			return nil, err
-		}
-	}
 	if err := os.MkdirAll(cfg.Path, 0o750); err != nil {
 		return nil, fmt.Errorf("alerting store: %w", err)
 	}
@@ -105,7 +102,7 @@ func Open(cfg Config, sel *Selection, logger *slog.Logger, reg prometheus.Regist
 	}
 	s := &Store{
 		db:        db,
-		sel:       sel,
+		keep:      cfg.Keep,
 		max:       cfg.MaxSeries,
 		logger:    logger,
 		retention: cfg.Retention,
@@ -133,9 +130,25 @@ func Open(cfg Config, sel *Selection, logger *slog.Logger, reg prometheus.Regist
 			Help: "alerting.store.max_series.",
 		}, func() float64 { return float64(cfg.MaxSeries) }))
 	}
+	if err := s.SetSelection(sel); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	// Series the WAL brought back count against the limit.
 	s.seedFromHead()
 	return s, nil
+}
+
+// SetSelection makes the store keep what sel selects (and alerting.store.keep) from now on:
+// new rules after a reload. Series already stored stay until the retention drops them.
+func (s *Store) SetSelection(sel *Selection) error {
+	for _, k := range s.keep {
+		if err := sel.AddSelector(k); err != nil {
+			return err
+		}
+	}
+	s.sel.Store(sel)
+	return nil
 }
 
 // seedFromHead counts the series replayed from the WAL, so that a restart does not double the
@@ -184,7 +197,7 @@ var _ storage.AppenderV2 = (*FeedAppender)(nil)
 
 // Append implements storage.AppenderV2.
 func (a *FeedAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
-	if !a.s.sel.Selects(ls) {
+	if !a.s.sel.Load().Selects(ls) {
 		a.Skipped++
 		return 0, nil
 	}
@@ -259,6 +272,7 @@ func (s *Store) forgetOld() {
 // decoded.
 func (s *Store) AppendRW(ctx context.Context, body []byte) (*FeedAppender, error) {
 	app := s.Feed(ctx)
+	sel := s.sel.Load()
 	var (
 		sb labels.ScratchBuilder
 		ls labels.Labels
@@ -270,7 +284,7 @@ func (s *Store) AppendRW(ctx context.Context, body []byte) (*FeedAppender, error
 	)
 	sc := promrw.Scanner{Trusted: true}
 	err := sc.ScanV1(body, func(sr promrw.SeriesV1) error {
-		if !s.sel.MaySelectName(sr.MetricName()) {
+		if !sel.MaySelectName(sr.MetricName()) {
 			app.Skipped += sr.Samples + sr.Histograms
 			return nil
 		}
@@ -294,7 +308,7 @@ func (s *Store) AppendRW(ctx context.Context, body []byte) (*FeedAppender, error
 			from = ends[i+1]
 		}
 		sb.Overwrite(&ls)
-		if !s.sel.Selects(ls) {
+		if !sel.Selects(ls) {
 			app.Skipped += sr.Samples + sr.Histograms
 			return nil
 		}

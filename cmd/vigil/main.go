@@ -177,6 +177,20 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP re-reads the rule files and the in-agent Alertmanager configuration.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				_ = a.Reload() // logged by the agent
+			}
+		}
+	}()
 	if err := a.Run(ctx); err != nil {
 		a.Logger.Error("vigil exited with an error", "error", err)
 		return 1

@@ -168,6 +168,20 @@ func (a *Agent) TelemetryAddr() string {
 	return a.server.Addr()
 }
 
+// Reload re-reads the rule files and the in-agent Alertmanager configuration (SIGHUP). The
+// rest of the config is not re-read; a reload that fails keeps what runs and says why.
+func (a *Agent) Reload() error {
+	if a.alerting == nil {
+		a.Logger.Info("reload asked for: there is no alerting section, nothing to reload (other changes need a restart)")
+		return nil
+	}
+	if err := a.alerting.Reload(); err != nil {
+		a.Logger.Error("reload failed: the running rules and routing stay", "error", err)
+		return err
+	}
+	return nil
+}
+
 // Shutdown drains and stops everything within ctx.
 func (a *Agent) Shutdown(ctx context.Context) error {
 	a.health.SetStopping()
