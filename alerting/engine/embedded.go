@@ -157,9 +157,12 @@ type embedded struct {
 	dmetrics  *dispatch.DispatcherMetrics
 	rec       eventrecorder.Recorder
 
+	outbox *outbox
+
 	mu         sync.Mutex
 	inhibitor  *inhibit.Inhibitor
 	dispatcher *dispatch.Dispatcher
+	inner      map[string]notify.Integration // the integrations without the outbox, by key
 
 	stopc   chan struct{}
 	running sync.WaitGroup
@@ -232,6 +235,11 @@ func newEmbedded(c *EmbeddedConfig, logger *slog.Logger, reg prometheus.Register
 		e.alerts.Close()
 		return nil, fmt.Errorf("alertmanager: %w", err)
 	}
+	e.outbox, err = newOutbox(filepath.Join(c.DataDir, "outbox"), logger.With("component", "outbox"), reg)
+	if err != nil {
+		e.alerts.Close()
+		return nil, err
+	}
 	e.rec = rec
 	e.pipelines = notify.NewPipelineBuilder(reg, ff, rec)
 	e.dmetrics = dispatch.NewDispatcherMetrics(false, reg, ff)
@@ -269,6 +277,7 @@ func (e *embedded) apply(conf *amconfig.Config) error {
 	used := map[string]bool{}
 	routes.Walk(func(r *dispatch.Route) { used[r.RouteOpts.Receiver] = true })
 	integrations := map[string][]notify.Integration{}
+	inner := map[string]notify.Integration{}
 	for _, rcv := range conf.Receivers {
 		if !used[rcv.Name] {
 			continue
@@ -276,6 +285,10 @@ func (e *embedded) apply(conf *amconfig.Config) error {
 		ints, err := receiver.BuildReceiverIntegrations(rcv, tmpl, e.logger)
 		if err != nil {
 			return fmt.Errorf("alertmanager: receiver %q: %w", rcv.Name, err)
+		}
+		for i := range ints {
+			inner[integrationKey(rcv.Name, ints[i])] = ints[i]
+			ints[i] = e.outbox.notifier(rcv.Name, ints[i])
 		}
 		integrations[rcv.Name] = ints
 	}
@@ -298,7 +311,7 @@ func (e *embedded) apply(conf *amconfig.Config) error {
 	d := dispatch.NewDispatcher(e.alerts, routes, pipeline, intervener, timeout, 30*time.Second, nil, e.logger,
 		rec, e.dmetrics, tmpl)
 	e.mu.Lock()
-	e.inhibitor, e.dispatcher = inhibitor, d
+	e.inhibitor, e.dispatcher, e.inner = inhibitor, d, inner
 	e.mu.Unlock()
 	return nil
 }
@@ -314,6 +327,10 @@ func (e *embedded) start() {
 		e.silences.Maintenance(e.cfg.MaintenanceInterval, filepath.Join(dir, "silences"), e.stopc, nil)
 	})
 	e.runPipeline()
+	e.mu.Lock()
+	inner := e.inner
+	e.mu.Unlock()
+	e.outbox.replay(inner, e.stopc, &e.running) // what a crash left undelivered
 	go func() {
 		defer close(e.served)
 		if err := e.srv.Serve(e.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -302,3 +302,66 @@ func TestPageSurvivesKill(t *testing.T) {
 	})
 	v.stopClean(t)
 }
+
+// TestResolvedSurvivesKill: the alert fires and is paged; then the target goes down, the alert
+// resolves, and its resolved notification is refused; Vigil is killed with SIGKILL. Nothing
+// after the restart would send that notification again (the alert is no longer active), so
+// only the outbox can: once the target is up, the resolved notification arrives.
+func TestResolvedSurvivesKill(t *testing.T) {
+	dir := t.TempDir()
+	target := &flaky{up: true}
+	hookAddr := serveHTTP(t, target)
+	rules := filepath.Join(dir, "flag.rules.yaml")
+	if err := os.WriteFile(rules, []byte(flagRules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	grpcAddr, tel, amAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	cfg := fmt.Sprintf(killVigil, grpcAddr, tel, rules, dir, amAddr, hookAddr)
+	v := startVigil(t, "vigil", cfg, tel)
+	flag := sendFlag(t, grpcAddr)
+	status := func(s string) bool {
+		for _, q := range target.matching("/hook", nil) {
+			if str(q.body, "status") == s {
+				return true
+			}
+		}
+		return false
+	}
+	eventually(t, 30*time.Second, func() error {
+		if !status("firing") {
+			return fmt.Errorf("not paged yet")
+		}
+		return nil
+	})
+	target.mu.Lock()
+	target.up = false
+	target.mu.Unlock()
+	flag.set(0)
+	eventually(t, 30*time.Second, func() error {
+		target.mu.Lock()
+		defer target.mu.Unlock()
+		if target.refused < 2 {
+			return fmt.Errorf("%d resolved notifications refused so far, want 2", target.refused)
+		}
+		return nil
+	})
+	flag.close()
+	v.kill()
+	if status("resolved") {
+		t.Fatal("a resolved notification got through while the target was down")
+	}
+	target.mu.Lock()
+	target.up = true
+	target.mu.Unlock()
+	v = startVigil(t, "vigil-restarted", cfg, tel)
+	eventually(t, 30*time.Second, func() error {
+		if !status("resolved") {
+			return fmt.Errorf("the resolved notification did not arrive after the restart")
+		}
+		return nil
+	})
+	if got := metricValues(t, tel, "vigil_alerting_outbox_delivered_total"); got < 1 {
+		t.Errorf("vigil_alerting_outbox_delivered_total %v, want at least 1", got)
+	}
+	v.stopClean(t)
+}
