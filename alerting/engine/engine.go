@@ -5,10 +5,12 @@ package engine
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -50,6 +52,19 @@ type Config struct {
 	AlertRelabelConfigs AlertRelabelConfigs `yaml:"alert_relabel_configs"`
 	// Alertmanager runs an Alertmanager inside the agent, which the rules send to as well.
 	Alertmanager EmbeddedConfig `yaml:"alertmanager"`
+	// SelfHealth adds Vigil's own rule pack (selfhealth.rules.yaml) on its self-telemetry
+	// metrics, which a scrape of the self-telemetry listener feeds.
+	SelfHealth bool `yaml:"self_health"`
+}
+
+// selfHealthRules is the self-health rule pack.
+//
+//go:embed selfhealth.rules.yaml
+var selfHealthRules []byte
+
+// selfHealthFile is where the pack is written for the rule manager, which loads files.
+func (c *Config) selfHealthFile() string {
+	return filepath.Join(c.Store.Path, "vigil-self-health.rules.yaml")
 }
 
 // QueryConfig bounds PromQL queries, the rules' and the API's.
@@ -118,8 +133,8 @@ func (c *Config) Validate() error {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	if len(c.RuleFiles) == 0 {
-		errs = append(errs, errors.New("rule_files: at least one rule file is needed"))
+	if len(c.RuleFiles) == 0 && !c.SelfHealth {
+		errs = append(errs, errors.New("rule_files: at least one rule file is needed (or self_health: true)"))
 	}
 	_, longest, ferrs := selection(files)
 	for _, e := range ferrs {
@@ -241,6 +256,15 @@ func New(cfg *Config, logger *slog.Logger, reg prometheus.Registerer, notify Not
 	files, err := cfg.Files()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.SelfHealth {
+		if err := os.MkdirAll(cfg.Store.Path, 0o750); err != nil {
+			return nil, fmt.Errorf("alerting: %w", err)
+		}
+		if err := os.WriteFile(cfg.selfHealthFile(), selfHealthRules, 0o640); err != nil {
+			return nil, fmt.Errorf("alerting: self-health rules: %w", err)
+		}
+		files = append(files, cfg.selfHealthFile())
 	}
 	sel, _, errs := selection(files)
 	if len(errs) > 0 {
@@ -389,6 +413,9 @@ func (e *Engine) reload() error {
 	files, err := e.cfg.Files()
 	if err != nil {
 		return err
+	}
+	if e.cfg.SelfHealth {
+		files = append(files, e.cfg.selfHealthFile())
 	}
 	sel, _, errs := selection(files)
 	if len(errs) > 0 {

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"go.uber.org/goleak"
 
+	"github.com/vigilhq/vigil/alerting/rulestest"
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/promrw"
 )
@@ -357,5 +358,31 @@ func TestReload(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(e.lastReload); v != 0 {
 		t.Errorf("last reload successful = %v after a failure", v)
+	}
+}
+
+// TestSelfHealthPack: the embedded pack passes its unit tests (promtool's format, which the
+// e2e suite also runs through Debian's promtool), and self_health loads it without rule files.
+func TestSelfHealthPack(t *testing.T) {
+	var out strings.Builder
+	if code := rulestest.Run(&out, "testdata/selfhealth/selfhealth.test.yaml"); code != 0 {
+		t.Fatalf("self-health unit tests: exit %d\n%s", code, out.String())
+	}
+	cfg := NewConfig()
+	cfg.SelfHealth = true
+	cfg.Store.Path = t.TempDir()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	e, srv := start(t, cfg)
+	defer func() {
+		srv.Close()
+		_ = e.Stop()
+	}()
+	if n := len(e.mgr.Rules()); n != 7 {
+		t.Errorf("%d self-health rules loaded, want 7", n)
+	}
+	if r := feed(t, e, labels.FromStrings("__name__", "up", "job", "vigil", "instance", "127.0.0.1:8888")); r.appended != 1 {
+		t.Errorf("up not selected by the pack: %+v", *r)
 	}
 }

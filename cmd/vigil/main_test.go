@@ -21,8 +21,11 @@ func TestComponentsAndDefaultConfig(t *testing.T) {
 	if got := cfg.Service.Telemetry.Metrics.ListenAddress(); got != "127.0.0.1:8888" {
 		t.Errorf("default self-telemetry address %q", got)
 	}
-	if len(cfg.Service.Pipelines) != 3 {
-		t.Errorf("default config should run traces, metrics and logs pipelines, has %d", len(cfg.Service.Pipelines))
+	if len(cfg.Service.Pipelines) != 4 {
+		t.Errorf("default config should run traces, metrics and logs pipelines and its self-health scrape, has %d", len(cfg.Service.Pipelines))
+	}
+	if cfg.Alerting == nil || !cfg.Alerting.SelfHealth {
+		t.Error("default config should evaluate the self-health rules")
 	}
 }
 

@@ -63,6 +63,8 @@ func TestRulesTestMatchesPromtool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The self-health pack's own unit tests, too.
+	files = append(files, "../../alerting/engine/testdata/selfhealth/selfhealth.test.yaml")
 	verdicts := map[int]int{}
 	for _, f := range files {
 		base := filepath.Base(f)
