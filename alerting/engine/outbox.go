@@ -26,15 +26,16 @@ import (
 // the one before (the latest state of a group supersedes older ones); after a delivery, or a
 // refusal that no retry can fix, the file is removed. What is left at start-up was not
 // delivered: it is sent again (with backoff, until delivered or refused for good) while the
-// pipeline resumes. A notification can so be sent twice, never lost.
+// pipeline resumes — unless all its alerts are still firing, which the rules restore from the
+// store and the pipeline pages for again (replaying it as well would page twice).
 type outbox struct {
 	dir    string
 	logger *slog.Logger
 
 	mu sync.Mutex // serialises writes and removals of one key
 
-	pending                    prometheus.GaugeFunc
-	replayed, delivered, given prometheus.Counter
+	pending                                prometheus.GaugeFunc
+	replayed, delivered, given, superseded prometheus.Counter
 }
 
 type outboxEntry struct {
@@ -74,8 +75,12 @@ func newOutbox(dir string, logger *slog.Logger, reg prometheus.Registerer) (*out
 		Name: "vigil_alerting_outbox_dropped_total",
 		Help: "Notifications from the outbox dropped: refused for good by the receiver, or its integration no longer configured.",
 	})
+	o.superseded = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_alerting_outbox_superseded_total",
+		Help: "Notifications left in the outbox whose alerts were all still firing at start-up: not replayed, as the restored alerts page again through the pipeline.",
+	})
 	if reg != nil {
-		if err := registerAll(reg, o.pending, o.replayed, o.delivered, o.given); err != nil {
+		if err := registerAll(reg, o.pending, o.replayed, o.delivered, o.given, o.superseded); err != nil {
 			return nil, err
 		}
 	}
@@ -197,6 +202,14 @@ func (o *outbox) replay(integrations map[string]notify.Integration, stop <-chan 
 			o.remove(path)
 			continue
 		}
+		if stillFiring(e, time.Now()) {
+			// Every alert in it is still firing and valid: the rules restore them from the
+			// store and send them again, and the pipeline pages for them then. Replaying
+			// this too would page twice.
+			o.superseded.Inc()
+			o.remove(path)
+			continue
+		}
 		in, ok := integrations[e.Integration]
 		if !ok {
 			o.logger.Warn("outbox: notification for an integration no longer configured dropped", "integration", e.Integration)
@@ -248,6 +261,17 @@ func (o *outbox) resend(path string, e outboxEntry, in notify.Integration, alert
 		}
 		delay = min(2*delay, time.Minute)
 	}
+}
+
+// stillFiring reports whether every alert of the entry is firing and not yet past its EndsAt
+// (Prometheus sets a firing alert's EndsAt a few resend intervals ahead).
+func stillFiring(e outboxEntry, now time.Time) bool {
+	for _, a := range e.Alerts {
+		if !a.EndsAt.IsZero() && !a.EndsAt.After(now) {
+			return false
+		}
+	}
+	return len(e.Alerts) > 0
 }
 
 // integrationKey is the key of an integration in the outbox.

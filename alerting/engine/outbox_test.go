@@ -50,7 +50,8 @@ func TestOutbox(t *testing.T) {
 	in := notify.NewIntegration(fake, fake, "webhook", 0, "hook")
 	wrapped := o.notifier("hook", in)
 	ctx := notify.WithGroupKey(context.Background(), "{}:{alertname=\"A\"}")
-	a := alert.New(model.Alert{Labels: model.LabelSet{"alertname": "A"}, StartsAt: time.Now()}, time.Now(), false)
+	// A resolved alert: what only the outbox can deliver after a crash.
+	a := alert.New(model.Alert{Labels: model.LabelSet{"alertname": "A"}, StartsAt: time.Now().Add(-time.Minute), EndsAt: time.Now().Add(-time.Second)}, time.Now(), false)
 
 	if v := wrapped.Notify(ctx, a); v.Err() == nil || len(o.files()) != 1 {
 		t.Fatalf("a retryable failure: %v, %d files, want an error and 1 file", v.Err(), len(o.files()))
@@ -73,6 +74,16 @@ func TestOutbox(t *testing.T) {
 	}
 	if last := fake.groups[len(fake.groups)-1]; last != "{}:{alertname=\"A\"}" {
 		t.Errorf("replayed with group key %q", last)
+	}
+	// An entry whose alerts all still fire is not replayed: the restored alerts page again.
+	fake.set(notify.Retry(0, errors.New("503"), notify.ServerErrorReason))
+	firing := alert.New(model.Alert{Labels: model.LabelSet{"alertname": "B"}, StartsAt: time.Now(), EndsAt: time.Now().Add(4 * time.Minute)}, time.Now(), false)
+	wrapped.Notify(ctx, firing)
+	calls := fake.calls
+	o.replay(map[string]notify.Integration{integrationKey("hook", in): in}, make(chan struct{}), &wg)
+	wg.Wait()
+	if len(o.files()) != 0 || testutil.ToFloat64(o.superseded) != 1 || fake.calls != calls {
+		t.Errorf("still firing: %d files, %v superseded, %d new calls; want 0, 1, 0", len(o.files()), testutil.ToFloat64(o.superseded), fake.calls-calls)
 	}
 	// An entry for an integration no longer configured is dropped.
 	fake.set(notify.Retry(0, errors.New("503"), notify.ServerErrorReason))

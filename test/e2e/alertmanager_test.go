@@ -234,6 +234,47 @@ func TestAlertmanagerNotifier(t *testing.T) {
 		}
 		return nil
 	})
+	// A silence set in that Alertmanager (with its own amtool) suppresses the alert there: it
+	// arrives again, is shown as suppressed, and no new notification goes out.
+	amtool := binary(t, "AMTOOL_BIN")
+	if out, code := runTool(t, 30*time.Second, amtool, "--alertmanager.url=http://"+amAddr, "silence", "add", "alertname=FlagUp",
+		"--comment=e2e", "--author=e2e", "--duration=1h"); code != 0 {
+		t.Fatalf("amtool silence add: exit %d\n%s", code, out)
+	}
+	h.mu.Lock()
+	before := len(h.payloads)
+	h.mu.Unlock()
+	flag.set(1)
+	eventually(t, 30*time.Second, func() error {
+		resp, err := httpClient.Get("http://" + amAddr + "/api/v2/alerts?active=true&silenced=true&filter=alertname%3D%22FlagUp%22")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var alerts []struct {
+			Status struct {
+				State      string   `json:"state"`
+				SilencedBy []string `json:"silencedBy"`
+			} `json:"status"`
+			EndsAt time.Time `json:"endsAt"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&alerts); err != nil {
+			return err
+		}
+		for _, a := range alerts {
+			if a.Status.State == "suppressed" && len(a.Status.SilencedBy) == 1 && a.EndsAt.After(time.Now()) {
+				return nil
+			}
+		}
+		return fmt.Errorf("FlagUp not firing and suppressed by the silence in Alertmanager yet: %+v", alerts)
+	})
+	time.Sleep(3 * time.Second) // group_interval 1s: a notification would have gone out
+	h.mu.Lock()
+	after := len(h.payloads)
+	h.mu.Unlock()
+	if after != before {
+		t.Errorf("%d notifications while the alert was silenced", after-before)
+	}
 	errs, sent := 0.0, 0.0
 	for _, s := range scrape(t, tel) {
 		switch s.name {

@@ -260,8 +260,8 @@ func (f *flaky) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // TestPageSurvivesKill: the page's target refuses while the alert fires; Vigil is killed with
 // SIGKILL before any page got through. After the restart the alert's state comes back from
-// the store's WAL, and once the target is up the page arrives: a page that was never
-// delivered is not lost to a crash.
+// the store's WAL, and once the target is up the page arrives, once: a page that was never
+// delivered is not lost to a crash, nor sent twice (the outbox leaves it to the restored alert).
 func TestPageSurvivesKill(t *testing.T) {
 	dir := t.TempDir()
 	target := &flaky{}
@@ -300,6 +300,19 @@ func TestPageSurvivesKill(t *testing.T) {
 		}
 		return fmt.Errorf("the page did not arrive after the restart")
 	})
+	time.Sleep(5 * time.Second) // evaluations, group intervals and the outbox have had their turn
+	firing := 0
+	for _, q := range target.matching("/hook", nil) {
+		if str(q.body, "status") == "firing" {
+			firing++
+		}
+	}
+	if firing != 1 {
+		t.Errorf("the page arrived %d times, want once", firing)
+	}
+	if got := metricValues(t, tel, "vigil_alerting_outbox_superseded_total"); got != 1 {
+		t.Errorf("vigil_alerting_outbox_superseded_total %v, want 1 (the refused page, re-derived from the store instead)", got)
+	}
 	v.stopClean(t)
 }
 
