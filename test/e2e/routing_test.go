@@ -258,13 +258,29 @@ func (f *flaky) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.recorder.ServeHTTP(w, r)
 }
 
-// TestPageSurvivesKill: the page's target refuses while the alert fires; Vigil is killed with
-// SIGKILL before any page got through. After the restart the alert's state comes back from
-// the store's WAL, and once the target is up the page arrives, once: a page that was never
-// delivered is not lost to a crash, nor sent twice (the outbox leaves it to the restored alert).
-func TestPageSurvivesKill(t *testing.T) {
+func (f *flaky) setUp(up bool) {
+	f.mu.Lock()
+	f.up = up
+	f.mu.Unlock()
+}
+
+// waitRefused waits until the target has refused n requests.
+func (f *flaky) waitRefused(t *testing.T, n int) {
+	t.Helper()
+	eventually(t, 30*time.Second, func() error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.refused < n {
+			return fmt.Errorf("%d notifications refused so far, want %d", f.refused, n)
+		}
+		return nil
+	})
+}
+
+// startKillVigil runs vigil with killVigil paging target, and the flag sender.
+func startKillVigil(t *testing.T, target *flaky) (v *vigil, restart func() *vigil, flag *flagSender) {
+	t.Helper()
 	dir := t.TempDir()
-	target := &flaky{}
 	hookAddr := serveHTTP(t, target)
 	rules := filepath.Join(dir, "flag.rules.yaml")
 	if err := os.WriteFile(rules, []byte(flagRules), 0o600); err != nil {
@@ -272,26 +288,27 @@ func TestPageSurvivesKill(t *testing.T) {
 	}
 	grpcAddr, tel, amAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	cfg := fmt.Sprintf(killVigil, grpcAddr, tel, rules, dir, amAddr, hookAddr)
-	v := startVigil(t, "vigil", cfg, tel)
-	flag := sendFlag(t, grpcAddr)
-	eventually(t, 30*time.Second, func() error {
-		target.mu.Lock()
-		defer target.mu.Unlock()
-		if target.refused < 2 {
-			return fmt.Errorf("%d pages refused so far, want 2", target.refused)
-		}
-		return nil
-	})
+	v = startVigil(t, "vigil", cfg, tel)
+	restart = func() *vigil { return startVigil(t, "vigil-restarted", cfg, tel) }
+	return v, restart, sendFlag(t, grpcAddr)
+}
+
+// TestPageSurvivesKill: the page's target refuses while the alert fires; Vigil is killed with
+// SIGKILL before any page got through. After the restart the alert's state comes back from
+// the store's WAL, and once the target is up the page arrives, once: a page that was never
+// delivered is not lost to a crash, nor sent twice (the outbox leaves it to the restored alert).
+func TestPageSurvivesKill(t *testing.T) {
+	target := &flaky{}
+	v, restart, flag := startKillVigil(t, target)
+	target.waitRefused(t, 2)
 	flag.close()
 	v.kill()
 	if n := len(target.matching("/hook", nil)); n != 0 {
 		t.Fatalf("%d pages accepted while the target was down", n)
 	}
 
-	target.mu.Lock()
-	target.up = true
-	target.mu.Unlock()
-	v = startVigil(t, "vigil-restarted", cfg, tel) // no new samples: the WAL has the alert's series and state
+	target.setUp(true)
+	v = restart() // no new samples: the WAL has the alert's series and state
 	eventually(t, 30*time.Second, func() error {
 		for _, q := range target.matching("/hook", nil) {
 			if str(q.body, "status") == "firing" {
@@ -310,7 +327,7 @@ func TestPageSurvivesKill(t *testing.T) {
 	if firing != 1 {
 		t.Errorf("the page arrived %d times, want once", firing)
 	}
-	if got := metricValues(t, tel, "vigil_alerting_outbox_superseded_total"); got != 1 {
+	if got := metricValues(t, v.telemetry, "vigil_alerting_outbox_superseded_total"); got != 1 {
 		t.Errorf("vigil_alerting_outbox_superseded_total %v, want 1 (the refused page, re-derived from the store instead)", got)
 	}
 	v.stopClean(t)
@@ -321,17 +338,8 @@ func TestPageSurvivesKill(t *testing.T) {
 // after the restart would send that notification again (the alert is no longer active), so
 // only the outbox can: once the target is up, the resolved notification arrives.
 func TestResolvedSurvivesKill(t *testing.T) {
-	dir := t.TempDir()
 	target := &flaky{up: true}
-	hookAddr := serveHTTP(t, target)
-	rules := filepath.Join(dir, "flag.rules.yaml")
-	if err := os.WriteFile(rules, []byte(flagRules), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	grpcAddr, tel, amAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-	cfg := fmt.Sprintf(killVigil, grpcAddr, tel, rules, dir, amAddr, hookAddr)
-	v := startVigil(t, "vigil", cfg, tel)
-	flag := sendFlag(t, grpcAddr)
+	v, restart, flag := startKillVigil(t, target)
 	status := func(s string) bool {
 		for _, q := range target.matching("/hook", nil) {
 			if str(q.body, "status") == s {
@@ -346,34 +354,23 @@ func TestResolvedSurvivesKill(t *testing.T) {
 		}
 		return nil
 	})
-	target.mu.Lock()
-	target.up = false
-	target.mu.Unlock()
+	target.setUp(false)
 	flag.set(0)
-	eventually(t, 30*time.Second, func() error {
-		target.mu.Lock()
-		defer target.mu.Unlock()
-		if target.refused < 2 {
-			return fmt.Errorf("%d resolved notifications refused so far, want 2", target.refused)
-		}
-		return nil
-	})
+	target.waitRefused(t, 2) // the resolved notification
 	flag.close()
 	v.kill()
 	if status("resolved") {
 		t.Fatal("a resolved notification got through while the target was down")
 	}
-	target.mu.Lock()
-	target.up = true
-	target.mu.Unlock()
-	v = startVigil(t, "vigil-restarted", cfg, tel)
+	target.setUp(true)
+	v = restart()
 	eventually(t, 30*time.Second, func() error {
 		if !status("resolved") {
 			return fmt.Errorf("the resolved notification did not arrive after the restart")
 		}
 		return nil
 	})
-	if got := metricValues(t, tel, "vigil_alerting_outbox_delivered_total"); got < 1 {
+	if got := metricValues(t, v.telemetry, "vigil_alerting_outbox_delivered_total"); got < 1 {
 		t.Errorf("vigil_alerting_outbox_delivered_total %v, want at least 1", got)
 	}
 	v.stopClean(t)
