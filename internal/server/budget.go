@@ -71,12 +71,12 @@ type Budget struct {
 
 // RuntimeShare is the part of every budget (one in RuntimeShare) kept for what the Go runtime
 // costs on top of the bytes requests hold: size-class rounding, GC metadata, freed pages not yet
-// returned to the OS. Measured at 12–15% of a full budget, so a fifth keeps the resident memory
-// within the budget rather than up to a sixth over it.
-const RuntimeShare = 5
+// returned to the OS. Measured at 12–21% of what a full budget holds, so a quarter keeps the
+// resident memory within the budget, with a margin, rather than up to a fifth over it.
+const RuntimeShare = 4
 
 // LimitFor is the smallest budget that admits n bytes at once.
-func LimitFor(n int64) int64 { return n + (n+RuntimeShare-2)/(RuntimeShare-1) }
+func LimitFor(n int64) int64 { return n + n/(RuntimeShare-1) }
 
 // NewBudget returns a budget of limit bytes, of which requests may hold all but the runtime's
 // share (RuntimeShare).

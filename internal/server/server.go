@@ -62,7 +62,7 @@ func validateInFlight(v, maxRequest int64, limitKey string) error {
 	case v < 0:
 		return fmt.Errorf("max_in_flight_bytes: must be >= 0 (0: a quarter of the memory available, at most 256 MiB), got %d", v)
 	case v > 0 && v < MinInFlight(maxRequest):
-		return fmt.Errorf("max_in_flight_bytes: must be at least %d (three times %s: as sent, decompressed and copied for the pipeline; plus 16 MiB for a decoder; plus a quarter of that for the Go runtime's overhead), so that the largest request fits, got %d",
+		return fmt.Errorf("max_in_flight_bytes: must be at least %d (three times %s: as sent, decompressed and copied for the pipeline; plus 16 MiB for a decoder; plus a third of that for the Go runtime's overhead), so that the largest request fits, got %d",
 			MinInFlight(maxRequest), limitKey, v)
 	}
 	return nil

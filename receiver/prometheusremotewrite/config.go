@@ -52,7 +52,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("max_decompressed_body_size: must be > 0, got %d", c.MaxDecompressedBodySize))
 	}
 	if need := c.minInFlight(); c.HTTP.MaxInFlightBytes > 0 && c.HTTP.MaxInFlightBytes < need {
-		errs = append(errs, fmt.Errorf("max_in_flight_bytes: must be at least %d (max_request_body_size plus max_decompressed_body_size, plus a quarter of that for the Go runtime's overhead), so that the largest request fits, got %d",
+		errs = append(errs, fmt.Errorf("max_in_flight_bytes: must be at least %d (max_request_body_size plus max_decompressed_body_size, plus a third of that for the Go runtime's overhead), so that the largest request fits, got %d",
 			need, c.HTTP.MaxInFlightBytes))
 	}
 	if c.MaxSeriesPerRequest < 0 {

@@ -439,7 +439,7 @@ func TestInFlightBudget(t *testing.T) {
 func TestInFlightBudgetFitsTheLargestRequest(t *testing.T) {
 	cfg := NewConfig()
 	cfg.HTTP.MaxInFlightBytes = 100 << 20
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "max_in_flight_bytes: must be at least 193986560 (max_request_body_size plus max_decompressed_body_size, plus a quarter") {
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "max_in_flight_bytes: must be at least 206918997 (max_request_body_size plus max_decompressed_body_size, plus a third") {
 		t.Errorf("a 100 MiB budget under a 148 MiB request: %v", err)
 	}
 	cfg.HTTP.MaxInFlightBytes = 0

@@ -28,10 +28,10 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Both listeners get an 80 MiB budget of bytes in flight (the least a 16 MiB request limit
-// allows) and a 16 MiB request limit.
+// Both listeners get an 86 MiB budget of bytes in flight (about the least a 16 MiB request
+// limit allows) and a 16 MiB request limit.
 const (
-	admissionBudget = 80 << 20
+	admissionBudget = 86 << 20
 	admissionVigil  = `receivers:
   otlp:
     protocols:
