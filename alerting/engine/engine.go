@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
@@ -196,32 +197,21 @@ func (c *Config) Files() ([]string, error) {
 // selection parses the files and returns what their expressions select and the longest range,
 // subquery range or `for` they use.
 func selection(files []string) (*store.Selection, time.Duration, []error) {
-	sel, errs := store.FromRuleFiles(files...)
+	sel := &store.Selection{}
 	var longest time.Duration
-	for _, f := range files {
-		rgs, ferrs := rulefiles.Parse(f, nil)
-		if len(ferrs) > 0 {
-			continue
-		}
-		for _, g := range rgs.Groups {
-			for _, r := range g.Rules {
-				longest = max(longest, time.Duration(r.For), time.Duration(r.KeepFiringFor))
-				e, err := rulefiles.Parser.ParseExpr(r.Expr)
-				if err != nil {
-					continue
-				}
-				parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
-					switch n := n.(type) {
-					case *parser.MatrixSelector:
-						longest = max(longest, n.Range)
-					case *parser.SubqueryExpr:
-						longest = max(longest, n.Range)
-					}
-					return nil
-				})
+	errs := store.WalkRules(files, func(r rulefmt.Rule, e parser.Expr) {
+		sel.AddParsed(e)
+		longest = max(longest, time.Duration(r.For), time.Duration(r.KeepFiringFor))
+		parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+			switch n := n.(type) {
+			case *parser.MatrixSelector:
+				longest = max(longest, n.Range)
+			case *parser.SubqueryExpr:
+				longest = max(longest, n.Range)
 			}
-		}
-	}
+			return nil
+		})
+	})
 	return sel, longest, errs
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/vigilhq/vigil/alerting/rulefiles"
@@ -26,6 +27,13 @@ type Selection struct {
 // file, as rulefiles.Parse does.
 func FromRuleFiles(files ...string) (*Selection, []error) {
 	s := &Selection{}
+	errs := WalkRules(files, func(_ rulefmt.Rule, e parser.Expr) { s.AddParsed(e) })
+	return s, errs
+}
+
+// WalkRules parses each rule file once and calls fn with every rule and its parsed
+// expression. Errors name the file (and group, for an expression that does not parse).
+func WalkRules(files []string, fn func(r rulefmt.Rule, e parser.Expr)) []error {
 	var errs []error
 	for _, f := range files {
 		rgs, ferrs := rulefiles.Parse(f, nil)
@@ -35,13 +43,16 @@ func FromRuleFiles(files ...string) (*Selection, []error) {
 		}
 		for _, g := range rgs.Groups {
 			for _, r := range g.Rules {
-				if err := s.AddExpr(r.Expr); err != nil {
+				e, err := rulefiles.Parser.ParseExpr(r.Expr)
+				if err != nil {
 					errs = append(errs, fmt.Errorf("%s: group %q: %w", f, g.Name, err))
+					continue
 				}
+				fn(r, e)
 			}
 		}
 	}
-	return s, errs
+	return errs
 }
 
 // AddExpr adds the selectors a PromQL expression reads.
@@ -50,13 +61,18 @@ func (s *Selection) AddExpr(expr string) error {
 	if err != nil {
 		return err
 	}
+	s.AddParsed(e)
+	return nil
+}
+
+// AddParsed adds the selectors a parsed expression reads.
+func (s *Selection) AddParsed(e parser.Expr) {
 	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
 		if vs, ok := n.(*parser.VectorSelector); ok {
 			s.add(vs.LabelMatchers)
 		}
 		return nil
 	})
-	return nil
 }
 
 // AddSelector adds a series selector (`{job="api"}`, `up`), as in alerting.store.keep.
