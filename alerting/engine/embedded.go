@@ -183,7 +183,12 @@ func newEmbedded(c *EmbeddedConfig, logger *slog.Logger, reg prometheus.Register
 	}
 	e := &embedded{cfg: c, logger: logger, stopc: make(chan struct{}), served: make(chan struct{})}
 	var rec eventrecorder.Recorder // the event recorder is off, as by default in Alertmanager
-	ff := featurecontrol.NoopFlags{}
+	// Notification counters carry receiver_name next to integration, so that sent, failed
+	// and retried (requests beyond notifications) are counted per receiver.
+	ff, err := featurecontrol.NewFlags(logger, featurecontrol.FeatureReceiverNameInMetrics)
+	if err != nil {
+		return nil, fmt.Errorf("alertmanager: %w", err)
+	}
 	e.nflog, err = nflog.New(nflog.Options{
 		SnapshotFile: filepath.Join(c.DataDir, "nflog"),
 		Retention:    c.Retention,

@@ -233,6 +233,7 @@ type Engine struct {
 	notify  NotifyFunc
 	out     outputs
 
+	reloadMu   sync.Mutex // one reload at a time (SIGHUP and POST /-/reload)
 	reloads    *prometheus.CounterVec
 	lastReload prometheus.Gauge
 }
@@ -385,6 +386,8 @@ func (e *Engine) Start() error {
 // keeps the running ones, and the error says why. The rest of the agent's config is not
 // re-read.
 func (e *Engine) Reload() error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
 	err := e.reload()
 	result := "success"
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -384,5 +385,116 @@ func TestSelfHealthPack(t *testing.T) {
 	}
 	if r := feed(t, e, labels.FromStrings("__name__", "up", "job", "vigil", "instance", "127.0.0.1:8888")); r.appended != 1 {
 		t.Errorf("up not selected by the pack: %+v", *r)
+	}
+}
+
+// TestRuleProducing100kSeries: a rule whose result has 100 000 series. With the rule's
+// `limit` it fails that evaluation, says so in /api/v1/rules and is counted; without one its
+// output is held to the store's max_series, the rest refused and counted. Either way the
+// other rules keep being evaluated and the alert beside them fires.
+func TestRuleProducing100kSeries(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "wide.rules.yaml")
+	if err := os.WriteFile(file, []byte(`groups:
+  - name: limited
+    limit: 1000
+    rules:
+      - record: wide:doubled
+        expr: wide * 2
+  - name: unlimited
+    rules:
+      - record: wide:tripled
+        expr: wide * 3
+  - name: other
+    rules:
+      - alert: StillEvaluated
+        expr: vector(1) > 0
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := NewConfig()
+	cfg.RuleFiles = []string{file}
+	cfg.EvaluationInterval = 200 * time.Millisecond
+	cfg.Store.Path = filepath.Join(dir, "store")
+	cfg.Store.MaxSeries = 150_000
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	e, err := New(cfg, slog.New(slog.DiscardHandler), reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := make([]labels.Labels, 100_000)
+	for i := range series {
+		series[i] = labels.FromStrings("__name__", "wide", "i", strconv.Itoa(i))
+	}
+	// Fed before the rules start, so that the first evaluation already sees all of them.
+	if r := feed(t, e, series...); r.appended != len(series) {
+		t.Fatalf("feeding the input: %+v", *r)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	e.Register(mux)
+	srv := httptest.NewServer(mux)
+	defer func() {
+		srv.Close()
+		_ = e.Stop()
+	}()
+	gather := func(name string) float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum float64
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				for _, m := range mf.GetMetric() {
+					sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				}
+			}
+		}
+		return sum
+	}
+	type rule struct {
+		Name      string `json:"name"`
+		Health    string `json:"health"`
+		LastError string `json:"lastError"`
+		State     string `json:"state"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, r := get(t, srv, "/api/v1/rules", nil)
+		var d struct {
+			Groups []struct {
+				Name  string `json:"name"`
+				Rules []rule `json:"rules"`
+			} `json:"groups"`
+		}
+		if err := json.Unmarshal(r.Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		byName := map[string]rule{}
+		for _, g := range d.Groups {
+			for _, r := range g.Rules {
+				byName[r.Name] = r
+			}
+		}
+		refused := gather("vigil_alerting_store_refused_series_total")
+		lim := byName["wide:doubled"]
+		if lim.Health == "err" && strings.Contains(lim.LastError, "limit") && refused > 0 &&
+			byName["StillEvaluated"].State == "firing" && gather("prometheus_rule_evaluation_failures_total") > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30s: rules %+v, %v series refused, %v evaluation failures, %v series, %v appended", byName, refused,
+				gather("prometheus_rule_evaluation_failures_total"), gather("vigil_alerting_store_series"), gather("vigil_alerting_store_samples_appended_total"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := gather("vigil_alerting_store_series"); n > float64(cfg.Store.MaxSeries) {
+		t.Errorf("the store holds %v series, above max_series %d", n, cfg.Store.MaxSeries)
 	}
 }

@@ -34,8 +34,9 @@ type outbox struct {
 
 	mu sync.Mutex // serialises writes and removals of one key
 
-	pending                                prometheus.GaugeFunc
-	replayed, delivered, given, superseded prometheus.Counter
+	pending prometheus.GaugeFunc
+	// By receiver and integration (e.g. "pager", "pagerduty").
+	replayed, delivered, given, superseded *prometheus.CounterVec
 }
 
 type outboxEntry struct {
@@ -54,6 +55,9 @@ type storedAlert struct {
 	Timeout   bool      `json:"timeout"`
 }
 
+// outboxLabels label the outbox's counters, as Alertmanager's receiver_name and integration.
+var outboxLabels = []string{"receiver_name", "integration"}
+
 func newOutbox(dir string, logger *slog.Logger, reg prometheus.Registerer) (*outbox, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("alertmanager outbox: %w", err)
@@ -63,22 +67,22 @@ func newOutbox(dir string, logger *slog.Logger, reg prometheus.Registerer) (*out
 		Name: "vigil_alerting_outbox_pending",
 		Help: "Notifications written to the outbox and not delivered yet.",
 	}, func() float64 { return float64(len(o.files())) })
-	o.replayed = prometheus.NewCounter(prometheus.CounterOpts{
+	o.replayed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vigil_alerting_outbox_replayed_total",
 		Help: "Notifications found undelivered in the outbox at start-up and sent again.",
-	})
-	o.delivered = prometheus.NewCounter(prometheus.CounterOpts{
+	}, outboxLabels)
+	o.delivered = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vigil_alerting_outbox_delivered_total",
 		Help: "Notifications from the outbox delivered after a restart.",
-	})
-	o.given = prometheus.NewCounter(prometheus.CounterOpts{
+	}, outboxLabels)
+	o.given = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vigil_alerting_outbox_dropped_total",
 		Help: "Notifications from the outbox dropped: refused for good by the receiver, or its integration no longer configured.",
-	})
-	o.superseded = prometheus.NewCounter(prometheus.CounterOpts{
+	}, outboxLabels)
+	o.superseded = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vigil_alerting_outbox_superseded_total",
 		Help: "Notifications left in the outbox whose alerts were all still firing at start-up: not replayed, as the restored alerts page again through the pipeline.",
-	})
+	}, outboxLabels)
 	if reg != nil {
 		if err := registerAll(reg, o.pending, o.replayed, o.delivered, o.given, o.superseded); err != nil {
 			return nil, err
@@ -198,7 +202,7 @@ func (o *outbox) replay(integrations map[string]notify.Integration, stop <-chan 
 		}
 		if err != nil {
 			o.logger.Warn("outbox: unreadable notification dropped", "file", path, "error", err)
-			o.given.Inc()
+			o.given.WithLabelValues("", "").Inc()
 			o.remove(path)
 			continue
 		}
@@ -206,18 +210,18 @@ func (o *outbox) replay(integrations map[string]notify.Integration, stop <-chan 
 			// Every alert in it is still firing and valid: the rules restore them from the
 			// store and send them again, and the pipeline pages for them then. Replaying
 			// this too would page twice.
-			o.superseded.Inc()
+			o.count(o.superseded, e)
 			o.remove(path)
 			continue
 		}
 		in, ok := integrations[e.Integration]
 		if !ok {
 			o.logger.Warn("outbox: notification for an integration no longer configured dropped", "integration", e.Integration)
-			o.given.Inc()
+			o.count(o.given, e)
 			o.remove(path)
 			continue
 		}
-		o.replayed.Inc()
+		o.count(o.replayed, e)
 		alerts := make([]*alert.Alert, 0, len(e.Alerts))
 		for _, a := range e.Alerts {
 			alerts = append(alerts, alert.New(a.Alert, a.UpdatedAt, a.Timeout))
@@ -243,12 +247,12 @@ func (o *outbox) resend(path string, e outboxEntry, in notify.Integration, alert
 		cancel()
 		switch {
 		case v.Err() == nil:
-			o.delivered.Inc()
+			o.count(o.delivered, e)
 			o.remove(path)
 			o.logger.Info("outbox: notification delivered after a restart", "integration", e.Integration, "alerts", len(alerts))
 			return
 		case !v.ShouldRetry():
-			o.given.Inc()
+			o.count(o.given, e)
 			o.remove(path)
 			o.logger.Error("outbox: notification refused for good", "integration", e.Integration, "error", v.Err())
 			return
@@ -261,6 +265,15 @@ func (o *outbox) resend(path string, e outboxEntry, in notify.Integration, alert
 		}
 		delay = min(2*delay, time.Minute)
 	}
+}
+
+// count adds one to c for the entry's receiver and integration.
+func (o *outbox) count(c *prometheus.CounterVec, e outboxEntry) {
+	name := e.Integration
+	if parts := strings.Split(e.Integration, "/"); len(parts) == 3 {
+		name = parts[1]
+	}
+	c.WithLabelValues(e.Receiver, name).Inc()
 }
 
 // stillFiring reports whether every alert of the entry is firing and not yet past its EndsAt

@@ -81,6 +81,9 @@ type Store struct {
 
 	mu     sync.Mutex
 	series map[uint64]int64 // hash of every series admitted → unix ms it was last appended
+	// oldest is at most the least time in series: forgetOld has nothing to drop while it is
+	// within the retention, so a full store refuses new series without scanning the map.
+	oldest int64
 
 	appended, skipped, refused prometheus.Counter
 }
@@ -160,6 +163,7 @@ func (s *Store) seedFromHead() {
 	}
 	defer q.Close()
 	now := time.Now().UnixMilli()
+	s.oldest = now
 	ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+"))
 	for ss.Next() {
 		s.series[ss.At().Labels().Hash()] = now
@@ -172,9 +176,12 @@ func (s *Store) Close() error { return s.db.Close() }
 // Queryable is what the engine queries.
 func (s *Store) Queryable() storage.Queryable { return s.db }
 
-// AppenderV2 returns an appender that writes to the store without selection: the rules' own
-// output (recording rules, ALERTS, ALERTS_FOR_STATE) always goes in.
-func (s *Store) AppenderV2(ctx context.Context) storage.AppenderV2 { return s.db.AppenderV2(ctx) }
+// AppenderV2 returns the appender for the rules' own output (recording rules, ALERTS,
+// ALERTS_FOR_STATE): stored without selection, but within max_series like everything else, so
+// that a rule producing a hundred thousand series is refused and counted, not held.
+func (s *Store) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	return &FeedAppender{s: s, app: s.db.AppenderV2(ctx), all: true}
+}
 
 // Feed returns an appender that stores only the series the selection picks, within
 // max_series. Its Commit reports what was appended, skipped and refused through the counters.
@@ -187,6 +194,7 @@ func (s *Store) Feed(ctx context.Context) *FeedAppender {
 type FeedAppender struct {
 	s   *Store
 	app storage.AppenderV2
+	all bool // no selection: the rules' output
 
 	Appended, Skipped, Refused int
 	// Invalid counts samples the head refused (out of order, too old, duplicate).
@@ -197,7 +205,7 @@ var _ storage.AppenderV2 = (*FeedAppender)(nil)
 
 // Append implements storage.AppenderV2.
 func (a *FeedAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
-	if !a.s.sel.Load().Selects(ls) {
+	if !a.all && !a.s.sel.Load().Selects(ls) {
 		a.Skipped++
 		return 0, nil
 	}
@@ -253,6 +261,9 @@ func (s *Store) admit(hash uint64, t int64) bool {
 			return false
 		}
 	}
+	if len(s.series) == 0 || t < s.oldest {
+		s.oldest = t
+	}
 	s.series[hash] = t
 	return true
 }
@@ -261,11 +272,18 @@ func (s *Store) admit(hash uint64, t int64) bool {
 // held): they no longer count against the limit.
 func (s *Store) forgetOld() {
 	cutoff := time.Now().Add(-s.retention).UnixMilli()
+	if s.oldest >= cutoff {
+		return
+	}
+	oldest := int64(math.MaxInt64)
 	for k, t := range s.series {
 		if t < cutoff {
 			delete(s.series, k)
+			continue
 		}
+		oldest = min(oldest, t)
 	}
+	s.oldest = oldest
 }
 
 // AppendRW stores the selected series of a remote-write 1.0 body. Only the series selected are

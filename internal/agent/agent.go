@@ -119,8 +119,8 @@ func (a *Agent) ReportFatal(err error) {
 // Start serves self-telemetry, then starts the pipelines; /readyz turns ready once all started.
 func (a *Agent) Start(ctx context.Context) error {
 	if a.listen != "" {
-		var routes []func(*http.ServeMux)
-		paths := "/metrics /healthz /readyz"
+		routes := []func(*http.ServeMux){func(m *http.ServeMux) { m.HandleFunc("POST /-/reload", a.serveReload) }}
+		paths := "/metrics /healthz /readyz /-/reload"
 		if a.alerting != nil {
 			routes = append(routes, a.alerting.Register)
 			paths += " /api/v1/{query,query_range,series,labels,rules,alerts}"
@@ -180,6 +180,22 @@ func (a *Agent) Reload() error {
 		return err
 	}
 	return nil
+}
+
+// serveReload is POST /-/reload: Reload, answering 200 when the new rules and routing run and
+// 500 with the reason when the old ones stay.
+func (a *Agent) serveReload(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := a.Reload(); err != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprintf(w, "reload failed, the running rules and routing stay: %v\n", err)
+		return
+	}
+	if a.alerting == nil {
+		_, _ = io.WriteString(w, "nothing to reload: there is no alerting section (other changes need a restart)\n")
+		return
+	}
+	_, _ = io.WriteString(w, "reloaded rules and routing\n")
 }
 
 // Shutdown drains and stops everything within ctx.

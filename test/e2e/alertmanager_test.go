@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/alertmanager/notify/webhook"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
@@ -77,37 +78,32 @@ const notifyVigil = alertingHead + `  external_labels: {agent: e2e}
         - targets: [%[5]s, %[6]s]   # the first one is down: the second must still get every alert
 `
 
-// webhookPayload is Alertmanager's webhook body (version 4), what the test decodes.
-type webhookPayload struct {
-	Version string `json:"version"`
-	Status  string `json:"status"`
-	Alerts  []struct {
-		Status       string            `json:"status"`
-		Labels       map[string]string `json:"labels"`
-		Annotations  map[string]string `json:"annotations"`
-		StartsAt     time.Time         `json:"startsAt"`
-		EndsAt       time.Time         `json:"endsAt"`
-		GeneratorURL string            `json:"generatorURL"`
-	} `json:"alerts"`
-}
-
+// hook receives Alertmanager's webhook notifications, decoded strictly into Alertmanager's
+// own published type for them (notify/webhook.Message, version 4).
 type hook struct {
 	mu       sync.Mutex
-	payloads []webhookPayload
+	payloads []webhook.Message
+	bad      []string // bodies that are not a valid webhook message
 }
 
 func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var p webhookPayload
 	body, _ := io.ReadAll(r.Body)
-	if err := json.Unmarshal(body, &p); err == nil {
-		h.mu.Lock()
-		h.payloads = append(h.payloads, p)
-		h.mu.Unlock()
+	var p webhook.Message
+	err := decodeStrict(body, &p)
+	if err == nil {
+		err = checkWebhook(p)
 	}
+	h.mu.Lock()
+	if err != nil {
+		h.bad = append(h.bad, fmt.Sprintf("%v: %s", err, body))
+	} else {
+		h.payloads = append(h.payloads, p)
+	}
+	h.mu.Unlock()
 	w.WriteHeader(http.StatusOK)
 }
 
-func (h *hook) find(status string) (webhookPayload, bool) {
+func (h *hook) find(status string) (webhook.Message, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, p := range h.payloads {
@@ -115,7 +111,17 @@ func (h *hook) find(status string) (webhookPayload, bool) {
 			return p, true
 		}
 	}
-	return webhookPayload{}, false
+	return webhook.Message{}, false
+}
+
+// checkBad fails the test for every body that did not decode as a webhook message.
+func (h *hook) checkBad(t *testing.T) {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, b := range h.bad {
+		t.Errorf("webhook notification not in Alertmanager's format: %s", b)
+	}
 }
 
 // flagSender sends the gauge e2e_flag over OTLP/gRPC every 300 ms with the value set.
@@ -205,7 +211,7 @@ func TestAlertmanagerNotifier(t *testing.T) {
 	v := startVigil(t, "vigil", fmt.Sprintf(notifyVigil, grpcAddr, tel, rules, filepath.Join(dir, "store"), deadAddr, amAddr), tel)
 	flag := sendFlag(t, grpcAddr)
 
-	var firing webhookPayload
+	var firing webhook.Message
 	eventually(t, 45*time.Second, func() error {
 		var ok bool
 		if firing, ok = h.find("firing"); !ok {
@@ -292,6 +298,7 @@ func TestAlertmanagerNotifier(t *testing.T) {
 		t.Errorf("notifications: %v errors for the down Alertmanager (want > 0), %v sent to the live one (want >= 2)", errs, sent)
 	}
 	flag.close()
+	h.checkBad(t)
 	// The notifier reports the down Alertmanager at error level, as Prometheus does; nothing
 	// else may be an error.
 	if code := v.stop(30 * time.Second); code != 0 {

@@ -9,10 +9,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/PagerDuty/go-pagerduty"
+	"github.com/opsgenie/opsgenie-go-sdk-v2/alert"
+	"github.com/prometheus/alertmanager/notify/webhook"
+	"github.com/slack-go/slack"
 )
 
 const routingVigil = alertingHead + `  external_labels: {agent: e2e}
@@ -50,8 +56,9 @@ type recorder struct {
 }
 
 type recorded struct {
-	path, auth string
-	body       map[string]any
+	path, query, auth string
+	raw               []byte
+	body              map[string]any
 }
 
 func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -59,7 +66,7 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	var body map[string]any
 	_ = json.Unmarshal(b, &body)
 	r.mu.Lock()
-	r.reqs = append(r.reqs, recorded{path: req.URL.Path, auth: req.Header.Get("Authorization"), body: body})
+	r.reqs = append(r.reqs, recorded{path: req.URL.Path, query: req.URL.RawQuery, auth: req.Header.Get("Authorization"), raw: b, body: body})
 	r.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	if strings.HasPrefix(req.URL.Path, "/pagerduty") {
@@ -215,6 +222,7 @@ func TestRoutingInTheAgent(t *testing.T) {
 	if gc := rec.matching("/opsgenie", resolved)[0]; !strings.Contains(gc.path, "/v2/alerts/") {
 		t.Errorf("Opsgenie close path %s", gc.path)
 	}
+	checkPayloads(t, rec)
 	for _, line := range strings.Split(v.output(), "\n") {
 		if strings.Contains(line, "genie-secret") || strings.Contains(line, "pd-routing-key") {
 			t.Errorf("a secret was logged: %s", line)
@@ -222,6 +230,66 @@ func TestRoutingInTheAgent(t *testing.T) {
 	}
 	flag.close()
 	v.stopClean(t)
+}
+
+// checkPayloads decodes every request the notifiers made with the receiving service's
+// published type and checks its required fields; the firing and resolved ones must carry the
+// alert.
+func checkPayloads(t *testing.T, rec *recorder) {
+	t.Helper()
+	rec.mu.Lock()
+	reqs := slices.Clone(rec.reqs)
+	rec.mu.Unlock()
+	seen := map[string]int{}
+	for _, q := range reqs {
+		var err error
+		switch {
+		case strings.HasPrefix(q.path, "/hook"):
+			var m webhook.Message
+			if err = decodeStrict(q.raw, &m); err == nil {
+				err = checkWebhook(m)
+			}
+			if err == nil && m.Alerts[0].Labels["alertname"] != "FlagUp" {
+				err = fmt.Errorf("webhook alert %v", m.Alerts[0].Labels)
+			}
+			seen["webhook "+m.Status]++
+		case strings.HasPrefix(q.path, "/pagerduty"):
+			var e pagerduty.V2Event
+			if e, err = checkPagerDuty(q.raw); err == nil && e.Action == "trigger" && !strings.Contains(e.Payload.Summary, "FlagUp") {
+				err = fmt.Errorf("pagerduty summary %q does not name the alert", e.Payload.Summary)
+			}
+			seen["pagerduty "+e.Action]++
+		case strings.HasPrefix(q.path, "/slack"):
+			var m slack.WebhookMessage
+			if m, err = checkSlack(q.raw); err == nil && (m.Channel != "#oncall" || !strings.Contains(m.Attachments[0].Title, "FlagUp")) {
+				err = fmt.Errorf("slack channel %q, title %q", m.Channel, m.Attachments[0].Title)
+			}
+			seen["slack"]++
+		case strings.HasPrefix(q.path, "/opsgenie"):
+			var c *alert.CreateAlertRequest
+			var cl *alert.CloseAlertRequest
+			c, cl, err = checkOpsgenie(q.path, q.query, q.raw)
+			switch {
+			case c != nil && !strings.Contains(c.Message, "FlagUp"):
+				err = fmt.Errorf("opsgenie message %q does not name the alert", c.Message)
+			case c != nil:
+				seen["opsgenie create"]++
+			case cl != nil:
+				seen["opsgenie close"]++
+			}
+		}
+		if err != nil {
+			t.Errorf("%s: %v\n%s", q.path, err, q.raw)
+		}
+	}
+	for _, k := range []string{"webhook firing", "webhook resolved", "pagerduty trigger", "pagerduty resolve", "opsgenie create", "opsgenie close"} {
+		if seen[k] == 0 {
+			t.Errorf("no %s request checked (%v)", k, seen)
+		}
+	}
+	if seen["slack"] < 2 {
+		t.Errorf("%d Slack messages checked, want the firing and the resolved one", seen["slack"])
+	}
 }
 
 const killVigil = alertingHead + `  store: {path: %[4]s/store, retention: 1h}
