@@ -185,7 +185,7 @@ func newEmbedded(c *EmbeddedConfig, logger *slog.Logger, reg prometheus.Register
 	var rec eventrecorder.Recorder // the event recorder is off, as by default in Alertmanager
 	// Notification counters carry receiver_name next to integration, so that sent, failed
 	// and retried (requests beyond notifications) are counted per receiver.
-	ff, err := featurecontrol.NewFlags(logger, featurecontrol.FeatureReceiverNameInMetrics)
+	ff, err := featurecontrol.NewFlags(slog.New(slog.DiscardHandler), featurecontrol.FeatureReceiverNameInMetrics) // not "experimental" to us: no warning
 	if err != nil {
 		return nil, fmt.Errorf("alertmanager: %w", err)
 	}

@@ -132,14 +132,17 @@ type flagSender struct {
 	done  chan struct{}
 }
 
-func sendFlag(t *testing.T, addr string) *flagSender {
+func sendFlag(t *testing.T, addr string) *flagSender { t.Helper(); return sendFlagValue(t, addr, 1) }
+
+// sendFlagValue is sendFlag starting at value v.
+func sendFlagValue(t *testing.T, addr string, v float64) *flagSender {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	client := pmetricotlp.NewGRPCClient(conn)
-	f := &flagSender{value: 1, stop: make(chan struct{}), done: make(chan struct{})}
+	f := &flagSender{value: v, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(f.done)
 		defer conn.Close()
@@ -323,4 +326,93 @@ func serveHTTP(t *testing.T, h http.Handler) string {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().String()
+}
+
+// backendDownVigil: the metrics pipeline exports by remote write to an address where nothing
+// listens (%[6]s), through a queue so small it is full within seconds, ahead of the alerting
+// exporter; the in-agent Alertmanager pages a webhook (%[7]s).
+const backendDownVigil = `receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: %[1]s}
+exporters:
+  prometheusremotewrite:
+    endpoint: http://%[6]s/api/v1/write
+    timeout: 1s
+    retry_on_failure: {initial_interval: 100ms, max_interval: 500ms, max_elapsed_time: 0s}
+    sending_queue: {num_consumers: 1, queue_size: 1024}
+  alerting: {}
+service:
+  pipelines:
+    metrics:
+      receivers: [otlp]
+      exporters: [prometheusremotewrite, alerting]
+  telemetry:
+    logs: {level: info, encoding: json}
+    metrics: {address: %[2]s}
+alerting:
+  rule_files: [%[3]s]
+  evaluation_interval: 1s
+  store: {path: %[4]s/store, retention: 1h}
+  alertmanager:
+    endpoint: %[5]s
+    data_dir: %[4]s/am
+    config:
+      route: {receiver: hook, group_by: [alertname], group_wait: 1s, group_interval: 1s, repeat_interval: 1h}
+      receivers:
+        - name: hook
+          webhook_configs: [{url: 'http://%[7]s/hook', send_resolved: true}]
+`
+
+// TestPageWhileTheBackendIsDown: the remote-write backend is down for the whole run and the
+// exporter's queue is full (so every batch waits out its block timeout there before the
+// alerting exporter, next in the pipeline, gets it). The page still arrives, with its labels
+// and annotation, and so does the resolved notification.
+func TestPageWhileTheBackendIsDown(t *testing.T) {
+	dir := t.TempDir()
+	h := &hook{}
+	hookAddr := serveHTTP(t, h)
+	rules := filepath.Join(dir, "flag.rules.yaml")
+	if err := os.WriteFile(rules, []byte(flagRules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	grpcAddr, tel, amAddr, deadAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	v := startVigil(t, "vigil", fmt.Sprintf(backendDownVigil, grpcAddr, tel, rules, dir, amAddr, deadAddr, hookAddr), tel)
+	flag := sendFlagValue(t, grpcAddr, 0)
+	// The backend refuses every attempt and the queue fills up before the alert condition starts.
+	eventually(t, 60*time.Second, func() error {
+		samples := scrape(t, tel)
+		failures := sum(samples, "vigil_exporter_send_failures_total", map[string]string{"component": "prometheusremotewrite"}) +
+			sum(samples, "vigil_exporter_retries_total", map[string]string{"component": "prometheusremotewrite"})
+		full := sum(samples, "vigil_exporter_enqueue_failures_total", map[string]string{"component": "prometheusremotewrite", "reason": "full"})
+		if failures == 0 || full == 0 {
+			return fmt.Errorf("%v failed attempts to the backend, %v batches refused by the full queue so far", failures, full)
+		}
+		return nil
+	})
+	flag.set(1)
+	var firing webhook.Message
+	eventually(t, 60*time.Second, func() error {
+		var ok bool
+		if firing, ok = h.find("firing"); !ok {
+			return fmt.Errorf("no page while the backend is down")
+		}
+		return nil
+	})
+	if a := firing.Alerts[0]; a.Labels["alertname"] != "FlagUp" || a.Labels["job"] != "flagd" || a.Annotations["summary"] != "flag of flagd is 1" {
+		t.Errorf("page: labels %v, annotations %v", a.Labels, a.Annotations)
+	}
+	flag.set(0)
+	eventually(t, 60*time.Second, func() error {
+		if _, ok := h.find("resolved"); !ok {
+			return fmt.Errorf("no resolved notification while the backend is down")
+		}
+		return nil
+	})
+	if n := sum(scrape(t, tel), "vigil_exporter_prometheusremotewrite_requests_total", map[string]string{"outcome": "2xx"}); n != 0 {
+		t.Errorf("%v remote-write requests succeeded: the backend was not down", n)
+	}
+	flag.close()
+	h.checkBad(t)
+	v.stop(40 * time.Second) // exits non-zero: what the remote-write queue held is dropped, and said so
 }
