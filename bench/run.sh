@@ -3,14 +3,16 @@
 # (otelcol-core, once, into ${VIGIL_CACHE:-~/.cache/vigil}/bin; vmagent from Debian), then runs
 #   1. the OTLP relay harness, vigil vs otelcol-core   → bench/results/otlp-relay.{md,svg,bench.txt}
 #   2. the remote-write relay, vigil vs vmagent        → bench/results/remote-write.md
+#   3. the alerting engine's benchmarks (1000 rules over 100k series, notification throughput)
+#                                                      → bench/results/alerting.bench.txt
 # Extra arguments go to the OTLP harness, e.g. `bash bench/run.sh -signals traces -rounds 1`.
 # Environment: VIGIL_BIN (measure this binary instead of building one), OTELCOL_BIN, VMAGENT_BIN,
-# BENCH_PARTS (comma-separated: otlp, rw; default both), BENCH_PEERS=0 (vigil alone),
+# BENCH_PARTS (comma-separated: otlp, rw, alerting; default all three), BENCH_PEERS=0 (vigil alone),
 # RW_ARGS (arguments for rwbench; default "-duration 10s -warmup 3s -rounds 2 -alerting").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-parts=",${BENCH_PARTS:-otlp,rw},"
+parts=",${BENCH_PARTS:-otlp,rw,alerting},"
 peers=${BENCH_PEERS:-1}
 log() { echo "bench: $*" >&2; }
 
@@ -51,4 +53,14 @@ if [[ $parts == *,rw,* ]]; then
   fi
   # shellcheck disable=SC2086 # RW_ARGS is a list of flags
   "$tmp/rwbench" -vigil "$VIGIL_BIN" "${vmagent[@]}" ${RW_ARGS:--duration 10s -warmup 3s -rounds 2 -alerting}
+fi
+
+if [[ $parts == *,alerting,* ]]; then
+  log "alerting engine benchmarks"
+  out=bench/results/alerting.bench.txt
+  { echo "# $(date -u +%FT%TZ) $(git describe --tags --always --dirty 2>/dev/null || echo dev), nproc $(nproc)"
+    go test ./alerting/engine ./alerting/store -run '^$' -bench 'Evaluate1000RulesOver100kSeries|EmbeddedNotifications|AppendRW' \
+      -benchtime 3x -count 1
+    go test ./alerting/engine -run '^$' -bench 'EmbeddedNotifications' -benchtime 2000x -count 3
+  } | tee "$out" >&2
 fi

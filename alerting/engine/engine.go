@@ -233,6 +233,8 @@ type Engine struct {
 	notify  NotifyFunc
 	out     outputs
 
+	logged alertLog // what logAlerts has said, so that resends are not logged again
+
 	reloadMu   sync.Mutex // one reload at a time (SIGHUP and POST /-/reload)
 	reloads    *prometheus.CounterVec
 	lastReload prometheus.Gauge
@@ -457,8 +459,9 @@ func (e *Engine) Stop() error {
 	return err
 }
 
-// logAlerts logs firing and resolved alerts: at info while no notifier is configured (it is
-// the only notice), at debug beside one.
+// logAlerts logs alerts as they fire and resolve: at info while no notifier is configured (it
+// is the only notice), at debug beside one. The rule manager sends a firing alert again every
+// resend_delay; those resends are not logged again.
 func (e *Engine) logAlerts(ctx context.Context, _ string, alerts ...*rules.Alert) {
 	level := slog.LevelInfo
 	if e.ams != nil || e.emb != nil {
@@ -472,6 +475,43 @@ func (e *Engine) logAlerts(ctx context.Context, _ string, alerts ...*rules.Alert
 		if !a.ResolvedAt.IsZero() {
 			state = "resolved"
 		}
-		e.logger.Log(ctx, level, "alert "+state, "labels", a.Labels.String(), "active_at", a.ActiveAt, "value", a.Value)
+		if e.logged.changed(a.Labels.Hash(), a.ActiveAt, state == "resolved", e.cfg.ResendDelay) {
+			e.logger.Log(ctx, level, "alert "+state, "labels", a.Labels.String(), "active_at", a.ActiveAt, "value", a.Value)
+		}
 	}
+}
+
+// alertLog remembers what logAlerts said about each alert (by labels hash): its activeAt,
+// whether it was resolved, and when the rule manager last sent it.
+type alertLog struct {
+	mu     sync.Mutex
+	alerts map[uint64]loggedAlert
+}
+
+type loggedAlert struct {
+	activeAt time.Time
+	resolved bool
+	seen     time.Time
+}
+
+// changed reports whether the alert is news: firing since an activeAt not logged yet, or
+// resolved since it was last logged. The rule manager resends firing and (for a while)
+// resolved alerts; an alert it has not sent for ten resend delays is forgotten.
+func (l *alertLog) changed(h uint64, activeAt time.Time, resolved bool, resend time.Duration) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.alerts == nil {
+		l.alerts = map[uint64]loggedAlert{}
+	}
+	now := time.Now()
+	prev, ok := l.alerts[h]
+	l.alerts[h] = loggedAlert{activeAt: activeAt, resolved: resolved, seen: now}
+	if len(l.alerts)%1024 == 0 {
+		for k, v := range l.alerts {
+			if now.Sub(v.seen) > 10*max(resend, time.Minute) {
+				delete(l.alerts, k)
+			}
+		}
+	}
+	return !ok || !prev.activeAt.Equal(activeAt) || prev.resolved != resolved
 }

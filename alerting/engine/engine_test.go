@@ -498,3 +498,29 @@ func TestRuleProducing100kSeries(t *testing.T) {
 		t.Errorf("the store holds %v series, above max_series %d", n, cfg.Store.MaxSeries)
 	}
 }
+
+// TestAlertLogSaysEachChangeOnce: the rule manager's resends of a firing or resolved alert are
+// not logged again; a new activeAt (fired again) and a resolution are.
+func TestAlertLogSaysEachChangeOnce(t *testing.T) {
+	var l alertLog
+	t0 := time.Now()
+	t1 := t0.Add(time.Hour)
+	for i, step := range []struct {
+		h        uint64
+		activeAt time.Time
+		resolved bool
+		want     bool
+	}{
+		{1, t0, false, true},
+		{1, t0, false, false}, // resent
+		{2, t0, false, true},  // another alert
+		{1, t0, true, true},   // resolved
+		{1, t0, true, false},  // resolved, resent
+		{1, t1, false, true},  // firing again
+		{1, t1, false, false},
+	} {
+		if got := l.changed(step.h, step.activeAt, step.resolved, time.Minute); got != step.want {
+			t.Errorf("step %d: changed = %v, want %v", i, got, step.want)
+		}
+	}
+}
