@@ -75,7 +75,9 @@ func (c *InlineConfig) UnmarshalYAML(n *yaml.Node) error {
 		return err
 	}
 	if _, err := amconfig.Load(string(out)); err != nil {
-		return fmt.Errorf("config: %w", err)
+		// As a decode error with its line, so that the agent's loader names the file, the line
+		// and the path (alerting.alertmanager.config) rather than the alerting section.
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: Alertmanager configuration: %v", n.Line, err)}}
 	}
 	c.Text = string(out)
 	return nil
