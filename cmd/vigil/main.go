@@ -45,6 +45,7 @@ Commands:
   default-config  print the embedded default config
   queue     check a persistent sending queue: vigil queue check DIR [--repair]
   rules     check Prometheus rule files as promtool does: vigil rules check FILE...
+  slo       generate Prometheus rules from SLO specs as Sloth does: vigil slo generate FILE...
 
 Run "vigil <command> -h" for a command's flags.
 `
@@ -66,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdQueue(args[1:], stdout, stderr)
 	case "rules":
 		return cmdRules(args[1:], stdout, stderr)
+	case "slo":
+		return cmdSLO(args[1:], stdout, stderr)
 	case "default-config":
 		_, _ = stdout.Write(config.Default())
 		return 0
