@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/vigilhq/vigil/alerting/engine"
+	sloengine "github.com/vigilhq/vigil/slo/engine"
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
 )
@@ -22,6 +23,8 @@ type Config struct {
 	Service      Service
 	// Alerting is the top-level alerting section (nil: no rules are evaluated).
 	Alerting *engine.Config
+	// SLOs is the top-level slos section (nil: no SLOs); it needs Alerting.
+	SLOs *sloengine.Config
 }
 
 // AckMode is the acknowledgement mode of the hand-off from pipeline pid to exporter exp: the

@@ -74,6 +74,15 @@ func (l *errList) addJoined(n *yaml.Node, path string, err error) {
 		}
 		return
 	}
+	var le interface {
+		error
+		LineAndPath() (int, string)
+	}
+	if errors.As(err, &le) { // an error that knows its own line (a document inlined in the config)
+		line, sub := le.LineAndPath()
+		l.add(&yaml.Node{Line: line}, path+"."+sub, errors.Unwrap(le))
+		return
+	}
 	msg := err.Error()
 	if sub, rest, ok := strings.Cut(msg, ": "); ok && looksLikePath(sub) {
 		l.add(lineOf(n, sub), path+"."+sub, errors.New(rest))

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vigilhq/vigil/alerting/engine"
+	sloengine "github.com/vigilhq/vigil/slo/engine"
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
 )
@@ -68,7 +69,7 @@ func load(file string, data []byte, f component.Factories, exp *expander) (*Conf
 		Exporters:    map[component.ID]component.Config{},
 		ExporterAcks: map[component.ID]component.AckMode{},
 	}
-	var svcNode *yaml.Node
+	var svcNode, slosKey *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		key, val := root.Content[i], root.Content[i+1]
 		switch key.Value {
@@ -97,10 +98,18 @@ func load(file string, data []byte, f component.Factories, exp *expander) (*Conf
 				errs.addJoined(val, "alerting", ac.Validate())
 			}
 			cfg.Alerting = ac
+		case "slos":
+			slosKey = key
+			sc := sloengine.NewConfig()
+			if decodeInto(val, sc, "slos", errs, exp) {
+				sc.SetDirectory(filepath.Dir(file))
+				errs.addJoined(val, "slos", sc.Validate())
+			}
+			cfg.SLOs = sc
 		case "extensions", "connectors":
 			errs.add(key, key.Value, errors.New("not supported by Vigil yet (health and metrics are built in: /healthz, /readyz and /metrics on service.telemetry.metrics.address)"))
 		default:
-			errs.add(key, key.Value, errors.New("unknown top-level section (known: receivers, processors, exporters, service, alerting)"))
+			errs.add(key, key.Value, errors.New("unknown top-level section (known: receivers, processors, exporters, service, alerting, slos)"))
 		}
 	}
 	if svcNode == nil {
@@ -108,7 +117,17 @@ func load(file string, data []byte, f component.Factories, exp *expander) (*Conf
 	} else {
 		decodeService(svcNode, cfg, f, errs, exp)
 	}
+	if cfg.SLOs == nil {
+		for id := range cfg.Exporters {
+			if id.Type == "slo" {
+				errs.add(root, "exporters."+id.String(), errors.New("needs the top-level slos section: it counts spans and logs for the SLOs there"))
+			}
+		}
+	}
 	if cfg.Alerting == nil {
+		if slosKey != nil {
+			errs.add(slosKey, "slos", errors.New("needs the top-level alerting section: SLO alerts go through its notifiers, and events SLIs query its store"))
+		}
 		for id := range cfg.Exporters {
 			if id.Type == "alerting" {
 				errs.add(root, "exporters."+id.String(), errors.New("needs the top-level alerting section (rule_files, store): it feeds the alerting store"))

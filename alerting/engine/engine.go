@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/vigilhq/vigil/alerting/rulefiles"
 	"github.com/vigilhq/vigil/alerting/store"
@@ -134,9 +135,7 @@ func (c *Config) Validate() error {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	if len(c.RuleFiles) == 0 && !c.SelfHealth {
-		errs = append(errs, errors.New("rule_files: at least one rule file is needed (or self_health: true)"))
-	}
+	// No rule files is fine: the section may be there for the SLOs, or for routing alone.
 	_, longest, ferrs := selection(files)
 	for _, e := range ferrs {
 		errs = append(errs, fmt.Errorf("rule_files: %w", e))
@@ -234,6 +233,11 @@ type Engine struct {
 	out     outputs
 
 	logged alertLog // what logAlerts has said, so that resends are not logged again
+	// notifyAll is what the rule manager notifies with; Notify hands other alerts (the SLOs')
+	// to it too.
+	notifyAll NotifyFunc
+	// extra are expressions besides the rules' whose series the store keeps (the SLOs').
+	extra []parser.Expr
 
 	reloadMu   sync.Mutex // one reload at a time (SIGHUP and POST /-/reload)
 	reloads    *prometheus.CounterVec
@@ -333,6 +337,7 @@ func New(cfg *Config, logger *slog.Logger, reg prometheus.Registerer, notify Not
 			}
 		}
 	}
+	e.notifyAll = notify
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	e.mgr = rules.NewManager(&rules.ManagerOptions{
@@ -354,6 +359,57 @@ func New(cfg *Config, logger *slog.Logger, reg prometheus.Registerer, notify Not
 
 // Store is the engine's store, which the `alerting` exporter feeds.
 func (e *Engine) Store() *store.Store { return e.store }
+
+// SelectAlso makes the store keep the series exprs select, besides those of the rules (the
+// SLOs' queries); it lasts across reloads.
+func (e *Engine) SelectAlso(exprs ...parser.Expr) error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	sel, _, errs := selection(e.files)
+	if len(errs) > 0 {
+		return fmt.Errorf("alerting: rule files: %w", errors.Join(errs...))
+	}
+	e.extra = append(e.extra, exprs...)
+	for _, x := range e.extra {
+		sel.AddParsed(x)
+	}
+	return e.store.SetSelection(sel)
+}
+
+// Notify sends alerts that are not the rules' (the SLOs') the way the rules' go: logged, to
+// the Alertmanagers and to the in-agent Alertmanager, with the external labels.
+func (e *Engine) Notify(ctx context.Context, expr string, alerts ...*rules.Alert) {
+	e.notifyAll(ctx, expr, alerts...)
+}
+
+// Appender writes samples that are not the rules' (the SLOs' metrics) as recording rules'
+// output goes: into the store, within max_series, and to every receiver alerting.
+func (e *Engine) Appender(ctx context.Context) storage.AppenderV2 { return ruleStore{e}.AppenderV2(ctx) }
+
+// Query evaluates an instant query on the store at ts.
+func (e *Engine) Query(ctx context.Context, q string, ts time.Time) (promql.Vector, error) {
+	qry, err := e.promql.NewInstantQuery(ctx, e.store.Queryable(), nil, q, ts)
+	if err != nil {
+		return nil, err
+	}
+	defer qry.Close()
+	res := qry.Exec(ctx)
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	switch v := res.Value.(type) {
+	case promql.Vector:
+		return v, nil
+	case promql.Scalar:
+		return promql.Vector{{T: v.T, F: v.V}}, nil
+	}
+	return nil, fmt.Errorf("query %q: a %s, want an instant vector", q, res.Value.Type())
+}
+
+// ResendDelay is how often firing alerts are sent again; EvaluationInterval is the rules'
+// default interval.
+func (e *Engine) ResendDelay() time.Duration        { return e.cfg.ResendDelay }
+func (e *Engine) EvaluationInterval() time.Duration { return e.cfg.EvaluationInterval }
 
 // Start loads the rule files and starts evaluating them. The first evaluation of each group
 // restores the `for` state of its alerts from ALERTS_FOR_STATE in the store (what survived a
@@ -415,6 +471,9 @@ func (e *Engine) reload() error {
 	sel, _, errs := selection(files)
 	if len(errs) > 0 {
 		return fmt.Errorf("alerting: rule files: %w", errors.Join(errs...))
+	}
+	for _, x := range e.extra {
+		sel.AddParsed(x)
 	}
 	if e.emb != nil {
 		if _, err := e.emb.cfg.load(); err != nil {

@@ -295,7 +295,6 @@ func TestValidate(t *testing.T) {
 		mod  func(*Config)
 		want string
 	}{
-		{"no rule files", func(c *Config) { c.RuleFiles = nil }, "rule_files: at least one"},
 		{"bad rule file", func(c *Config) { c.RuleFiles = []string{"testdata/bad/*.yaml"} }, "rule_files:"},
 		{"short retention", func(c *Config) { c.Store.Retention = time.Minute; c.RuleFiles = []string{"testdata/long/*.yaml"} }, "store.retention: 1m0s is less than twice"},
 		{"bad external label", func(c *Config) { c.ExternalLabels = map[string]string{"a-b": "x"} }, "external_labels"},

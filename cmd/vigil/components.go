@@ -8,6 +8,7 @@ import (
 	"github.com/vigilhq/vigil/exporter/otlphttp"
 	promexporter "github.com/vigilhq/vigil/exporter/prometheus"
 	prwexporter "github.com/vigilhq/vigil/exporter/prometheusremotewrite"
+	sloexporter "github.com/vigilhq/vigil/exporter/slo"
 	"github.com/vigilhq/vigil/internal/component"
 	batchprocessor "github.com/vigilhq/vigil/processor/batch"
 	"github.com/vigilhq/vigil/processor/memorylimiter"
@@ -43,6 +44,7 @@ func components() (component.Factories, error) {
 			promexporter.NewFactory(),
 			prwexporter.NewFactory(),
 			alertingexporter.NewFactory(),
+			sloexporter.NewFactory(),
 		},
 	)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/vigilhq/vigil/internal/component"
 	"github.com/vigilhq/vigil/internal/pipeline"
 	"github.com/vigilhq/vigil/internal/selftelemetry"
+	sloengine "github.com/vigilhq/vigil/slo/engine"
 )
 
 // Options for an agent.
@@ -42,7 +43,8 @@ type Agent struct {
 	health    *selftelemetry.Health
 	graph     *pipeline.Graph
 	listen    string
-	alerting  *engine.Engine // nil without an alerting section
+	alerting  *engine.Engine    // nil without an alerting section
+	slos      *sloengine.Engine // nil without a slos section
 
 	mu     sync.Mutex // guards server, which Start sets while others may read the address
 	server *selftelemetry.Server
@@ -97,6 +99,20 @@ func New(cfg *config.Config, f component.Factories, opts Options) (*Agent, error
 			}
 		}
 	}
+	if cfg.SLOs != nil {
+		reg := prometheus.WrapRegistererWith(prometheus.Labels{"kind": "slo", "component": "slos"}, a.telemetry.Registry)
+		s, err := sloengine.New(cfg.SLOs, a.alerting, a.Logger.With("component", "slos"), reg)
+		if err != nil {
+			a.stopAlerting()
+			return nil, err
+		}
+		a.slos = s
+		for _, c := range cfg.Exporters {
+			if at, ok := c.(interface{ Attach(*sloengine.Engine) }); ok {
+				at.Attach(s) // the slo exporter
+			}
+		}
+	}
 	popts := opts.Pipeline
 	popts.Health = a.health
 	g, err := pipeline.Build(cfg, f, a.telemetry, a.Logger, popts)
@@ -125,6 +141,10 @@ func (a *Agent) Start(ctx context.Context) error {
 			routes = append(routes, a.alerting.Register)
 			paths += " /api/v1/{query,query_range,series,labels,rules,alerts}"
 		}
+		if a.slos != nil {
+			routes = append(routes, a.slos.Register)
+			paths += " /api/v1/slos"
+		}
 		s, err := selftelemetry.Listen(a.listen, a.telemetry, a.health, a.Logger, a.ReportFatal, routes...)
 		if err != nil {
 			a.stopAlerting()
@@ -151,6 +171,9 @@ func (a *Agent) Start(ctx context.Context) error {
 			a.stopAlerting()
 			return err
 		}
+	}
+	if a.slos != nil {
+		a.slos.Start()
 	}
 	a.health.SetReady(true)
 	a.Logger.Info("vigil started", "version", a.opts.Build.Version)
@@ -205,6 +228,9 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	if a.server != nil {
 		err = errors.Join(err, a.server.Shutdown(ctx))
 	}
+	if a.slos != nil {
+		a.slos.Stop() // before the alerting engine: its last metrics go through it
+	}
 	if a.alerting != nil {
 		err = errors.Join(err, a.alerting.Stop())
 	}
@@ -212,6 +238,9 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 }
 
 func (a *Agent) stopAlerting() {
+	if a.slos != nil {
+		a.slos.Stop()
+	}
 	if a.alerting != nil {
 		if err := a.alerting.Stop(); err != nil {
 			a.Logger.Error("alerting store: close", "error", err)

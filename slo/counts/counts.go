@@ -101,6 +101,16 @@ func (r *Ring) Sum(now time.Time, w time.Duration) (bad, total float64) {
 	return bad, total
 }
 
+// Head is the minute the ring was last advanced to (zero time if never).
+func (r *Ring) Head() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.head == 0 {
+		return time.Time{}
+	}
+	return time.Unix(r.head*60, 0)
+}
+
 // Window is the span the ring covers.
 func (r *Ring) Window() time.Duration { return time.Duration(r.n) * time.Minute }
 

@@ -245,12 +245,10 @@ func parseSloth(name string, n *yaml.Node) ([]SLO, error) {
 		}
 		errs = append(errs, fmt.Errorf("%s:%d: %s: %s", name, line, path, msg))
 	})
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
+	// Unknown keys are reported with everything else wrong (the decoder skips them).
 	var doc slothDoc
 	if err := n.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, cleanDecodeError(err))
+		return nil, errors.Join(append(errs, fmt.Errorf("%s: %w", name, cleanDecodeError(err)))...)
 	}
 	if doc.Service == "" {
 		errs = append(errs, fmt.Errorf("%s:%d: service: required", name, n.Line))
