@@ -8,9 +8,9 @@ import (
 	"strconv"
 
 	"github.com/vigilhq/vigil/alerting/engine"
-	sloengine "github.com/vigilhq/vigil/slo/engine"
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
+	sloengine "github.com/vigilhq/vigil/slo/engine"
 )
 
 // Config is a loaded, validated configuration.

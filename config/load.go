@@ -15,9 +15,9 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vigilhq/vigil/alerting/engine"
-	sloengine "github.com/vigilhq/vigil/slo/engine"
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
+	sloengine "github.com/vigilhq/vigil/slo/engine"
 )
 
 // LoadFile reads and loads a config file.

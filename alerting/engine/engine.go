@@ -384,7 +384,9 @@ func (e *Engine) Notify(ctx context.Context, expr string, alerts ...*rules.Alert
 
 // Appender writes samples that are not the rules' (the SLOs' metrics) as recording rules'
 // output goes: into the store, within max_series, and to every receiver alerting.
-func (e *Engine) Appender(ctx context.Context) storage.AppenderV2 { return ruleStore{e}.AppenderV2(ctx) }
+func (e *Engine) Appender(ctx context.Context) storage.AppenderV2 {
+	return ruleStore{e}.AppenderV2(ctx)
+}
 
 // Query evaluates an instant query on the store at ts.
 func (e *Engine) Query(ctx context.Context, q string, ts time.Time) (promql.Vector, error) {
