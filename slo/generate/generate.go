@@ -35,6 +35,9 @@ type Options struct {
 // Groups is a Prometheus rule file.
 type Groups struct {
 	Groups []Group `yaml:"groups"`
+	// Skipped names the SLOs on spans or logs: they have no PromQL equivalent and are
+	// evaluated in the agent only.
+	Skipped []string `yaml:"-"`
 }
 
 // Group is one rule group.
@@ -79,7 +82,8 @@ func Generate(slos []spec.SLO, o Options) (*Groups, error) {
 			s.Window = spec.DefaultWindow
 		}
 		if k := s.SLI.Kind(); k == "spans" || k == "logs" {
-			return nil, fmt.Errorf("%s: slo %q: sli.%s has no PromQL equivalent: it is evaluated in the agent only", s.Where, s.Name, k)
+			out.Skipped = append(out.Skipped, fmt.Sprintf("%s: slo %q: sli.%s has no PromQL equivalent; it is evaluated in the agent only", s.Where, s.Name, k))
+			continue
 		}
 		ws, err := windows.For(o.Policy, &s)
 		if err != nil {
