@@ -4,6 +4,7 @@
 #   1. the OTLP relay harness, vigil vs otelcol-core   → bench/results/otlp-relay.{md,svg,bench.txt}
 #   2. the remote-write relay, vigil vs vmagent        → bench/results/remote-write.md
 #   3. the alerting engine's benchmarks (1000 rules over 100k series, notification throughput)
+#      and the SLO engine's (spans/s through span SLIs, bytes of state per SLO)
 #                                                      → bench/results/alerting.bench.txt
 # Extra arguments go to the OTLP harness, e.g. `bash bench/run.sh -signals traces -rounds 1`.
 # Environment: VIGIL_BIN (measure this binary instead of building one), OTELCOL_BIN, VMAGENT_BIN,
@@ -61,6 +62,7 @@ if [[ $parts == *,alerting,* ]]; then
   { echo "# $(date -u +%FT%TZ) $(git describe --tags --always --dirty 2>/dev/null || echo dev), nproc $(nproc)"
     go test ./alerting/engine ./alerting/store -run '^$' -bench 'Evaluate1000RulesOver100kSeries|EmbeddedNotifications|AppendRW' \
       -benchtime 3x -count 1
+    go test ./slo/engine -run '^$' -bench 'SpanSLI|StatePerSLO' -benchtime 2s -count 3
     go test ./alerting/engine -run '^$' -bench 'EmbeddedNotifications' -benchtime 2000x -count 3
   } | tee "$out" >&2
 fi

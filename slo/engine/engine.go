@@ -9,15 +9,18 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/template"
 	"go.yaml.in/yaml/v3"
 
 	alerting "github.com/vigilhq/vigil/alerting/engine"
@@ -83,24 +86,8 @@ func newEngine(cfg *Config, al *alerting.Engine, logger *slog.Logger, reg promet
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("slos: state_dir: %w", err)
 	}
-	e := &Engine{cfg: cfg, al: al, logger: logger, now: clock, stop: make(chan struct{}), done: make(chan struct{}),
-		events: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vigil_slo_events_total",
-			Help: "Events counted for each SLO, by result (good or bad).",
-		}, []string{"slo", "result"}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vigil_slo_dropped_events_total",
-			Help: "Events older than their SLO's window when they arrived: not counted.",
-		}, []string{"slo"}),
-		snapErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "vigil_slo_snapshot_failures_total",
-			Help: "Snapshots of SLO counts that could not be written to state_dir.",
-		}),
-		queryErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vigil_slo_query_failures_total",
-			Help: "PromQL evaluations of events and raw SLIs that failed.",
-		}, []string{"slo"}),
-	}
+	e := &Engine{cfg: cfg, al: al, logger: logger, now: clock, stop: make(chan struct{}), done: make(chan struct{})}
+	e.initMetrics()
 	if reg != nil {
 		reg.MustRegister(e.events, e.dropped, e.snapErrors, e.queryErrs)
 	}
@@ -153,6 +140,26 @@ func newEngine(cfg *Config, al *alerting.Engine, logger *slog.Logger, reg promet
 		}
 	}
 	return e, nil
+}
+
+// initMetrics makes the engine's own counters.
+func (e *Engine) initMetrics() {
+	e.events = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_slo_events_total",
+		Help: "Events counted for each SLO, by result (good or bad).",
+	}, []string{"slo", "result"})
+	e.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_slo_dropped_events_total",
+		Help: "Events older than their SLO's window when they arrived: not counted.",
+	}, []string{"slo"})
+	e.snapErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_slo_snapshot_failures_total",
+		Help: "Snapshots of SLO counts that could not be written to state_dir.",
+	})
+	e.queryErrs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_slo_query_failures_total",
+		Help: "PromQL evaluations of events and raw SLIs that failed.",
+	}, []string{"slo"})
 }
 
 // sliKey identifies what an SLO's counts mean: its SLI and window. A snapshot of another key
@@ -358,10 +365,11 @@ func (e *Engine) toRuleAlerts(as []Alert, now time.Time) []*rules.Alert {
 		if a.State == Inactive {
 			state = rules.StateInactive
 		}
+		ls := merge(a.Labels, map[string]string{labels.AlertName: a.Name})
 		out = append(out, &rules.Alert{
 			State:       state,
-			Labels:      labels.FromMap(merge(a.Labels, map[string]string{labels.AlertName: a.Name})),
-			Annotations: labels.FromMap(a.Annotations),
+			Labels:      labels.FromMap(ls),
+			Annotations: labels.FromMap(e.expand(a.Annotations, ls, a.Value, now)),
 			Value:       a.Value,
 			ActiveAt:    a.ActiveAt,
 			FiredAt:     a.FiredAt,
@@ -369,6 +377,30 @@ func (e *Engine) toRuleAlerts(as []Alert, now time.Time) []*rules.Alert {
 			LastSentAt:  now,
 			ValidUntil:  valid,
 		})
+	}
+	return out
+}
+
+// templateDefs give annotations Prometheus's variables ($labels, $value, ...), as in rules.
+const templateDefs = "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}"
+
+// expand renders the annotations that are templates (Sloth's and Prometheus's
+// {{$labels.sloth_service}}, {{$value}}, humanize...); one that fails to render is kept as
+// written.
+func (e *Engine) expand(anns, ls map[string]string, value float64, now time.Time) map[string]string {
+	out := make(map[string]string, len(anns))
+	for k, v := range anns {
+		out[k] = v
+		if !strings.Contains(v, "{{") {
+			continue
+		}
+		data := template.AlertTemplateData(ls, nil, "", promql.Sample{F: value})
+		x := template.NewTemplateExpander(context.Background(), templateDefs+v, "__slo_"+k, data, model.TimeFromUnixNano(now.UnixNano()), nil, nil, nil)
+		if r, err := x.Expand(); err == nil {
+			out[k] = r
+		} else {
+			e.logger.Debug("SLO annotation not rendered", "annotation", k, "error", err)
+		}
 	}
 	return out
 }

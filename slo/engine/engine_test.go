@@ -40,6 +40,7 @@ const specs = `
       alerting:
         name: CheckoutPayBudgetBurn
         labels: {team: payments}
+        annotations: {runbook: "https://runbooks.example/{{ $labels.sloth_slo }}", value: "{{ $value | printf \"%.1f\" }}"}
         page_alert: {labels: {route: pager}}
     - name: payment-log
       objective: 99
@@ -206,6 +207,9 @@ func TestEngineEndToEnd(t *testing.T) {
 	if page.Labels.Get("alertname") != "CheckoutPayBudgetBurn" || page.Labels.Get("slo") != "pay" || page.Labels.Get("service") != "checkout" ||
 		page.Labels.Get("team") != "payments" || page.Labels.Get("route") != "pager" || page.State != rules.StateFiring {
 		t.Errorf("page labels %v state %v", page.Labels, page.State)
+	}
+	if page.Annotations.Get("runbook") != "https://runbooks.example/pay" || page.Annotations.Get("value") != "166.7" {
+		t.Errorf("templated annotations not rendered: %v", page.Annotations)
 	}
 	if page.Annotations.Get("burn_rate") == "" || page.Annotations.Get("error_budget_remaining") == "" || page.ValidUntil.Before(h.now) {
 		t.Errorf("page annotations %v, valid until %v", page.Annotations, page.ValidUntil)
