@@ -21,7 +21,7 @@ func benchEngine(b *testing.B, n int) *Engine {
 	e.initMetrics()
 	for i := range n {
 		s := &spec.SLO{ID: fmt.Sprintf("svc-%d-pay", i), Service: fmt.Sprintf("svc-%d", i), Name: "pay", Objective: 99.9,
-			SLI: spec.SLI{Spans: &spec.Spans{Service: fmt.Sprintf("svc-%d", i), Kind: "server", Name: "POST /pay", Latency: 200 * time.Millisecond}},
+			SLI:      spec.SLI{Spans: &spec.Spans{Service: fmt.Sprintf("svc-%d", i), Kind: "server", Name: "POST /pay", Latency: 200 * time.Millisecond}},
 			Alerting: spec.Alerting{Name: "A"}}
 		slo, err := NewSLO(s, Options{}, time.Now())
 		if err != nil {
