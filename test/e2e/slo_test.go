@@ -20,13 +20,18 @@ const sloVigil = `receivers:
   otlp:
     protocols:
       grpc: {endpoint: %[1]s}
+  alerting: {}
 exporters:
   slo: {}
+  file: {path: %[3]s/slo-metrics.jsonl, flush_interval: 100ms}
 service:
   pipelines:
     traces:
       receivers: [otlp]
       exporters: [slo]
+    metrics/slo:
+      receivers: [alerting]
+      exporters: [file]
   telemetry:
     logs: {level: info, encoding: json}
     metrics: {address: %[2]s}
@@ -126,6 +131,16 @@ func TestSLOPagesFromSpans(t *testing.T) {
 	if s.ID != "checkout-pay" || s.Events != 1000 || s.BadEvents != 200 || len(s.Alerts) == 0 || math.Abs(s.BurnRates["1h"]-20) > 1e-9 {
 		t.Errorf("/api/v1/slos: %+v, want 200 bad of 1000 events and the alert", s)
 	}
+	// Sloth's metrics go down the metrics pipeline of the alerting receiver.
+	eventually(t, 10*time.Second, func() error {
+		b, err := os.ReadFile(filepath.Join(dir, "slo-metrics.jsonl"))
+		for _, name := range []string{`"slo:sli_error:ratio_rate5m"`, `"slo:period_error_budget_remaining:ratio"`, `"sloth_slo_info"`, `"checkout-pay"`} {
+			if !strings.Contains(string(b), name) {
+				return fmt.Errorf("%s not exported (%v)", name, err)
+			}
+		}
+		return nil
+	})
 	if got := metricValues(t, tel, "vigil_slo_events_total"); got != 1000 {
 		t.Errorf("vigil_slo_events_total %v, want 1000", got)
 	}
