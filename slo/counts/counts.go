@@ -23,6 +23,10 @@ type Ring struct {
 	head  int64     // unix minute of the newest bucket; 0 before the first event or advance
 	bad   []float64 // by minute mod n
 	total []float64
+	// sumBad and sumTotal are the sums of all buckets, so that the whole window is read
+	// without walking it; recomputed every n advances against float drift.
+	sumBad, sumTotal float64
+	sinceResum       int64
 	// Dropped counts events older than the window when they arrived.
 	Dropped float64
 }
@@ -54,13 +58,30 @@ func (r *Ring) advanceTo(m int64) {
 	if steps >= r.n {
 		clear(r.bad)
 		clear(r.total)
+		r.sumBad, r.sumTotal = 0, 0
 	} else {
 		for k := r.head + 1; k <= m; k++ {
 			i := k % r.n
+			r.sumBad -= r.bad[i]
+			r.sumTotal -= r.total[i]
 			r.bad[i], r.total[i] = 0, 0
+		}
+		r.sinceResum += steps
+		if r.sinceResum >= r.n {
+			r.resum()
 		}
 	}
 	r.head = m
+}
+
+// resum recomputes the sums from the buckets (r.mu held).
+func (r *Ring) resum() {
+	r.sumBad, r.sumTotal = 0, 0
+	for i := range r.bad {
+		r.sumBad += r.bad[i]
+		r.sumTotal += r.total[i]
+	}
+	r.sinceResum = 0
 }
 
 // Add counts total events, bad of them, in the minute of t. An event later than now is counted
@@ -82,6 +103,8 @@ func (r *Ring) Add(now, t time.Time, bad, total float64) bool {
 	i := m % r.n
 	r.bad[i] += bad
 	r.total[i] += total
+	r.sumBad += bad
+	r.sumTotal += total
 	return true
 }
 
@@ -93,6 +116,9 @@ func (r *Ring) Sum(now time.Time, w time.Duration) (bad, total float64) {
 	nm := minute(now)
 	r.advanceTo(nm)
 	k := min(int64(w/time.Minute), r.n)
+	if k == r.n {
+		return max(r.sumBad, 0), max(r.sumTotal, 0)
+	}
 	for m := nm - k + 1; m <= nm; m++ {
 		i := m % r.n
 		bad += r.bad[i]
@@ -202,5 +228,6 @@ func (r *Ring) ReadSnapshot(rd io.Reader, key uint64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.bad, r.total, r.head = bad, total, head
+	r.resum()
 	return nil
 }

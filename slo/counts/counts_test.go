@@ -3,6 +3,7 @@ package counts
 import (
 	"bytes"
 	"errors"
+	"math"
 	"testing"
 	"time"
 )
@@ -91,4 +92,27 @@ func FuzzReadSnapshot(f *testing.F) {
 			t.Fatalf("negative counts from a snapshot: %v %v", bad, total)
 		}
 	})
+}
+
+// TestWholeWindowSum: the whole window's sum, kept as a running total, matches a walk of the
+// buckets while minutes come and go.
+func TestWholeWindowSum(t *testing.T) {
+	r := New(time.Hour)
+	for m := range 500 {
+		at := t0.Add(time.Duration(m) * time.Minute)
+		r.Add(at, at, 0.1*float64(m%7), 1.3*float64(m%11))
+		if m%37 == 0 {
+			at = at.Add(time.Duration(m%3) * time.Hour) // a jump ahead, over part or all of the window
+		}
+		gotBad, gotTotal := r.Sum(at, time.Hour)
+		wantBad, wantTotal := r.Sum(at, time.Hour-time.Minute)
+		r.mu.Lock()
+		i := (at.Unix()/60 - 59) % r.n
+		wantBad += r.bad[(i+r.n)%r.n]
+		wantTotal += r.total[(i+r.n)%r.n]
+		r.mu.Unlock()
+		if math.Abs(gotBad-wantBad) > 1e-9 || math.Abs(gotTotal-wantTotal) > 1e-9 {
+			t.Fatalf("minute %d: window sum %v/%v, walked %v/%v", m, gotBad, gotTotal, wantBad, wantTotal)
+		}
+	}
 }
