@@ -4,6 +4,7 @@ import (
 	alertingexporter "github.com/vigilhq/vigil/exporter/alerting"
 	"github.com/vigilhq/vigil/exporter/debug"
 	"github.com/vigilhq/vigil/exporter/file"
+	lokiexporter "github.com/vigilhq/vigil/exporter/loki"
 	otlpexporter "github.com/vigilhq/vigil/exporter/otlp"
 	"github.com/vigilhq/vigil/exporter/otlphttp"
 	promexporter "github.com/vigilhq/vigil/exporter/prometheus"
@@ -45,6 +46,7 @@ func components() (component.Factories, error) {
 			prwexporter.NewFactory(),
 			alertingexporter.NewFactory(),
 			sloexporter.NewFactory(),
+			lokiexporter.NewFactory(),
 		},
 	)
 }
