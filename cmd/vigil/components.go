@@ -16,6 +16,7 @@ import (
 	"github.com/vigilhq/vigil/processor/relabel"
 	"github.com/vigilhq/vigil/processor/serieslimit"
 	alertingreceiver "github.com/vigilhq/vigil/receiver/alerting"
+	lokireceiver "github.com/vigilhq/vigil/receiver/loki"
 	otlpreceiver "github.com/vigilhq/vigil/receiver/otlp"
 	promreceiver "github.com/vigilhq/vigil/receiver/prometheus"
 	prwreceiver "github.com/vigilhq/vigil/receiver/prometheusremotewrite"
@@ -30,6 +31,7 @@ func components() (component.Factories, error) {
 			promreceiver.NewFactory(),
 			prwreceiver.NewFactory(),
 			alertingreceiver.NewFactory(),
+			lokireceiver.NewFactory(),
 		},
 		[]component.ProcessorFactory{
 			batchprocessor.NewFactory(),

@@ -1,0 +1,69 @@
+package loki
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/vigilhq/vigil/internal/server"
+)
+
+// Defaults.
+const (
+	// DefaultEndpoint is on loopback, Loki's port: nothing is exposed unless the config says so.
+	DefaultEndpoint = "127.0.0.1:3100"
+	// Path is the push API's.
+	Path = "/loki/api/v1/push"
+	// DefaultMaxDecompressedBodySize bounds a body after snappy or gzip.
+	DefaultMaxDecompressedBodySize = 64 << 20
+	// DefaultMaxLineBytes is Loki's own default max_line_size.
+	DefaultMaxLineBytes = 256 << 10
+	// DefaultMaxLabels bounds the labels of a stream (Loki's max_label_names_per_series is 15).
+	DefaultMaxLabels = 30
+)
+
+// Config is the receiver's configuration.
+type Config struct {
+	server.HTTP `yaml:",inline"`
+	// MaxDecompressedBodySize bounds a body after decompression.
+	MaxDecompressedBodySize int `yaml:"max_decompressed_body_size"`
+	// MaxLineBytes refuses (400) a request with a longer line.
+	MaxLineBytes int `yaml:"max_line_bytes"`
+	// MaxLabels refuses (400) a request with a stream of more labels.
+	MaxLabels int `yaml:"max_labels"`
+}
+
+// NewConfig returns the defaults.
+func NewConfig() *Config {
+	return &Config{HTTP: server.NewHTTP(DefaultEndpoint), MaxDecompressedBodySize: DefaultMaxDecompressedBodySize,
+		MaxLineBytes: DefaultMaxLineBytes, MaxLabels: DefaultMaxLabels}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	errs := []error{c.HTTP.Validate()}
+	if c.MaxDecompressedBodySize <= 0 {
+		errs = append(errs, fmt.Errorf("max_decompressed_body_size: must be > 0, got %d", c.MaxDecompressedBodySize))
+	}
+	if c.MaxLineBytes <= 0 {
+		errs = append(errs, fmt.Errorf("max_line_bytes: must be > 0, got %d", c.MaxLineBytes))
+	}
+	if c.MaxLabels <= 0 {
+		errs = append(errs, fmt.Errorf("max_labels: must be > 0, got %d", c.MaxLabels))
+	}
+	if need := c.minInFlight(); c.HTTP.MaxInFlightBytes > 0 && c.HTTP.MaxInFlightBytes < need {
+		errs = append(errs, fmt.Errorf("max_in_flight_bytes: must be at least %d (max_request_body_size plus max_decompressed_body_size, plus a third of that for the Go runtime's overhead), got %d",
+			need, c.HTTP.MaxInFlightBytes))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) minInFlight() int64 {
+	return server.LimitFor(c.HTTP.MaxBodySize() + int64(c.MaxDecompressedBodySize))
+}
+
+func (c *Config) inFlightLimit() int64 {
+	if c.HTTP.MaxInFlightBytes > 0 {
+		return c.HTTP.MaxInFlightBytes
+	}
+	return max(c.HTTP.InFlightLimit(), c.minInFlight())
+}
