@@ -20,6 +20,7 @@ import (
 	otlpreceiver "github.com/vigilhq/vigil/receiver/otlp"
 	promreceiver "github.com/vigilhq/vigil/receiver/prometheus"
 	prwreceiver "github.com/vigilhq/vigil/receiver/prometheusremotewrite"
+	syslogreceiver "github.com/vigilhq/vigil/receiver/syslog"
 )
 
 // components is the one list of what this binary is built with. Adding a component is one
@@ -32,6 +33,7 @@ func components() (component.Factories, error) {
 			prwreceiver.NewFactory(),
 			alertingreceiver.NewFactory(),
 			lokireceiver.NewFactory(),
+			syslogreceiver.NewFactory(),
 		},
 		[]component.ProcessorFactory{
 			batchprocessor.NewFactory(),
