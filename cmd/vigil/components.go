@@ -16,6 +16,7 @@ import (
 	"github.com/vigilhq/vigil/processor/relabel"
 	"github.com/vigilhq/vigil/processor/serieslimit"
 	alertingreceiver "github.com/vigilhq/vigil/receiver/alerting"
+	"github.com/vigilhq/vigil/receiver/filelog"
 	lokireceiver "github.com/vigilhq/vigil/receiver/loki"
 	otlpreceiver "github.com/vigilhq/vigil/receiver/otlp"
 	promreceiver "github.com/vigilhq/vigil/receiver/prometheus"
@@ -34,6 +35,7 @@ func components() (component.Factories, error) {
 			alertingreceiver.NewFactory(),
 			lokireceiver.NewFactory(),
 			syslogreceiver.NewFactory(),
+			filelog.NewFactory(),
 		},
 		[]component.ProcessorFactory{
 			batchprocessor.NewFactory(),

@@ -33,10 +33,10 @@ func startVictoriaLogs(t *testing.T) string {
 
 type vlEntry map[string]string
 
-// queryLogs runs a LogsQL query and returns the entries (at most 10 000).
+// queryLogs runs a LogsQL query and returns the entries (at most 100 000).
 func queryLogs(t *testing.T, addr, q string) ([]vlEntry, error) {
 	t.Helper()
-	resp, err := httpClient.Get("http://" + addr + "/select/logsql/query?" + url.Values{"query": {q}, "limit": {"10000"}}.Encode())
+	resp, err := httpClient.Get("http://" + addr + "/select/logsql/query?" + url.Values{"query": {q}, "limit": {"100000"}}.Encode())
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,81 @@
+package filelog
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+)
+
+// Formats of the lines in the files.
+const (
+	FormatNone   = "none"   // each line as it is
+	FormatCRI    = "cri"    // CRI-O / containerd: "time stream P|F message"
+	FormatDocker = "docker" // Docker json-file: {"log":...,"stream":...,"time":...}
+	FormatAuto   = "auto"   // CRI or Docker told apart by each file's first line, else none
+)
+
+// Config is the receiver's configuration.
+type Config struct {
+	// Include and Exclude are globs (filepath.Match, ** not supported); they are evaluated
+	// again every poll, so new files are found.
+	Include []string `yaml:"include"`
+	Exclude []string `yaml:"exclude"`
+	// StartAt is where files found at start-up without a checkpoint are read from: end
+	// (default) or beginning. Files that appear later are read from their beginning.
+	StartAt string `yaml:"start_at"`
+	// PollInterval is how often the globs are evaluated and files read.
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// CheckpointDir keeps the committed offset of every file, by fingerprint.
+	CheckpointDir string `yaml:"checkpoint_dir"`
+	// CheckpointInterval is how often committed offsets are written (and at shutdown).
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// Format of the lines: none, cri, docker or auto.
+	Format string `yaml:"format"`
+	// MaxLineBytes cuts longer lines (the rest is dropped, counted).
+	MaxLineBytes int `yaml:"max_line_bytes"`
+	// FingerprintBytes is how much of a file's start identifies it, across renames.
+	FingerprintBytes int `yaml:"fingerprint_bytes"`
+	// BatchLines bounds the lines of one batch; MaxReadBytes what one poll reads of a file.
+	BatchLines   int `yaml:"batch_lines"`
+	MaxReadBytes int `yaml:"max_read_bytes"`
+}
+
+// NewConfig returns the defaults.
+func NewConfig() *Config {
+	return &Config{StartAt: "end", PollInterval: 200 * time.Millisecond, CheckpointInterval: time.Second, Format: FormatAuto,
+		MaxLineBytes: 1 << 20, FingerprintBytes: 1000, BatchLines: 1000, MaxReadBytes: 4 << 20}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if len(c.Include) == 0 {
+		add("include: at least one glob (e.g. /var/log/pods/*/*/*.log)")
+	}
+	for i, g := range append(append([]string{}, c.Include...), c.Exclude...) {
+		if _, err := filepath.Match(g, ""); err != nil {
+			add("include/exclude[%d]: %q: %v", i, g, err)
+		}
+	}
+	if c.StartAt != "end" && c.StartAt != "beginning" {
+		add("start_at: end or beginning, got %q", c.StartAt)
+	}
+	if c.CheckpointDir == "" {
+		add("checkpoint_dir: required (the offsets read, so that a restart neither loses nor repeats lines)")
+	}
+	switch c.Format {
+	case FormatNone, FormatCRI, FormatDocker, FormatAuto:
+	default:
+		add("format: none, cri, docker or auto, got %q", c.Format)
+	}
+	if c.PollInterval < 10*time.Millisecond || c.CheckpointInterval < 10*time.Millisecond {
+		add("poll_interval and checkpoint_interval: at least 10ms, got %s and %s", c.PollInterval, c.CheckpointInterval)
+	}
+	if c.MaxLineBytes < 64 || c.FingerprintBytes < 16 || c.BatchLines < 1 || c.MaxReadBytes < c.MaxLineBytes {
+		add("max_line_bytes (>= 64), fingerprint_bytes (>= 16), batch_lines (>= 1), max_read_bytes (>= max_line_bytes): got %d, %d, %d, %d",
+			c.MaxLineBytes, c.FingerprintBytes, c.BatchLines, c.MaxReadBytes)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,626 @@
+// Package filelog is the file tailer: it follows the files its globs match through rename and
+// copytruncate rotation, knows each file by a fingerprint of its first bytes (not its name),
+// and checkpoints offsets that advance only over lines the pipeline acknowledged, so that a
+// restart loses none and, after a clean stop, repeats none.
+package filelog
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/vigilhq/vigil/internal/ack"
+	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/component"
+	"github.com/vigilhq/vigil/internal/consumererror"
+	"github.com/vigilhq/vigil/internal/logparse"
+	"github.com/vigilhq/vigil/internal/ratelog"
+	"github.com/vigilhq/vigil/internal/selftelemetry"
+)
+
+// Type is the receiver's type name in config.
+const Type = "filelog"
+
+// NewFactory returns the factory.
+func NewFactory() component.ReceiverFactory {
+	return component.ReceiverFactory{
+		Type:      Type,
+		Signals:   []batch.Signal{batch.Logs},
+		NewConfig: func() component.Config { return NewConfig() },
+		Create: func(set component.Settings, cfg component.Config, next map[batch.Signal]component.Consumer) (component.Component, error) {
+			return newReceiver(set, cfg.(*Config), next)
+		},
+	}
+}
+
+// span is a batch of one file in flight: the bytes [start, end) it covers.
+type span struct {
+	start, end int64
+	gen        int // the file's truncation generation when read
+	done       bool
+}
+
+// file is one file being followed.
+type file struct {
+	path     string
+	f        *os.File
+	dev, ino uint64
+	fp       []byte // the first bytes (up to fingerprint_bytes)
+	readPos  int64  // next byte to read
+	gen      int    // bumped on truncation
+	format   string
+	pod      *logparse.Pod
+	joiner   *logparse.Joiner
+	partial  []byte // a line read without its newline yet
+	skipping bool   // dropping the rest of a line over max_line_bytes
+	seen     bool   // matched by the globs this poll
+	mu       sync.Mutex
+	spans    []span // in flight, in order
+	commit   int64  // end of the acknowledged prefix
+}
+
+type receiver struct {
+	set  component.Settings
+	cfg  Config
+	next component.Consumer
+	now  func() time.Time
+
+	filesMu    sync.Mutex       // held by each poll: files is the poller's
+	files      map[string]*file // by fingerprint hex
+	checkpoint map[string]int64 // fingerprint hex → offset, from the last start
+	first      bool             // the first poll: start_at applies
+
+	lines, dropped, truncated *prometheus.CounterVec
+	warn                      ratelog.Limiter
+
+	stop    chan struct{}
+	done    chan struct{}
+	started bool
+	once    sync.Once
+	pending sync.WaitGroup // spans not acknowledged yet
+}
+
+func newReceiver(set component.Settings, cfg *Config, next map[batch.Signal]component.Consumer) (*receiver, error) {
+	if set.Logger == nil {
+		set.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &receiver{set: set, cfg: *cfg, now: time.Now, files: map[string]*file{}, first: true,
+		stop: make(chan struct{}), done: make(chan struct{}), warn: ratelog.Limiter{Every: time.Minute}}
+	for sig, c := range next {
+		if sig != batch.Logs {
+			return nil, fmt.Errorf("receiver %s: files carry logs, not %s", set.ID, sig)
+		}
+		r.next = c
+	}
+	if r.next == nil {
+		return nil, fmt.Errorf("receiver %s: no logs pipeline", set.ID)
+	}
+	var err error
+	reg := func(name, help string, labels ...string) *prometheus.CounterVec {
+		if err != nil {
+			return nil
+		}
+		var c *prometheus.CounterVec
+		c, err = selftelemetry.Register(set.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels))
+		return c
+	}
+	r.lines = reg("vigil_receiver_filelog_lines_total", "Lines read from files and handed on.")
+	r.dropped = reg("vigil_receiver_filelog_dropped_lines_total", "Lines dropped, by reason: too_long (the rest of a line over max_line_bytes), malformed (not in the file's format), refused (refused for good by the pipeline).", "reason")
+	r.truncated = reg("vigil_receiver_filelog_truncations_total", "Files found shorter than what was read of them (copytruncate): read again from the start.")
+	if err != nil {
+		return nil, fmt.Errorf("receiver %s: %w", set.ID, err)
+	}
+	return r, nil
+}
+
+func (r *receiver) checkpointPath() string {
+	return filepath.Join(r.cfg.CheckpointDir, "filelog-"+sanitize(r.set.ID.String())+".json")
+}
+
+func sanitize(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+type checkpointFile struct {
+	Files []struct {
+		Fingerprint string `json:"fingerprint"`
+		Offset      int64  `json:"offset"`
+		Path        string `json:"path"`
+	} `json:"files"`
+}
+
+// Start reads the checkpoint and starts polling.
+func (r *receiver) Start(_ context.Context, _ component.Host) error {
+	if err := os.MkdirAll(r.cfg.CheckpointDir, 0o750); err != nil {
+		return fmt.Errorf("receiver %s: checkpoint_dir: %w", r.set.ID, err)
+	}
+	r.checkpoint = map[string]int64{}
+	b, err := os.ReadFile(r.checkpointPath())
+	switch {
+	case err == nil:
+		var cf checkpointFile
+		if err := json.Unmarshal(b, &cf); err != nil {
+			return fmt.Errorf("receiver %s: checkpoint %s is unreadable (move it away to start over): %w", r.set.ID, r.checkpointPath(), err)
+		}
+		for _, f := range cf.Files {
+			r.checkpoint[f.Fingerprint] = f.Offset
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("receiver %s: checkpoint: %w", r.set.ID, err)
+	}
+	r.started = true
+	go r.run()
+	r.set.Logger.Info("file tailer started", "include", r.cfg.Include, "exclude", r.cfg.Exclude,
+		"checkpoint", r.checkpointPath(), "files_in_checkpoint", len(r.checkpoint), "start_at", r.cfg.StartAt)
+	return nil
+}
+
+// Shutdown stops reading, waits (within ctx) for the lines in flight to be acknowledged, and
+// writes the checkpoint.
+func (r *receiver) Shutdown(ctx context.Context) error {
+	var err error
+	r.once.Do(func() {
+		close(r.stop)
+		if !r.started {
+			return
+		}
+		<-r.done
+		waited := make(chan struct{})
+		go func() { r.pending.Wait(); close(waited) }()
+		select {
+		case <-waited:
+		case <-ctx.Done():
+			err = fmt.Errorf("receiver %s: lines still in flight at shutdown are read again at the next start: %w", r.set.ID, ctx.Err())
+		}
+		err = errors.Join(err, r.writeCheckpoint())
+		for _, f := range r.files {
+			f.f.Close()
+		}
+	})
+	return err
+}
+
+func (r *receiver) run() {
+	defer close(r.done)
+	poll := time.NewTicker(r.cfg.PollInterval)
+	defer poll.Stop()
+	lastCheckpoint := r.now()
+	for {
+		r.poll()
+		if r.now().Sub(lastCheckpoint) >= r.cfg.CheckpointInterval {
+			if err := r.writeCheckpoint(); err != nil {
+				r.warn.Warn(r.set.Logger, "checkpoint not written", "error", err)
+			}
+			lastCheckpoint = r.now()
+		}
+		select {
+		case <-r.stop:
+			return
+		case <-poll.C:
+		}
+	}
+}
+
+func (r *receiver) pollMu() *sync.Mutex { return &r.filesMu }
+
+// matches is every path the globs match now.
+func (r *receiver) matches() []string {
+	var out []string
+	for _, g := range r.cfg.Include {
+		m, _ := filepath.Glob(g)
+		for _, p := range m {
+			excluded := false
+			for _, x := range r.cfg.Exclude {
+				if ok, _ := filepath.Match(x, p); ok {
+					excluded = true
+				}
+			}
+			if !excluded {
+				out = append(out, p)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func inode(fi os.FileInfo) (uint64, uint64) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Dev), uint64(st.Ino)
+	}
+	return 0, 0
+}
+
+// poll finds the files, follows renames and truncation, reads what is new, and lets go of
+// files that are gone and fully acknowledged.
+func (r *receiver) poll() {
+	r.filesMu.Lock()
+	defer r.filesMu.Unlock()
+	for _, f := range r.files {
+		f.seen = false
+	}
+	for _, path := range r.matches() {
+		fi, err := os.Stat(path)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		dev, ino := inode(fi)
+		f := r.byInode(dev, ino)
+		if f == nil {
+			f = r.open(path, fi)
+			if f == nil {
+				continue
+			}
+		}
+		f.seen = true
+		f.path = path // a renamed file keeps its reader
+	}
+	r.first = false
+	for key, f := range r.files {
+		select {
+		case <-r.stop:
+			return
+		default:
+		}
+		r.readFile(f)
+		if !f.seen && r.idle(f) {
+			// Rotated away or deleted, read to its end, and every line acknowledged.
+			f.f.Close()
+			delete(r.files, key)
+		}
+	}
+}
+
+func (r *receiver) byInode(dev, ino uint64) *file {
+	for _, f := range r.files {
+		if f.dev == dev && f.ino == ino {
+			return f
+		}
+	}
+	return nil
+}
+
+// open starts following a file found at path, at its checkpointed offset if its fingerprint
+// is known, else at start_at (first poll) or its beginning (a file that appeared later).
+func (r *receiver) open(path string, fi os.FileInfo) *file {
+	fd, err := os.Open(path)
+	if err != nil {
+		r.warn.Warn(r.set.Logger, "cannot open a file", "path", path, "error", err)
+		return nil
+	}
+	fp := make([]byte, r.cfg.FingerprintBytes)
+	n, _ := io.ReadFull(fd, fp)
+	fp = fp[:n]
+	if n == 0 {
+		fd.Close()
+		return nil // nothing to know it by yet: next poll
+	}
+	dev, ino := inode(fi)
+	f := &file{path: path, f: fd, dev: dev, ino: ino, fp: fp, joiner: logparse.NewJoiner(r.cfg.MaxLineBytes)}
+	if p, ok := logparse.PodFromPath(path); ok {
+		f.pod = &p
+	}
+	key := hex.EncodeToString(fp)
+	if off, ok := r.lookup(fp); ok {
+		f.readPos = off
+	} else if r.first && r.cfg.StartAt == "end" {
+		f.readPos = fi.Size()
+	}
+	f.commit = f.readPos
+	r.files[key] = f
+	r.set.Logger.Debug("following a file", "path", path, "offset", f.readPos)
+	return f
+}
+
+// lookup finds a checkpointed offset for a fingerprint: the same bytes, or a shorter
+// fingerprint taken when the file was smaller.
+func (r *receiver) lookup(fp []byte) (int64, bool) {
+	h := hex.EncodeToString(fp)
+	if off, ok := r.checkpoint[h]; ok {
+		return off, true
+	}
+	for k, off := range r.checkpoint {
+		if len(k) < len(h) && h[:len(k)] == k && off <= int64(len(k)/2) {
+			return off, true
+		}
+	}
+	return 0, false
+}
+
+// idle reports whether a file has nothing in flight and nothing unread.
+func (r *receiver) idle(f *file) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fi, err := f.f.Stat()
+	return len(f.spans) == 0 && (err != nil || fi.Size() <= f.readPos)
+}
+
+// readFile reads what is new in f, cut into lines and batches.
+func (r *receiver) readFile(f *file) {
+	fi, err := f.f.Stat()
+	if err != nil {
+		return
+	}
+	if fi.Size() < f.readPos {
+		// copytruncate: the file was emptied and written again. Start over; lines in flight
+		// of the old content are acknowledged into the old generation.
+		r.truncated.WithLabelValues().Inc()
+		f.mu.Lock()
+		f.gen++
+		f.readPos, f.commit, f.partial = 0, 0, nil
+		f.spans = nil
+		f.mu.Unlock()
+	}
+	for fi.Size() > f.readPos {
+		want := min(fi.Size()-f.readPos, int64(r.cfg.MaxReadBytes))
+		buf := make([]byte, want)
+		n, err := f.f.ReadAt(buf, f.readPos)
+		if n == 0 {
+			if err != nil && !errors.Is(err, io.EOF) {
+				r.warn.Warn(r.set.Logger, "cannot read a file", "path", f.path, "error", err)
+			}
+			return
+		}
+		start := f.readPos - int64(len(f.partial))
+		data := append(f.partial, buf[:n]...)
+		f.partial = nil
+		lines, pos := r.split(f, data)
+		if !f.skipping {
+			f.partial = slices.Clone(data[pos:])
+		}
+		f.readPos += int64(n)
+		if len(lines) > 0 {
+			if !r.send(f, lines, start, start+int64(pos)) {
+				return // stopping
+			}
+		}
+		if int64(n) < want {
+			return
+		}
+	}
+}
+
+// split cuts data into lines; it returns them and how many bytes of data they (and any line
+// skipped) took. A line over max_line_bytes is cut there and the rest dropped up to its newline.
+func (r *receiver) split(f *file, data []byte) ([][]byte, int) {
+	max := r.cfg.MaxLineBytes
+	var lines [][]byte
+	pos := 0
+	for pos < len(data) {
+		i := bytes.IndexByte(data[pos:], '\n')
+		if f.skipping {
+			if i < 0 {
+				return lines, len(data)
+			}
+			pos += i + 1
+			f.skipping = false
+			continue
+		}
+		if i < 0 {
+			if len(data)-pos > max {
+				lines = append(lines, data[pos:pos+max])
+				r.dropped.WithLabelValues("too_long").Inc()
+				f.skipping = true
+				return lines, len(data)
+			}
+			break
+		}
+		line := data[pos : pos+i]
+		if len(line) > max {
+			line = line[:max]
+			r.dropped.WithLabelValues("too_long").Inc()
+		}
+		lines = append(lines, bytes.TrimSuffix(line, []byte("\r")))
+		pos += i + 1
+	}
+	return lines, pos
+}
+
+// send hands the lines of [start, end) on, retrying while the pipeline asks to; it reports
+// false when the receiver is stopping and the lines were not taken.
+func (r *receiver) send(f *file, lines [][]byte, start, end int64) bool {
+	ld := r.toLogs(f, lines)
+	f.mu.Lock()
+	gen := f.gen
+	f.spans = append(f.spans, span{start: start, end: end, gen: gen})
+	f.mu.Unlock()
+	r.pending.Add(1)
+	backoff := 100 * time.Millisecond
+	for {
+		var once sync.Once
+		h := ack.NewFunc(func(err error) {
+			once.Do(func() { r.acked(f, gen, end, err) })
+		})
+		b := batch.FromLogs(ld)
+		b.SetAcks(h.Set())
+		err := r.next.Consume(context.Background(), b)
+		if err == nil || consumererror.IsFinal(err) {
+			h.Release(err)
+			n := ld.LogRecordCount()
+			r.lines.WithLabelValues().Add(float64(n))
+			return true
+		}
+		// Not taken: the handle is left unreleased (it never completes) and the lines go again.
+		select {
+		case <-r.stop:
+			f.mu.Lock()
+			for i, sp := range f.spans {
+				if sp.end == end && sp.gen == gen {
+					f.spans = f.spans[:i]
+					break
+				}
+			}
+			f.mu.Unlock()
+			r.pending.Done()
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+		ld = r.toLogs(f, lines)
+	}
+}
+
+// acked marks a span done and advances the file's committed offset over the done prefix.
+func (r *receiver) acked(f *file, gen int, end int64, err error) {
+	defer r.pending.Done()
+	if err != nil {
+		r.dropped.WithLabelValues("refused").Inc()
+		r.warn.Warn(r.set.Logger, "lines refused for good by the pipeline; not read again", "path", f.path, "error", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if gen != f.gen {
+		return // the file was truncated since
+	}
+	for i := range f.spans {
+		if f.spans[i].end == end {
+			f.spans[i].done = true
+			break
+		}
+	}
+	for len(f.spans) > 0 && f.spans[0].done {
+		f.commit = f.spans[0].end
+		f.spans = f.spans[1:]
+	}
+}
+
+// writeCheckpoint writes every file's committed offset: a temporary file, fsynced, renamed.
+func (r *receiver) writeCheckpoint() error {
+	var cf checkpointFile
+	for key, f := range r.files {
+		f.mu.Lock()
+		off := f.commit
+		f.mu.Unlock()
+		cf.Files = append(cf.Files, struct {
+			Fingerprint string `json:"fingerprint"`
+			Offset      int64  `json:"offset"`
+			Path        string `json:"path"`
+		}{key, off, f.path})
+	}
+	slices.SortFunc(cf.Files, func(a, b struct {
+		Fingerprint string `json:"fingerprint"`
+		Offset      int64  `json:"offset"`
+		Path        string `json:"path"`
+	}) int {
+		return compare(a.Path, b.Path)
+	})
+	b, err := json.Marshal(cf)
+	if err != nil {
+		return err
+	}
+	tmp := r.checkpointPath() + ".tmp"
+	fd, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := fd.Write(b); err != nil {
+		fd.Close()
+		return err
+	}
+	if err := fd.Sync(); err != nil {
+		fd.Close()
+		return err
+	}
+	if err := fd.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, r.checkpointPath())
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// toLogs makes the lines of one file into log records, decoding the container formats.
+func (r *receiver) toLogs(f *file, lines [][]byte) plog.Logs {
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	if f.pod != nil {
+		for k, v := range f.pod.Attributes() {
+			rl.Resource().Attributes().PutStr(k, v)
+		}
+	}
+	recs := rl.ScopeLogs().AppendEmpty().LogRecords()
+	now := pcommon.NewTimestampFromTime(r.now())
+	if f.format == "" {
+		f.format = r.cfg.Format
+		if f.format == FormatAuto {
+			f.format = detect(lines[0])
+		}
+	}
+	for _, line := range lines {
+		body, ts, stream := string(line), time.Time{}, ""
+		switch f.format {
+		case FormatCRI, FormatDocker:
+			var l logparse.ContainerLine
+			var err error
+			if f.format == FormatCRI {
+				l, err = logparse.ParseCRI(line)
+			} else {
+				l, err = logparse.ParseDocker(line)
+			}
+			if err != nil {
+				r.dropped.WithLabelValues("malformed").Inc()
+				r.warn.Warn(r.set.Logger, "a line not in the file's format was dropped", "path", f.path, "format", f.format, "error", err)
+				continue
+			}
+			msg, at, _, done := f.joiner.Add(l)
+			if !done {
+				continue
+			}
+			body, ts, stream = msg, at, l.Stream
+		}
+		body, _ = logparse.ValidUTF8(body)
+		lr := recs.AppendEmpty()
+		lr.Body().SetStr(body)
+		lr.SetObservedTimestamp(now)
+		if !ts.IsZero() {
+			lr.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+		}
+		a := lr.Attributes()
+		a.PutStr("log.file.path", f.path)
+		a.PutStr("log.file.name", filepath.Base(f.path))
+		if stream != "" {
+			a.PutStr("log.iostream", stream)
+		}
+	}
+	return ld
+}
+
+// detect tells a file's format by its first line.
+func detect(line []byte) string {
+	if _, err := logparse.ParseCRI(line); err == nil {
+		return FormatCRI
+	}
+	if _, err := logparse.ParseDocker(line); err == nil {
+		return FormatDocker
+	}
+	return FormatNone
+}

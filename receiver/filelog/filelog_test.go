@@ -1,0 +1,363 @@
+package filelog
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+
+	"github.com/vigilhq/vigil/internal/ack"
+	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/component"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// sink keeps every line body; with hold set it takes a reference on each batch's handles, as
+// an exporter in end_to_end mode does, to release later.
+type sink struct {
+	mu    sync.Mutex
+	lines []string
+	attrs []map[string]any
+	res   []map[string]any
+	hold  bool
+	held  []ack.Set
+}
+
+func (s *sink) Consume(_ context.Context, b *batch.Batch) error {
+	ld, err := b.Logs()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hold {
+		b.Acks().Hold()
+		s.held = append(s.held, b.Acks())
+	}
+	for _, rl := range ld.ResourceLogs().All() {
+		for _, sl := range rl.ScopeLogs().All() {
+			for _, lr := range sl.LogRecords().All() {
+				s.lines = append(s.lines, lr.Body().Str())
+				s.attrs = append(s.attrs, lr.Attributes().AsRaw())
+				s.res = append(s.res, rl.Resource().Attributes().AsRaw())
+			}
+		}
+	}
+	return nil
+}
+
+func (s *sink) release() {
+	s.mu.Lock()
+	held := s.held
+	s.held = nil
+	s.mu.Unlock()
+	for _, h := range held {
+		h.Release(nil)
+	}
+}
+
+func (s *sink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.lines)
+}
+
+func (s *sink) wait(t *testing.T, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.count() < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // and nothing more comes
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.lines) != n {
+		t.Fatalf("%d lines, want %d", len(s.lines), n)
+	}
+	return append([]string(nil), s.lines...)
+}
+
+func start(t *testing.T, dir string, snk *sink, mod func(*Config)) *receiver {
+	t.Helper()
+	cfg := NewConfig()
+	cfg.Include = []string{filepath.Join(dir, "logs", "*.log")}
+	cfg.StartAt = "beginning"
+	cfg.CheckpointDir = filepath.Join(dir, "checkpoints")
+	cfg.PollInterval = 20 * time.Millisecond
+	cfg.CheckpointInterval = 20 * time.Millisecond
+	if mod != nil {
+		mod(cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := newReceiver(component.Settings{ID: component.ID{Type: Type}, Registerer: prometheus.NewRegistry()}, cfg,
+		map[batch.Signal]component.Consumer{batch.Logs: snk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background(), component.NopHost{}); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func stop(t *testing.T, r *receiver) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.Shutdown(ctx); err != nil {
+		t.Error(err)
+	}
+}
+
+func appendLines(t *testing.T, path, prefix string, from, to int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for i := from; i < to; i++ {
+		fmt.Fprintf(f, "%s line %d\n", prefix, i)
+	}
+}
+
+func logsDir(t *testing.T) string {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func uniq(t *testing.T, lines []string) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, l := range lines {
+		if seen[l] {
+			t.Errorf("line %q read twice", l)
+		}
+		seen[l] = true
+	}
+}
+
+// TestRotationByRename: the file is renamed away (out of the globs) and a new one created at
+// its path; lines written to the old one after the rename are still read, and every line is
+// read once.
+func TestRotationByRename(t *testing.T) {
+	dir := logsDir(t)
+	path := filepath.Join(dir, "logs", "app.log")
+	appendLines(t, path, "old", 0, 100)
+	snk := &sink{}
+	r := start(t, dir, snk, nil)
+	defer stop(t, r)
+	snk.wait(t, 100)
+	if err := os.Rename(path, filepath.Join(dir, "logs", "app.log.1")); err != nil {
+		t.Fatal(err)
+	}
+	appendLines(t, filepath.Join(dir, "logs", "app.log.1"), "old", 100, 110) // the writer still had it open
+	appendLines(t, path, "new", 0, 50)
+	lines := snk.wait(t, 160)
+	uniq(t, lines)
+	if snk.attrs[0]["log.file.name"] != "app.log" {
+		t.Errorf("attributes %v", snk.attrs[0])
+	}
+}
+
+// TestCopyTruncate: the file is copied away and emptied; what is written next is read from
+// its start.
+func TestCopyTruncate(t *testing.T) {
+	dir := logsDir(t)
+	path := filepath.Join(dir, "logs", "app.log")
+	appendLines(t, path, "before", 0, 100)
+	snk := &sink{}
+	r := start(t, dir, snk, nil)
+	defer stop(t, r)
+	snk.wait(t, 100)
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	appendLines(t, path, "after", 0, 20)
+	lines := snk.wait(t, 120)
+	uniq(t, lines)
+	if v := testutil.ToFloat64(r.truncated.WithLabelValues()); v != 1 {
+		t.Errorf("truncations %v, want 1", v)
+	}
+}
+
+// TestRestartNeitherLosesNorRepeats: after a clean stop, the next start reads only what was
+// written since, from the checkpoint; a file renamed meanwhile is still known by its
+// fingerprint.
+func TestRestartNeitherLosesNorRepeats(t *testing.T) {
+	dir := logsDir(t)
+	path := filepath.Join(dir, "logs", "app.log")
+	appendLines(t, path, "a", 0, 100)
+	snk := &sink{}
+	r := start(t, dir, snk, nil)
+	snk.wait(t, 100)
+	stop(t, r)
+	appendLines(t, path, "a", 100, 150)
+	if err := os.Rename(path, filepath.Join(dir, "logs", "renamed.log")); err != nil {
+		t.Fatal(err)
+	}
+	snk2 := &sink{}
+	r2 := start(t, dir, snk2, func(c *Config) { c.StartAt = "beginning" })
+	defer stop(t, r2)
+	lines := snk2.wait(t, 50)
+	if lines[0] != "a line 100" || lines[49] != "a line 149" {
+		t.Errorf("after the restart: %q … %q", lines[0], lines[49])
+	}
+}
+
+// TestCheckpointFollowsAcknowledgements: while the exporter holds the lines (end_to_end), the
+// checkpoint does not move past them; once released, it does. A restart before the release
+// reads them again (at least once); after it, not.
+func TestCheckpointFollowsAcknowledgements(t *testing.T) {
+	dir := logsDir(t)
+	path := filepath.Join(dir, "logs", "app.log")
+	appendLines(t, path, "x", 0, 10)
+	snk := &sink{hold: true}
+	r := start(t, dir, snk, nil)
+	snk.wait(t, 10)
+	offset := func() int64 {
+		b, err := os.ReadFile(r.checkpointPath())
+		if err != nil {
+			return -1
+		}
+		var cf checkpointFile
+		_ = json.Unmarshal(b, &cf)
+		if len(cf.Files) == 0 {
+			return -1
+		}
+		return cf.Files[0].Offset
+	}
+	time.Sleep(100 * time.Millisecond)
+	if o := offset(); o != 0 {
+		t.Errorf("checkpoint at %d while the lines are held, want 0", o)
+	}
+	snk.release()
+	deadline := time.Now().Add(5 * time.Second)
+	for offset() != 90 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if o := offset(); o != 90 {
+		t.Errorf("checkpoint at %d after the release, want 90 (10 lines of 9 bytes)", o)
+	}
+	stop(t, r)
+}
+
+// TestDeletedWhileInFlight: a file deleted while its lines are held stays open until they are
+// acknowledged, then is let go of.
+func TestDeletedWhileInFlight(t *testing.T) {
+	dir := logsDir(t)
+	path := filepath.Join(dir, "logs", "app.log")
+	appendLines(t, path, "x", 0, 10)
+	snk := &sink{hold: true}
+	r := start(t, dir, snk, nil)
+	defer stop(t, r)
+	snk.wait(t, 10)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	r.pollMu().Lock()
+	n := len(r.files)
+	r.pollMu().Unlock()
+	if n != 1 {
+		t.Errorf("%d files followed after the delete with lines in flight, want 1", n)
+	}
+	snk.release()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r.pollMu().Lock()
+		n = len(r.files)
+		r.pollMu().Unlock()
+		if n == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n != 0 {
+		t.Errorf("the deleted file is still followed after its lines were acknowledged")
+	}
+}
+
+// TestHostileLines: a 10 MB line is cut at max_line_bytes and counted, binary garbage and
+// invalid UTF-8 go through as text, and the lines after them are read.
+func TestHostileLines(t *testing.T) {
+	dir := logsDir(t)
+	path := filepath.Join(dir, "logs", "app.log")
+	if err := os.WriteFile(path, []byte("first\n"+strings.Repeat("y", 10<<20)+"\n\x00\x01\xff\xfe binary\nlast\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snk := &sink{}
+	r := start(t, dir, snk, func(c *Config) { c.MaxLineBytes = 1024; c.Format = FormatNone })
+	defer stop(t, r)
+	lines := snk.wait(t, 4)
+	if lines[0] != "first" || len(lines[1]) != 1024 || !strings.HasSuffix(lines[2], " binary") || lines[3] != "last" {
+		t.Errorf("lines %q…", lines[0])
+	}
+	if v := testutil.ToFloat64(r.dropped.WithLabelValues("too_long")); v != 1 {
+		t.Errorf("too_long %v, want 1", v)
+	}
+}
+
+// TestContainerLogs: CRI lines with a partial line joined, Kubernetes metadata from the path.
+func TestContainerLogs(t *testing.T) {
+	dir := t.TempDir()
+	podDir := filepath.Join(dir, "pods", "payments_checkout-1_uid-1", "app")
+	if err := os.MkdirAll(podDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	content := "2026-12-03T10:00:00.000000001Z stdout F hello\n" +
+		"2026-12-03T10:00:01Z stdout P part one, \n" +
+		"2026-12-03T10:00:01Z stderr F an error\n" +
+		"2026-12-03T10:00:02Z stdout F part two\n" +
+		"not a CRI line\n"
+	if err := os.WriteFile(filepath.Join(podDir, "0.log"), []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snk := &sink{}
+	r := start(t, dir, snk, func(c *Config) { c.Include = []string{filepath.Join(dir, "pods", "*", "*", "*.log")} })
+	defer stop(t, r)
+	lines := snk.wait(t, 3)
+	if strings.Join(lines, "|") != "hello|an error|part one, part two" {
+		t.Errorf("lines %q", lines)
+	}
+	if snk.res[0]["k8s.namespace.name"] != "payments" || snk.res[0]["k8s.pod.name"] != "checkout-1" || snk.res[0]["k8s.container.name"] != "app" ||
+		snk.attrs[1]["log.iostream"] != "stderr" {
+		t.Errorf("resource %v, attributes %v", snk.res[0], snk.attrs[1])
+	}
+	if v := testutil.ToFloat64(r.dropped.WithLabelValues("malformed")); v != 1 {
+		t.Errorf("malformed %v, want 1", v)
+	}
+}
+
+func TestStartAtEnd(t *testing.T) {
+	dir := logsDir(t)
+	path := filepath.Join(dir, "logs", "app.log")
+	appendLines(t, path, "old", 0, 10)
+	snk := &sink{}
+	r := start(t, dir, snk, func(c *Config) { c.StartAt = "end" })
+	defer stop(t, r)
+	time.Sleep(100 * time.Millisecond)
+	appendLines(t, path, "new", 0, 5)
+	appendLines(t, filepath.Join(dir, "logs", "later.log"), "later", 0, 3) // a file that appears later: from its start
+	lines := snk.wait(t, 8)
+	for _, l := range lines {
+		if strings.HasPrefix(l, "old") {
+			t.Errorf("start_at end read an old line: %q", l)
+		}
+	}
+}
