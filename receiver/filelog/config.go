@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/logparse"
 )
 
 // Formats of the lines in the files.
@@ -39,6 +42,25 @@ type Config struct {
 	// BatchLines bounds the lines of one batch; MaxReadBytes what one poll reads of a file.
 	BatchLines   int `yaml:"batch_lines"`
 	MaxReadBytes int `yaml:"max_read_bytes"`
+	// Parser, when set, parses each line (after the container format) into attributes.
+	Parser *ParserConfig `yaml:"parser"`
+}
+
+// ParserConfig parses lines: json, logfmt or regex (named groups); the fields become the
+// record's attributes, and timestamp, severity and body may be taken from fields.
+type ParserConfig struct {
+	Type      string `yaml:"type"`
+	Regex     string `yaml:"regex"`
+	Timestamp struct {
+		Field  string `yaml:"field"`
+		Layout string `yaml:"layout"` // rfc3339, unix, unix_ms, unix_us, unix_ns, or a Go layout
+	} `yaml:"timestamp"`
+	Severity struct {
+		Field string `yaml:"field"`
+	} `yaml:"severity"`
+	Body struct {
+		Field string `yaml:"field"`
+	} `yaml:"body"`
 }
 
 // NewConfig returns the defaults.
@@ -76,6 +98,27 @@ func (c *Config) Validate() error {
 	if c.MaxLineBytes < 64 || c.FingerprintBytes < 16 || c.BatchLines < 1 || c.MaxReadBytes < c.MaxLineBytes {
 		add("max_line_bytes (>= 64), fingerprint_bytes (>= 16), batch_lines (>= 1), max_read_bytes (>= max_line_bytes): got %d, %d, %d, %d",
 			c.MaxLineBytes, c.FingerprintBytes, c.BatchLines, c.MaxReadBytes)
+	}
+	if p := c.Parser; p != nil {
+		switch p.Type {
+		case "json", "logfmt":
+			if p.Regex != "" {
+				add("parser.regex: only for type regex")
+			}
+		case "regex":
+			if _, err := logparse.NewRegex(p.Regex); err != nil {
+				add("parser.regex: %v", err)
+			}
+		default:
+			add("parser.type: json, logfmt or regex, got %q", p.Type)
+		}
+		switch p.Timestamp.Layout {
+		case "", "rfc3339", "unix", "unix_ms", "unix_us", "unix_ns":
+		default:
+			if !strings.Contains(p.Timestamp.Layout, "2006") && !strings.Contains(p.Timestamp.Layout, "06") {
+				add("parser.timestamp.layout: rfc3339, unix, unix_ms, unix_us, unix_ns or a Go layout (with 2006), got %q", p.Timestamp.Layout)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

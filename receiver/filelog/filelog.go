@@ -85,7 +85,9 @@ type receiver struct {
 	checkpoint map[string]int64 // fingerprint hex → offset, from the last start
 	first      bool             // the first poll: start_at applies
 
-	lines, dropped, truncated *prometheus.CounterVec
+	parse func(string) (logparse.Fields, error) // the line parser, nil without one
+
+	lines, dropped, truncated, unparsed *prometheus.CounterVec
 	warn                      ratelog.Limiter
 
 	stop    chan struct{}
@@ -110,6 +112,20 @@ func newReceiver(set component.Settings, cfg *Config, next map[batch.Signal]comp
 	if r.next == nil {
 		return nil, fmt.Errorf("receiver %s: no logs pipeline", set.ID)
 	}
+	if p := cfg.Parser; p != nil {
+		switch p.Type {
+		case "json":
+			r.parse = logparse.JSON
+		case "logfmt":
+			r.parse = logparse.Logfmt
+		case "regex":
+			re, err := logparse.NewRegex(p.Regex)
+			if err != nil {
+				return nil, fmt.Errorf("receiver %s: parser.regex: %w", set.ID, err)
+			}
+			r.parse = re.Parse
+		}
+	}
 	var err error
 	reg := func(name, help string, labels ...string) *prometheus.CounterVec {
 		if err != nil {
@@ -121,6 +137,7 @@ func newReceiver(set component.Settings, cfg *Config, next map[batch.Signal]comp
 	}
 	r.lines = reg("vigil_receiver_filelog_lines_total", "Lines read from files and handed on.")
 	r.dropped = reg("vigil_receiver_filelog_dropped_lines_total", "Lines dropped, by reason: too_long (the rest of a line over max_line_bytes), malformed (not in the file's format), refused (refused for good by the pipeline).", "reason")
+	r.unparsed = reg("vigil_receiver_filelog_unparsed_lines_total", "Lines the parser could not read: kept as they are, without attributes.")
 	r.truncated = reg("vigil_receiver_filelog_truncations_total", "Files found shorter than what was read of them (copytruncate): read again from the start.")
 	if err != nil {
 		return nil, fmt.Errorf("receiver %s: %w", set.ID, err)
@@ -605,6 +622,9 @@ func (r *receiver) toLogs(f *file, lines [][]byte) plog.Logs {
 			lr.SetTimestamp(pcommon.NewTimestampFromTime(ts))
 		}
 		a := lr.Attributes()
+		if r.parse != nil {
+			r.applyParser(lr, body)
+		}
 		a.PutStr("log.file.path", f.path)
 		a.PutStr("log.file.name", filepath.Base(f.path))
 		if stream != "" {
@@ -623,4 +643,62 @@ func detect(line []byte) string {
 		return FormatDocker
 	}
 	return FormatNone
+}
+
+// applyParser parses the line into the record's attributes, and takes its time, severity and
+// body from the fields the config names. A line the parser cannot read is kept as it is.
+func (r *receiver) applyParser(lr plog.LogRecord, line string) {
+	fields, err := r.parse(line)
+	if err != nil {
+		r.unparsed.WithLabelValues().Inc()
+		return
+	}
+	p := r.cfg.Parser
+	if v, ok := fields[p.Timestamp.Field]; ok && p.Timestamp.Field != "" {
+		if t, err := logparse.ParseTime(v, p.Timestamp.Layout); err == nil {
+			lr.SetTimestamp(pcommon.NewTimestampFromTime(t))
+		}
+	}
+	if v, ok := fields[p.Severity.Field]; ok && p.Severity.Field != "" {
+		text := fmt.Sprint(v)
+		lr.SetSeverityText(text)
+		lr.SetSeverityNumber(plog.SeverityNumber(logparse.Severity(text)))
+	}
+	if v, ok := fields[p.Body.Field]; ok && p.Body.Field != "" {
+		lr.Body().SetStr(fmt.Sprint(v))
+		delete(fields, p.Body.Field)
+	}
+	a := lr.Attributes()
+	for k, v := range fields {
+		if n, ok := v.(json.Number); ok {
+			if i, err := n.Int64(); err == nil {
+				a.PutInt(k, i)
+			} else if f, err := n.Float64(); err == nil {
+				a.PutDouble(k, f)
+			}
+			continue
+		}
+		_ = a.PutEmpty(k).FromRaw(normalize(v))
+	}
+}
+
+// normalize turns json.Number inside maps and lists into numbers pcommon takes.
+func normalize(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalize(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = normalize(e)
+		}
+	}
+	return v
 }

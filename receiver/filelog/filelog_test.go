@@ -361,3 +361,56 @@ func TestStartAtEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestParsers: JSON lines become attributes, with time, severity and body taken from fields;
+// logfmt and regex likewise; a line the parser cannot read is kept as it is, and counted.
+func TestParsers(t *testing.T) {
+	for _, tc := range []struct {
+		name, content string
+		parser        ParserConfig
+		check         func(t *testing.T, s *sink)
+	}{
+		{"json", `{"time":"2026-12-03T10:00:00Z","level":"warn","msg":"slow payment","took_ms":250,"req":{"id":"r1"}}` + "\nnot json\n",
+			func() ParserConfig {
+				var p ParserConfig
+				p.Type, p.Timestamp.Field, p.Severity.Field, p.Body.Field = "json", "time", "level", "msg"
+				return p
+			}(),
+			func(t *testing.T, s *sink) {
+				if s.lines[0] != "slow payment" || s.attrs[0]["took_ms"] != int64(250) || s.attrs[0]["req"].(map[string]any)["id"] != "r1" || s.attrs[0]["msg"] != nil {
+					t.Errorf("json: %q %v", s.lines[0], s.attrs[0])
+				}
+				if s.lines[1] != "not json" {
+					t.Errorf("an unparsable line: %q", s.lines[1])
+				}
+			}},
+		{"logfmt", "level=error msg=\"card declined\" user=42\n", func() ParserConfig {
+			var p ParserConfig
+			p.Type, p.Severity.Field = "logfmt", "level"
+			return p
+		}(), func(t *testing.T, s *sink) {
+			if s.attrs[0]["user"] != "42" || s.attrs[0]["msg"] != "card declined" {
+				t.Errorf("logfmt: %v", s.attrs[0])
+			}
+		}},
+		{"regex", "10.0.0.1 GET /pay 200\n", ParserConfig{Type: "regex", Regex: `^(?P<ip>\S+) (?P<method>\S+) (?P<path>\S+) (?P<status>\d+)$`},
+			func(t *testing.T, s *sink) {
+				if s.attrs[0]["method"] != "GET" || s.attrs[0]["status"] != "200" {
+					t.Errorf("regex: %v", s.attrs[0])
+				}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := logsDir(t)
+			if err := os.WriteFile(filepath.Join(dir, "logs", "app.log"), []byte(tc.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			snk := &sink{}
+			p := tc.parser
+			r := start(t, dir, snk, func(c *Config) { c.Format = FormatNone; c.Parser = &p })
+			defer stop(t, r)
+			snk.wait(t, strings.Count(tc.content, "\n"))
+			tc.check(t, snk)
+		})
+	}
+}
