@@ -88,7 +88,7 @@ type receiver struct {
 	parse func(string) (logparse.Fields, error) // the line parser, nil without one
 
 	lines, dropped, truncated, unparsed *prometheus.CounterVec
-	warn                      ratelog.Limiter
+	warn                                ratelog.Limiter
 
 	stop    chan struct{}
 	done    chan struct{}
