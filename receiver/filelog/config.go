@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -44,6 +45,17 @@ type Config struct {
 	MaxReadBytes int `yaml:"max_read_bytes"`
 	// Parser, when set, parses each line (after the container format) into attributes.
 	Parser *ParserConfig `yaml:"parser"`
+	// Multiline, when set, joins lines into entries that start at lines matching a pattern
+	// (stack traces).
+	Multiline *MultilineConfig `yaml:"multiline"`
+}
+
+// MultilineConfig joins continuation lines to the entry before them.
+type MultilineConfig struct {
+	// LineStartPattern matches the first line of each entry.
+	LineStartPattern string `yaml:"line_start_pattern"`
+	// FlushAfter sends the last entry of a file once nothing has followed it this long.
+	FlushAfter time.Duration `yaml:"flush_after"`
 }
 
 // ParserConfig parses lines: json, logfmt or regex (named groups); the fields become the
@@ -98,6 +110,20 @@ func (c *Config) Validate() error {
 	if c.MaxLineBytes < 64 || c.FingerprintBytes < 16 || c.BatchLines < 1 || c.MaxReadBytes < c.MaxLineBytes {
 		add("max_line_bytes (>= 64), fingerprint_bytes (>= 16), batch_lines (>= 1), max_read_bytes (>= max_line_bytes): got %d, %d, %d, %d",
 			c.MaxLineBytes, c.FingerprintBytes, c.BatchLines, c.MaxReadBytes)
+	}
+	if m := c.Multiline; m != nil {
+		if _, err := regexp.Compile(m.LineStartPattern); err != nil || m.LineStartPattern == "" {
+			add("multiline.line_start_pattern: a regular expression matching each entry's first line (%v)", err)
+		}
+		if m.FlushAfter == 0 {
+			m.FlushAfter = time.Second
+		}
+		if m.FlushAfter < 0 {
+			add("multiline.flush_after: must be > 0, got %s", m.FlushAfter)
+		}
+		if c.Format != FormatNone {
+			add("multiline: only with format none (container runtimes split lines themselves: their partial lines are joined)")
+		}
 	}
 	if p := c.Parser; p != nil {
 		switch p.Type {

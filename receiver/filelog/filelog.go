@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sync"
 	"syscall"
@@ -68,6 +69,8 @@ type file struct {
 	joiner   *logparse.Joiner
 	partial  []byte // a line read without its newline yet
 	skipping bool   // dropping the rest of a line over max_line_bytes
+	// heldSince is when the multiline entry held back in partial was first held.
+	heldSince time.Time
 	seen     bool   // matched by the globs this poll
 	mu       sync.Mutex
 	spans    []span // in flight, in order
@@ -85,7 +88,8 @@ type receiver struct {
 	checkpoint map[string]int64 // fingerprint hex → offset, from the last start
 	first      bool             // the first poll: start_at applies
 
-	parse func(string) (logparse.Fields, error) // the line parser, nil without one
+	parse     func(string) (logparse.Fields, error) // the line parser, nil without one
+	lineStart *regexp.Regexp                      // multiline.line_start_pattern, nil without
 
 	lines, dropped, truncated, unparsed *prometheus.CounterVec
 	warn                                ratelog.Limiter
@@ -111,6 +115,13 @@ func newReceiver(set component.Settings, cfg *Config, next map[batch.Signal]comp
 	}
 	if r.next == nil {
 		return nil, fmt.Errorf("receiver %s: no logs pipeline", set.ID)
+	}
+	if m := cfg.Multiline; m != nil {
+		re, err := regexp.Compile(m.LineStartPattern)
+		if err != nil {
+			return nil, fmt.Errorf("receiver %s: multiline.line_start_pattern: %w", set.ID, err)
+		}
+		r.lineStart = re
 	}
 	if p := cfg.Parser; p != nil {
 		switch p.Type {
@@ -389,6 +400,16 @@ func (r *receiver) readFile(f *file) {
 		f.spans = nil
 		f.mu.Unlock()
 	}
+	if fi.Size() == f.readPos && len(f.partial) > 0 && r.lineStart != nil && !f.heldSince.IsZero() &&
+		r.now().Sub(f.heldSince) >= r.cfg.Multiline.FlushAfter {
+		// The last multiline entry: nothing has followed it for flush_after.
+		entry := bytes.TrimRight(f.partial, "\r\n")
+		start := f.readPos - int64(len(f.partial))
+		f.partial, f.heldSince = nil, time.Time{}
+		if !r.send(f, [][]byte{entry}, start, f.readPos) {
+			return
+		}
+	}
 	for fi.Size() > f.readPos {
 		want := min(fi.Size()-f.readPos, int64(r.cfg.MaxReadBytes))
 		buf := make([]byte, want)
@@ -402,7 +423,8 @@ func (r *receiver) readFile(f *file) {
 		start := f.readPos - int64(len(f.partial))
 		data := append(f.partial, buf[:n]...)
 		f.partial = nil
-		lines, pos := r.split(f, data)
+		lines, starts, pos := r.split(f, data)
+		lines, pos = r.group(f, lines, starts, pos)
 		if !f.skipping {
 			f.partial = slices.Clone(data[pos:])
 		}
@@ -420,15 +442,16 @@ func (r *receiver) readFile(f *file) {
 
 // split cuts data into lines; it returns them and how many bytes of data they (and any line
 // skipped) took. A line over max_line_bytes is cut there and the rest dropped up to its newline.
-func (r *receiver) split(f *file, data []byte) ([][]byte, int) {
+func (r *receiver) split(f *file, data []byte) ([][]byte, []int, int) {
 	max := r.cfg.MaxLineBytes
 	var lines [][]byte
+	var starts []int
 	pos := 0
 	for pos < len(data) {
 		i := bytes.IndexByte(data[pos:], '\n')
 		if f.skipping {
 			if i < 0 {
-				return lines, len(data)
+				return lines, starts, len(data)
 			}
 			pos += i + 1
 			f.skipping = false
@@ -437,9 +460,10 @@ func (r *receiver) split(f *file, data []byte) ([][]byte, int) {
 		if i < 0 {
 			if len(data)-pos > max {
 				lines = append(lines, data[pos:pos+max])
+				starts = append(starts, pos)
 				r.dropped.WithLabelValues("too_long").Inc()
 				f.skipping = true
-				return lines, len(data)
+				return lines, starts, len(data)
 			}
 			break
 		}
@@ -449,9 +473,48 @@ func (r *receiver) split(f *file, data []byte) ([][]byte, int) {
 			r.dropped.WithLabelValues("too_long").Inc()
 		}
 		lines = append(lines, bytes.TrimSuffix(line, []byte("\r")))
+		starts = append(starts, pos)
 		pos += i + 1
 	}
-	return lines, pos
+	return lines, starts, pos
+}
+
+// group joins lines into multiline entries: one starts at each line matching
+// multiline.line_start_pattern. The last entry may go on in what is not written yet: its lines
+// are held back (pos moves to its start, so they are read again with what follows) unless they
+// are over max_line_bytes already.
+func (r *receiver) group(f *file, lines [][]byte, starts []int, pos int) ([][]byte, int) {
+	if r.lineStart == nil || len(lines) == 0 || f.skipping {
+		return lines, pos
+	}
+	last := -1
+	for i := len(lines) - 1; i >= 0; i-- {
+		if r.lineStart.Match(lines[i]) {
+			last = i
+			break
+		}
+	}
+	hold := max(last, 0)
+	if pos-starts[hold] > r.cfg.MaxLineBytes {
+		hold = len(lines) // too much to hold: what is there goes as it is
+	}
+	var out [][]byte
+	for i := 0; i < hold; i++ {
+		if i == 0 || r.lineStart.Match(lines[i]) {
+			out = append(out, slices.Clone(lines[i]))
+			continue
+		}
+		cur := &out[len(out)-1]
+		*cur = append(append(*cur, '\n'), lines[i]...)
+	}
+	if hold < len(lines) {
+		if f.heldSince.IsZero() {
+			f.heldSince = r.now()
+		}
+		return out, starts[hold]
+	}
+	f.heldSince = time.Time{}
+	return out, pos
 }
 
 // send hands the lines of [start, end) on, retrying while the pipeline asks to; it reports

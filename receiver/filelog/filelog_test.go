@@ -414,3 +414,36 @@ func TestParsers(t *testing.T) {
 		})
 	}
 }
+
+// TestMultiline: stack traces stay one entry; the last entry goes once nothing followed it for
+// flush_after; an entry written in two parts is still one; nothing is sent twice.
+func TestMultiline(t *testing.T) {
+	dir := logsDir(t)
+	path := filepath.Join(dir, "logs", "app.log")
+	content := "2026-12-03 10:00:00 ERROR boom\njava.lang.RuntimeException: x\n    at a.b(C.java:1)\n2026-12-03 10:00:01 INFO ok\n"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snk := &sink{}
+	r := start(t, dir, snk, func(c *Config) {
+		c.Format = FormatNone
+		c.Multiline = &MultilineConfig{LineStartPattern: `^\d{4}-\d\d-\d\d `, FlushAfter: 100 * time.Millisecond}
+	})
+	defer stop(t, r)
+	lines := snk.wait(t, 2)
+	if lines[0] != "2026-12-03 10:00:00 ERROR boom\njava.lang.RuntimeException: x\n    at a.b(C.java:1)" || lines[1] != "2026-12-03 10:00:01 INFO ok" {
+		t.Errorf("entries %q", lines)
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(f, "2026-12-03 10:00:02 ERROR again\ncaused by: y\n")
+	time.Sleep(30 * time.Millisecond) // a poll sees the first part
+	fmt.Fprint(f, "    at c.d(E.java:2)\n2026-12-03 10:00:03 INFO done\n")
+	f.Close()
+	lines = snk.wait(t, 4)
+	if lines[2] != "2026-12-03 10:00:02 ERROR again\ncaused by: y\n    at c.d(E.java:2)" || lines[3] != "2026-12-03 10:00:03 INFO done" {
+		t.Errorf("entries written in parts: %q", lines[2:])
+	}
+}
