@@ -71,10 +71,10 @@ type file struct {
 	skipping bool   // dropping the rest of a line over max_line_bytes
 	// heldSince is when the multiline entry held back in partial was first held.
 	heldSince time.Time
-	seen     bool   // matched by the globs this poll
-	mu       sync.Mutex
-	spans    []span // in flight, in order
-	commit   int64  // end of the acknowledged prefix
+	seen      bool // matched by the globs this poll
+	mu        sync.Mutex
+	spans     []span // in flight, in order
+	commit    int64  // end of the acknowledged prefix
 }
 
 type receiver struct {
@@ -89,7 +89,7 @@ type receiver struct {
 	first      bool             // the first poll: start_at applies
 
 	parse     func(string) (logparse.Fields, error) // the line parser, nil without one
-	lineStart *regexp.Regexp                      // multiline.line_start_pattern, nil without
+	lineStart *regexp.Regexp                        // multiline.line_start_pattern, nil without
 
 	lines, dropped, truncated, unparsed *prometheus.CounterVec
 	warn                                ratelog.Limiter
