@@ -12,12 +12,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/golang/snappy"
@@ -27,7 +25,6 @@ import (
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
-	"github.com/vigilhq/vigil/internal/consumererror"
 	"github.com/vigilhq/vigil/internal/loki"
 	"github.com/vigilhq/vigil/internal/promrw"
 	"github.com/vigilhq/vigil/internal/selftelemetry"
@@ -70,12 +67,7 @@ type receiver struct {
 	budget   *server.Budget
 	now      func() time.Time
 
-	mu         sync.Mutex
-	started    bool
-	stopped    bool
-	srv        *http.Server
-	addr       string
-	serving    sync.WaitGroup
+	run        server.Runner
 	collectors *selftelemetry.Running
 }
 
@@ -110,59 +102,34 @@ func newReceiver(set component.Settings, cfg *Config, next map[batch.Signal]comp
 
 // Start opens the listener, so that a taken port fails start-up, then serves in the background.
 func (r *receiver) Start(_ context.Context, host component.Host) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.started || r.stopped {
-		return fmt.Errorf("receiver %s: already started", r.set.ID)
-	}
-	l, err := r.cfg.HTTP.Listen()
+	err := r.run.Start(&r.cfg.HTTP, func() *http.Server {
+		return r.cfg.HTTP.NewServer(r,
+			server.OnReject(func(reason string) { r.rejected.WithLabelValues(reason).Inc() }),
+			server.ErrorLog(r.set.Logger),
+			server.WithBudget(r.budget))
+	}, func(err error) { host.ReportFatal(fmt.Errorf("receiver %s: %w", r.set.ID, err)) })
 	if err != nil {
 		return fmt.Errorf("receiver %s: %w", r.set.ID, err)
 	}
-	r.srv = r.cfg.HTTP.NewServer(r,
-		server.OnReject(func(reason string) { r.rejected.WithLabelValues(reason).Inc() }),
-		server.ErrorLog(r.set.Logger),
-		server.WithBudget(r.budget))
-	r.started = true
 	r.collectors = selftelemetry.RegisterRunning(r.set.Registerer, r.set.Logger, r.budget.Metrics("http")...)
-	r.addr = server.Addr(l)
-	r.serving.Add(1)
-	go func() {
-		defer r.serving.Done()
-		if err := r.srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
-			host.ReportFatal(fmt.Errorf("receiver %s: %w", r.set.ID, err))
-		}
-	}()
-	r.set.Logger.Info("Loki push receiver listening", "endpoint", r.addr, "path", Path)
+	r.set.Logger.Info("Loki push receiver listening", "endpoint", r.run.Addr(), "path", Path)
 	return nil
 }
 
 // Shutdown stops accepting and lets requests in flight get the pipeline's answer until ctx ends.
 func (r *receiver) Shutdown(ctx context.Context) error {
-	r.mu.Lock()
-	first := r.started && !r.stopped
-	r.stopped = true
-	srv := r.srv
-	r.mu.Unlock()
-	if !first {
-		return nil
+	stopped, err := r.run.Shutdown(ctx)
+	if stopped {
+		r.collectors.Unregister()
 	}
-	var err error
-	if err = srv.Shutdown(ctx); err != nil {
-		srv.Close()
-		err = fmt.Errorf("receiver %s: shutdown: %w", r.set.ID, err)
+	if err != nil {
+		return fmt.Errorf("receiver %s: %w", r.set.ID, err)
 	}
-	r.serving.Wait()
-	r.collectors.Unregister()
-	return err
+	return nil
 }
 
 // Addr is the listener's address ("" before Start).
-func (r *receiver) Addr() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.addr
-}
+func (r *receiver) Addr() string { return r.run.Addr() }
 
 func (r *receiver) reject(w http.ResponseWriter, reason string, code int, msg string) {
 	r.rejected.WithLabelValues(reason).Inc()
@@ -245,7 +212,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if err := r.next.Consume(req.Context(), batch.FromLogs(ld)); err != nil {
-		answerError(w, err)
+		server.AnswerConsumeError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -329,25 +296,4 @@ func (r *receiver) toLogs(streams []loki.Stream, tenant string) plog.Logs {
 func (r *receiver) busy(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", strconv.Itoa(int(server.RetryAfterBusy/time.Second)))
 	r.reject(w, reasonInFlight, http.StatusTooManyRequests, server.ErrInFlightLimit.Error())
-}
-
-// answerError maps the pipeline's refusal onto what Loki clients understand: promtail and
-// Alloy retry 429 and 5xx, and drop on other 4xx.
-func answerError(w http.ResponseWriter, err error) {
-	code := http.StatusServiceUnavailable
-	switch {
-	case consumererror.IsPermanent(err):
-		code = http.StatusBadRequest
-	case consumererror.IsBackpressure(err):
-		code = http.StatusTooManyRequests
-	}
-	if _, ok := consumererror.AsPartial(err); ok {
-		code = http.StatusBadRequest
-	}
-	if after, ok := consumererror.RetryAfter(err); ok && after > 0 && code != http.StatusBadRequest {
-		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(after.Seconds())), 10))
-	} else if code == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
-	}
-	http.Error(w, err.Error(), code)
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -19,7 +18,6 @@ import (
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
-	"github.com/vigilhq/vigil/internal/consumererror"
 	"github.com/vigilhq/vigil/internal/promrw"
 	"github.com/vigilhq/vigil/internal/selftelemetry"
 	"github.com/vigilhq/vigil/internal/server"
@@ -55,12 +53,7 @@ type receiver struct {
 	bufs     sync.Pool // *bytes.Buffer for compressed bodies
 	budget   *server.Budget
 
-	mu      sync.Mutex
-	started bool
-	stopped bool
-	srv     *http.Server
-	addr    string
-	serving sync.WaitGroup
+	run server.Runner
 	// The budget gauges, registered while the receiver runs.
 	collectors *selftelemetry.Running
 }
@@ -98,56 +91,30 @@ func newReceiver(set component.Settings, cfg *Config, next map[batch.Signal]comp
 
 // Start opens the listener, so that a taken port fails start-up, then serves in the background.
 func (r *receiver) Start(_ context.Context, host component.Host) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.started || r.stopped {
-		return fmt.Errorf("receiver %s: already started", r.set.ID)
-	}
-	l, err := r.cfg.HTTP.Listen()
-	if err != nil {
+	if err := r.run.Start(&r.cfg.HTTP, r.newServer, func(err error) {
+		host.ReportFatal(fmt.Errorf("receiver %s: %w", r.set.ID, err))
+	}); err != nil {
 		return fmt.Errorf("receiver %s: %w", r.set.ID, err)
 	}
-	r.srv = r.newServer()
-	r.started = true
 	r.collectors = selftelemetry.RegisterRunning(r.set.Registerer, r.set.Logger, r.budget.Metrics("http")...)
-	r.addr = server.Addr(l)
-	r.serving.Add(1)
-	go func() {
-		defer r.serving.Done()
-		if err := r.srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
-			host.ReportFatal(fmt.Errorf("receiver %s: %w", r.set.ID, err))
-		}
-	}()
-	r.set.Logger.Info("remote-write receiver listening", "endpoint", r.addr, "path", r.cfg.Path)
+	r.set.Logger.Info("remote-write receiver listening", "endpoint", r.run.Addr(), "path", r.cfg.Path)
 	return nil
 }
 
 // Shutdown stops accepting and lets requests in flight get the pipeline's answer until ctx ends.
 func (r *receiver) Shutdown(ctx context.Context) error {
-	r.mu.Lock()
-	first := r.started && !r.stopped
-	r.stopped = true
-	srv := r.srv
-	r.mu.Unlock()
-	if !first {
-		return nil
+	stopped, err := r.run.Shutdown(ctx)
+	if stopped {
+		r.collectors.Unregister()
 	}
-	var err error
-	if err = srv.Shutdown(ctx); err != nil {
-		srv.Close()
-		err = fmt.Errorf("receiver %s: shutdown: %w", r.set.ID, err)
+	if err != nil {
+		return fmt.Errorf("receiver %s: %w", r.set.ID, err)
 	}
-	r.serving.Wait()
-	r.collectors.Unregister()
-	return err
+	return nil
 }
 
 // Addr is the listener's address ("" before Start); tests use it with port 0.
-func (r *receiver) Addr() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.addr
-}
+func (r *receiver) Addr() string { return r.run.Addr() }
 
 // version is the remote-write protocol of a request, from its Content-Type.
 type version uint8
@@ -263,7 +230,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if err := r.next.Consume(req.Context(), b); err != nil {
-		r.answerError(w, err)
+		server.AnswerConsumeError(w, err)
 		return
 	}
 	if ver == v2 {
@@ -344,28 +311,6 @@ func familyName(name []byte, typ int, native bool) []byte {
 		}
 	}
 	return name
-}
-
-// answerError maps the pipeline's refusal onto what remote-write senders understand: they retry
-// 5xx and 429 (with Retry-After) and drop on other 4xx.
-func (r *receiver) answerError(w http.ResponseWriter, err error) {
-	code := http.StatusServiceUnavailable
-	switch {
-	case consumererror.IsPermanent(err):
-		code = http.StatusBadRequest
-	case consumererror.IsBackpressure(err):
-		code = http.StatusTooManyRequests
-	}
-	if _, ok := consumererror.AsPartial(err); ok {
-		// Part of the request was refused for good: retrying the whole would duplicate the rest.
-		code = http.StatusBadRequest
-	}
-	if after, ok := consumererror.RetryAfter(err); ok && after > 0 && code != http.StatusBadRequest {
-		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(after.Seconds())), 10))
-	} else if code == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
-	}
-	http.Error(w, err.Error(), code)
 }
 
 func (r *receiver) reject(w http.ResponseWriter, reason string, code int, msg string) {
