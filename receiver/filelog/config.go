@@ -45,6 +45,8 @@ type Config struct {
 	MaxReadBytes int `yaml:"max_read_bytes"`
 	// Parser, when set, parses each line (after the container format) into attributes.
 	Parser *ParserConfig `yaml:"parser"`
+	// Encoding of the files: utf-8 (default), latin1, windows-1252, utf-16le, utf-16be.
+	Encoding string `yaml:"encoding"`
 	// Multiline, when set, joins lines into entries that start at lines matching a pattern
 	// (stack traces).
 	Multiline *MultilineConfig `yaml:"multiline"`
@@ -110,6 +112,15 @@ func (c *Config) Validate() error {
 	if c.MaxLineBytes < 64 || c.FingerprintBytes < 16 || c.BatchLines < 1 || c.MaxReadBytes < c.MaxLineBytes {
 		add("max_line_bytes (>= 64), fingerprint_bytes (>= 16), batch_lines (>= 1), max_read_bytes (>= max_line_bytes): got %d, %d, %d, %d",
 			c.MaxLineBytes, c.FingerprintBytes, c.BatchLines, c.MaxReadBytes)
+	}
+	switch c.Encoding {
+	case "", "utf-8", "utf8", "latin1", "iso-8859-1", "windows-1252":
+	case "utf-16le", "utf-16be":
+		if c.Multiline != nil || c.Format != FormatNone {
+			add("encoding %s: only with format none and without multiline", c.Encoding)
+		}
+	default:
+		add("encoding: utf-8, latin1, windows-1252, utf-16le or utf-16be, got %q", c.Encoding)
 	}
 	if m := c.Multiline; m != nil {
 		if _, err := regexp.Compile(m.LineStartPattern); err != nil || m.LineStartPattern == "" {

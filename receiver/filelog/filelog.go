@@ -24,6 +24,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/encoding/unicode"
 
 	"github.com/vigilhq/vigil/internal/ack"
 	"github.com/vigilhq/vigil/internal/batch"
@@ -90,6 +93,9 @@ type receiver struct {
 
 	parse     func(string) (logparse.Fields, error) // the line parser, nil without one
 	lineStart *regexp.Regexp                        // multiline.line_start_pattern, nil without
+	decode    *encoding.Decoder                     // a single-byte encoding's, nil for UTF-8
+	utf16     *encoding.Decoder                     // UTF-16's, nil otherwise
+	bigEndian bool
 
 	lines, dropped, truncated, unparsed *prometheus.CounterVec
 	warn                                ratelog.Limiter
@@ -115,6 +121,16 @@ func newReceiver(set component.Settings, cfg *Config, next map[batch.Signal]comp
 	}
 	if r.next == nil {
 		return nil, fmt.Errorf("receiver %s: no logs pipeline", set.ID)
+	}
+	switch cfg.Encoding {
+	case "latin1", "iso-8859-1":
+		r.decode = charmap.ISO8859_1.NewDecoder()
+	case "windows-1252":
+		r.decode = charmap.Windows1252.NewDecoder()
+	case "utf-16le":
+		r.utf16 = unicode.UTF16(unicode.LittleEndian, unicode.IgnoreBOM).NewDecoder()
+	case "utf-16be":
+		r.utf16, r.bigEndian = unicode.UTF16(unicode.BigEndian, unicode.IgnoreBOM).NewDecoder(), true
 	}
 	if m := cfg.Multiline; m != nil {
 		re, err := regexp.Compile(m.LineStartPattern)
@@ -423,7 +439,14 @@ func (r *receiver) readFile(f *file) {
 		start := f.readPos - int64(len(f.partial))
 		data := append(f.partial, buf[:n]...)
 		f.partial = nil
-		lines, starts, pos := r.split(f, data)
+		var lines [][]byte
+		var starts []int
+		var pos int
+		if r.utf16 != nil {
+			lines, pos = r.split16(data)
+		} else {
+			lines, starts, pos = r.split(f, data)
+		}
 		lines, pos = r.group(f, lines, starts, pos)
 		if !f.skipping {
 			f.partial = slices.Clone(data[pos:])
@@ -677,6 +700,11 @@ func (r *receiver) toLogs(f *file, lines [][]byte) plog.Logs {
 			}
 			body, ts, stream = msg, at, l.Stream
 		}
+		if d := r.decoder(); d != nil {
+			if b, err := d.String(body); err == nil {
+				body = b
+			}
+		}
 		body, _ = logparse.ValidUTF8(body)
 		lr := recs.AppendEmpty()
 		lr.Body().SetStr(body)
@@ -764,4 +792,51 @@ func normalize(v any) any {
 		}
 	}
 	return v
+}
+
+func (r *receiver) decoder() *encoding.Decoder {
+	if r.utf16 != nil {
+		return r.utf16
+	}
+	return r.decode
+}
+
+// split16 cuts UTF-16 data into lines: the newline is the code unit 0x000A at an even offset.
+// A line over max_line_bytes without its newline is cut into pieces of that size (counted).
+func (r *receiver) split16(data []byte) ([][]byte, int) {
+	nl := []byte{'\n', 0}
+	if r.bigEndian {
+		nl = []byte{0, '\n'}
+	}
+	max := r.cfg.MaxLineBytes &^ 1
+	var lines [][]byte
+	pos := 0
+	if len(data) >= 2 && (data[0] == 0xff && data[1] == 0xfe || data[0] == 0xfe && data[1] == 0xff) && pos == 0 {
+		pos = 2 // a byte order mark
+	}
+	for pos+1 < len(data) {
+		end := -1
+		for i := pos; i+1 < len(data) && i-pos <= max; i += 2 {
+			if data[i] == nl[0] && data[i+1] == nl[1] {
+				end = i
+				break
+			}
+		}
+		if end < 0 {
+			if len(data)-pos > max {
+				lines = append(lines, data[pos:pos+max])
+				r.dropped.WithLabelValues("too_long").Inc()
+				pos += max
+				continue
+			}
+			break
+		}
+		line := data[pos:end]
+		if n := len(line); n >= 2 && (r.bigEndian && line[n-2] == 0 && line[n-1] == '\r' || !r.bigEndian && line[n-2] == '\r' && line[n-1] == 0) {
+			line = line[:n-2]
+		}
+		lines = append(lines, line)
+		pos = end + 2
+	}
+	return lines, pos
 }

@@ -447,3 +447,45 @@ func TestMultiline(t *testing.T) {
 		t.Errorf("entries written in parts: %q", lines[2:])
 	}
 }
+
+// TestEncodings: latin1 and UTF-16 (with a byte order mark, CRLF) files arrive as UTF-8.
+func TestEncodings(t *testing.T) {
+	utf16 := func(s string, be bool) []byte {
+		var out []byte
+		if be {
+			out = []byte{0xfe, 0xff}
+		} else {
+			out = []byte{0xff, 0xfe}
+		}
+		for _, r := range s {
+			if be {
+				out = append(out, byte(r>>8), byte(r))
+			} else {
+				out = append(out, byte(r), byte(r>>8))
+			}
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		encoding string
+		content  []byte
+	}{
+		{"latin1", []byte("caf\xe9 cr\xe8me\nna\xefve\n")},
+		{"utf-16le", utf16("café crème\r\nnaïve\n", false)},
+		{"utf-16be", utf16("café crème\r\nnaïve\n", true)},
+	} {
+		t.Run(tc.encoding, func(t *testing.T) {
+			dir := logsDir(t)
+			if err := os.WriteFile(filepath.Join(dir, "logs", "app.log"), tc.content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			snk := &sink{}
+			r := start(t, dir, snk, func(c *Config) { c.Format = FormatNone; c.Encoding = tc.encoding })
+			defer stop(t, r)
+			lines := snk.wait(t, 2)
+			if lines[0] != "café crème" || lines[1] != "naïve" {
+				t.Errorf("lines %q", lines)
+			}
+		})
+	}
+}
