@@ -184,6 +184,7 @@ func (e *exporter) streams(ld plog.Logs) ([]loki.Stream, int) {
 	var out []loki.Stream
 	tooOld := 0
 	var labels []loki.Label
+	var used []labelSource // the sources the record's labels came from (reused)
 	for _, rl := range ld.ResourceLogs().All() {
 		res := rl.Resource().Attributes()
 		for _, sl := range rl.ScopeLogs().All() {
@@ -201,7 +202,7 @@ func (e *exporter) streams(ld plog.Logs) ([]loki.Stream, int) {
 					continue
 				}
 				labels = labels[:0]
-				used := map[string]bool{}
+				used = used[:0]
 				for _, src := range e.labels {
 					m := lr.Attributes()
 					if src.resource {
@@ -217,7 +218,7 @@ func (e *exporter) streams(ld plog.Logs) ([]loki.Stream, int) {
 						continue // goes to structured metadata below
 					}
 					labels = append(labels, loki.Label{Name: src.name, Value: val})
-					used[key(src.resource, src.attr)] = true
+					used = append(used, src)
 				}
 				if len(labels) == 0 {
 					labels = append(labels, loki.Label{Name: "service_name", Value: "unknown_service"})
@@ -241,20 +242,21 @@ func (e *exporter) streams(ld plog.Logs) ([]loki.Stream, int) {
 	return out, tooOld
 }
 
-func key(resource bool, attr string) string {
-	if resource {
-		return "r\x00" + attr
-	}
-	return "a\x00" + attr
-}
-
 // metadata is the record's structured metadata: its attributes and the resource's that are not
 // labels, trace and span ids, and severity.
-func metadata(lr plog.LogRecord, res pcommon.Map, used map[string]bool) []loki.Label {
+func metadata(lr plog.LogRecord, res pcommon.Map, used []labelSource) []loki.Label {
 	var md []loki.Label
+	isLabel := func(resource bool, k string) bool {
+		for _, u := range used { // a few labels: a scan beats a map built per record
+			if u.resource == resource && u.attr == k {
+				return true
+			}
+		}
+		return false
+	}
 	add := func(resource bool, m pcommon.Map) {
 		for k, v := range m.All() {
-			if !used[key(resource, k)] {
+			if !isLabel(resource, k) {
 				md = append(md, loki.Label{Name: LabelName(k), Value: v.AsString()})
 			}
 		}

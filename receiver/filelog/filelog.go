@@ -86,10 +86,10 @@ type receiver struct {
 	next component.Consumer
 	now  func() time.Time
 
-	filesMu    sync.Mutex       // held by each poll: files is the poller's
-	files      map[string]*file // by fingerprint hex
-	checkpoint map[string]int64 // fingerprint hex → offset, from the last start
-	first      bool             // the first poll: start_at applies
+	filesMu    sync.Mutex          // held by each poll: files is the poller's
+	files      map[[2]uint64]*file // by device and inode; the fingerprint identifies a file across restarts
+	checkpoint map[string]int64    // fingerprint hex → offset, from the last start
+	first      bool                // the first poll: start_at applies
 
 	parse     func(string) (logparse.Fields, error) // the line parser, nil without one
 	lineStart *regexp.Regexp                        // multiline.line_start_pattern, nil without
@@ -111,7 +111,7 @@ func newReceiver(set component.Settings, cfg *Config, next map[batch.Signal]comp
 	if set.Logger == nil {
 		set.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &receiver{set: set, cfg: *cfg, now: time.Now, files: map[string]*file{}, first: true,
+	r := &receiver{set: set, cfg: *cfg, now: time.Now, files: map[[2]uint64]*file{}, first: true,
 		stop: make(chan struct{}), done: make(chan struct{}), warn: ratelog.Limiter{Every: time.Minute}}
 	for sig, c := range next {
 		if sig != batch.Logs {
@@ -336,14 +336,7 @@ func (r *receiver) poll() {
 	}
 }
 
-func (r *receiver) byInode(dev, ino uint64) *file {
-	for _, f := range r.files {
-		if f.dev == dev && f.ino == ino {
-			return f
-		}
-	}
-	return nil
-}
+func (r *receiver) byInode(dev, ino uint64) *file { return r.files[[2]uint64{dev, ino}] }
 
 // open starts following a file found at path, at its checkpointed offset if its fingerprint
 // is known, else at start_at (first poll) or its beginning (a file that appeared later).
@@ -365,14 +358,13 @@ func (r *receiver) open(path string, fi os.FileInfo) *file {
 	if p, ok := logparse.PodFromPath(path); ok {
 		f.pod = &p
 	}
-	key := hex.EncodeToString(fp)
 	if off, ok := r.lookup(fp); ok {
 		f.readPos = off
 	} else if r.first && r.cfg.StartAt == "end" {
 		f.readPos = fi.Size()
 	}
 	f.commit = f.readPos
-	r.files[key] = f
+	r.files[[2]uint64{dev, ino}] = f
 	r.set.Logger.Debug("following a file", "path", path, "offset", f.readPos)
 	return f
 }
@@ -611,7 +603,8 @@ func (r *receiver) acked(f *file, gen int, end int64, err error) {
 // writeCheckpoint writes every file's committed offset: a temporary file, fsynced, renamed.
 func (r *receiver) writeCheckpoint() error {
 	var cf checkpointFile
-	for key, f := range r.files {
+	for _, f := range r.files {
+		key := hex.EncodeToString(f.fp)
 		f.mu.Lock()
 		off := f.commit
 		f.mu.Unlock()

@@ -274,8 +274,7 @@ func (e *Engine) Tick(ctx context.Context, now time.Time) {
 	for _, en := range e.slos {
 		e.countQueries(ctx, en, now)
 		en.mu.Lock()
-		_, send := en.Evaluate(now)
-		st := en.Status(now)
+		_, send, st := en.evaluate(now)
 		en.mu.Unlock()
 		if len(send) > 0 {
 			e.al.Notify(ctx, "slo:"+en.Spec.ID, e.toRuleAlerts(send, now)...)

@@ -155,7 +155,13 @@ func (st *Status) window(w time.Duration) WindowStatus {
 // those to send now: newly firing or resolved ones, and the rest again every ResendDelay
 // (resolved ones for ResolvedRetention).
 func (s *SLO) Evaluate(now time.Time) (active, send []Alert) {
-	st := s.Status(now)
+	active, send, _ = s.evaluate(now)
+	return active, send
+}
+
+// evaluate is Evaluate, also returning the status it computed on the way.
+func (s *SLO) evaluate(now time.Time) (active, send []Alert, st Status) {
+	st = s.Status(now)
 	for _, w := range s.Windows {
 		if s.alertOff(w.Severity) {
 			continue
@@ -193,7 +199,7 @@ func (s *SLO) Evaluate(now time.Time) (active, send []Alert) {
 			}
 		}
 	}
-	return active, send
+	return active, send, st
 }
 
 // step moves one alert's state machine by the condition at now.
