@@ -301,6 +301,9 @@ func New(cfg *Config, logger *slog.Logger, reg prometheus.Registerer, notify Not
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
 		Parser:               rulefiles.Parser,
+		// A subquery without a step ("x[5m:]") steps at the evaluation interval, as in
+		// Prometheus. Without this function the engine dereferences nil on such a query.
+		NoStepSubqueryIntervalFn: func(int64) int64 { return cfg.EvaluationInterval.Milliseconds() },
 	})
 	if notify == nil {
 		notify = e.logAlerts

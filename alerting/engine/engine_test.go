@@ -189,6 +189,8 @@ func TestRulesFireAndStateSurvivesRestart(t *testing.T) {
 		{`job:errors:sum`, `"job":"api"`},
 		{`ALERTS{alertname="ManyErrors",alertstate="firing"}`, `"severity":"page"`},
 		{`ALERTS_FOR_STATE`, `"ALERTS_FOR_STATE"`},
+		// A subquery without a step steps at the evaluation interval (it once dereferenced nil).
+		{`max_over_time(job:errors:sum[1m:])`, `"job":"api"`},
 	} {
 		code, r := get(t, srv, "/api/v1/query", url.Values{"query": {tc.query}})
 		if code != 200 || r.Status != "success" || !strings.Contains(string(r.Data), tc.want) || !strings.Contains(string(r.Data), `"resultType":"vector"`) {

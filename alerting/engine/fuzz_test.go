@@ -30,7 +30,7 @@ func FuzzQueryAPI(f *testing.F) {
 		srv.Close()
 		_ = e.Stop()
 	}()
-	for _, s := range []string{"up", "sum(rate(x[5m])) by (job)", "{", "a @ end()", "x[5m:1s] offset -1h", `{__name__=~".+"}`} {
+	for _, s := range []string{"up", "sum(rate(x[5m])) by (job)", "{", "a @ end()", "x[5m:1s] offset -1h", "max_over_time(x[5m:])", `{__name__=~".+"}`} {
 		f.Add(s, "0", "60", "15")
 	}
 	f.Fuzz(func(t *testing.T, query, start, end, step string) {
