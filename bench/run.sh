@@ -6,14 +6,19 @@
 #   3. the alerting engine's benchmarks (1000 rules over 100k series, notification throughput)
 #      and the SLO engine's (spans/s through span SLIs, bytes of state per SLO)
 #                                                      → bench/results/alerting.bench.txt
+#   4. the logs path: files → VictoriaLogs with 1, 100 and 1000 files, vigil vs the Collector's
+#      filelog receiver (otelcol-filelog); syslog over TCP, vigil vs Debian's rsyslog
+#                                                      → bench/results/logs.md
 # Extra arguments go to the OTLP harness, e.g. `bash bench/run.sh -signals traces -rounds 1`.
-# Environment: VIGIL_BIN (measure this binary instead of building one), OTELCOL_BIN, VMAGENT_BIN,
-# BENCH_PARTS (comma-separated: otlp, rw, alerting; default all three), BENCH_PEERS=0 (vigil alone),
-# RW_ARGS (arguments for rwbench; default "-duration 10s -warmup 3s -rounds 2 -alerting").
+# Environment: VIGIL_BIN (measure this binary instead of building one), the peers' OTELCOL_BIN,
+# VMAGENT_BIN, OTELCOL_FILELOG_BIN, VICTORIALOGS_BIN, RSYSLOGD_BIN; BENCH_PARTS (comma-separated:
+# otlp, rw, alerting, logs; default all four), BENCH_PEERS=0 (vigil alone), RW_ARGS (arguments
+# for rwbench; default "-duration 10s -warmup 3s -rounds 2 -alerting"), LOGS_ARGS (arguments for
+# logbench, e.g. "-files 1,100 -rate 50000").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-parts=",${BENCH_PARTS:-otlp,rw,alerting},"
+parts=",${BENCH_PARTS:-otlp,rw,alerting,logs},"
 peers=${BENCH_PEERS:-1}
 log() { echo "bench: $*" >&2; }
 
@@ -65,4 +70,23 @@ if [[ $parts == *,alerting,* ]]; then
     go test ./slo/engine -run '^$' -bench 'SpanSLI|StatePerSLO' -benchtime 2s -count 3
     go test ./alerting/engine -run '^$' -bench 'EmbeddedNotifications' -benchtime 2000x -count 3
   } | tee "$out" >&2
+fi
+
+if [[ $parts == *,logs,* ]]; then
+  go build -o "$tmp/logbench" ./bench/cmd/logbench
+  VICTORIALOGS_BIN=${VICTORIALOGS_BIN:-$(bash bench/peers/build.sh victoria-logs)}
+  peer_args=()
+  if [[ $peers != 0 ]]; then
+    peer_args+=(-otelcol "${OTELCOL_FILELOG_BIN:-$(bash bench/peers/build.sh otelcol-filelog)}")
+    if ! command -v rsyslogd >/dev/null; then
+      log "installing rsyslog (Debian's)"
+      { apt-get install -y --no-install-recommends rsyslog >/dev/null 2>&1 ||
+        { apt-get update >/dev/null && apt-get install -y --no-install-recommends rsyslog >/dev/null; }; } ||
+        log "could not install rsyslog; the syslog run measures vigil alone"
+    fi
+    RSYSLOGD_BIN=${RSYSLOGD_BIN:-$(command -v rsyslogd || true)}
+    [[ -n $RSYSLOGD_BIN ]] && peer_args+=(-rsyslog "$RSYSLOGD_BIN")
+  fi
+  # shellcheck disable=SC2086 # LOGS_ARGS is a list of flags
+  "$tmp/logbench" -vigil "$VIGIL_BIN" -victorialogs "$VICTORIALOGS_BIN" "${peer_args[@]}" ${LOGS_ARGS:-}
 fi

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -67,14 +68,55 @@ type labelSource struct {
 	resource   bool
 }
 
-var invalidLabelChars = regexp.MustCompile(`[^a-zA-Z0-9_]`)
+func labelChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_'
+}
 
-// LabelName is the stream label an attribute becomes: k8s.pod.name → k8s_pod_name.
+// LabelName is the stream label an attribute becomes: k8s.pod.name → k8s_pod_name. Each
+// character outside [a-zA-Z0-9_] becomes one underscore, and a name that would start with a
+// digit (or be empty) gets one in front. A name that is already valid is returned as it is.
 func LabelName(attr string) string {
-	n := invalidLabelChars.ReplaceAllString(attr, "_")
-	if n == "" || n[0] >= '0' && n[0] <= '9' {
-		n = "_" + n
+	digit := attr == "" || attr[0] >= '0' && attr[0] <= '9'
+	valid := !digit
+	for i := 0; valid && i < len(attr); i++ {
+		valid = labelChar(attr[i])
 	}
+	if valid {
+		return attr
+	}
+	var b strings.Builder
+	b.Grow(len(attr) + 1)
+	if digit {
+		b.WriteByte('_')
+	}
+	for _, r := range attr { // an invalid UTF-8 byte is one RuneError: one underscore
+		if r < utf8.RuneSelf && labelChar(byte(r)) {
+			b.WriteByte(byte(r))
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// batchState is what one batch's conversion reuses across its records: the label names
+// attributes became, the slab structured metadata is cut from, and the stream of the record
+// before (consecutive records mostly share one).
+type batchState struct {
+	names    map[string]string
+	slab     []loki.Label
+	left     int // records not yet converted, which size the next slab
+	last     []loki.Label
+	lastIdx  int
+	haveLast bool
+}
+
+func (b *batchState) labelName(attr string) string {
+	if n, ok := b.names[attr]; ok {
+		return n
+	}
+	n := LabelName(attr)
+	b.names[attr] = n
 	return n
 }
 
@@ -185,6 +227,7 @@ func (e *exporter) streams(ld plog.Logs) ([]loki.Stream, int) {
 	tooOld := 0
 	var labels []loki.Label
 	var used []labelSource // the sources the record's labels came from (reused)
+	st := &batchState{names: map[string]string{}, left: ld.LogRecordCount()}
 	for _, rl := range ld.ResourceLogs().All() {
 		res := rl.Resource().Attributes()
 		for _, sl := range rl.ScopeLogs().All() {
@@ -225,14 +268,18 @@ func (e *exporter) streams(ld plog.Logs) ([]loki.Stream, int) {
 				}
 				slices.SortFunc(labels, func(a, b loki.Label) int { return strings.Compare(a.Name, b.Name) })
 				labels = slices.CompactFunc(labels, func(a, b loki.Label) bool { return a.Name == b.Name })
-				k := loki.FormatLabels(labels)
-				i, ok := byKey[k]
-				if !ok {
-					i = len(out)
-					byKey[k] = i
-					out = append(out, loki.Stream{Labels: slices.Clone(labels)})
+				i := st.lastIdx
+				if !st.haveLast || !slices.Equal(labels, st.last) {
+					k := loki.FormatLabels(labels)
+					var ok bool
+					if i, ok = byKey[k]; !ok {
+						i = len(out)
+						byKey[k] = i
+						out = append(out, loki.Stream{Labels: slices.Clone(labels)})
+					}
+					st.last, st.lastIdx, st.haveLast = out[i].Labels, i, true
 				}
-				out[i].Entries = append(out[i].Entries, loki.Entry{Timestamp: at, Line: lr.Body().AsString(), Metadata: metadata(lr, res, used)})
+				out[i].Entries = append(out[i].Entries, loki.Entry{Timestamp: at, Line: lr.Body().AsString(), Metadata: st.metadata(lr, res, used)})
 			}
 		}
 	}
@@ -244,8 +291,14 @@ func (e *exporter) streams(ld plog.Logs) ([]loki.Stream, int) {
 
 // metadata is the record's structured metadata: its attributes and the resource's that are not
 // labels, trace and span ids, and severity.
-func metadata(lr plog.LogRecord, res pcommon.Map, used []labelSource) []loki.Label {
-	var md []loki.Label
+func (st *batchState) metadata(lr plog.LogRecord, res pcommon.Map, used []labelSource) []loki.Label {
+	if cap(st.slab)-len(st.slab) < 32 {
+		// About four labels for each record left; the entries before keep the old slab.
+		st.slab = make([]loki.Label, 0, max(32, min(4096, 4*st.left)))
+	}
+	st.left--
+	start := len(st.slab)
+	md := st.slab
 	isLabel := func(resource bool, k string) bool {
 		for _, u := range used { // a few labels: a scan beats a map built per record
 			if u.resource == resource && u.attr == k {
@@ -257,7 +310,7 @@ func metadata(lr plog.LogRecord, res pcommon.Map, used []labelSource) []loki.Lab
 	add := func(resource bool, m pcommon.Map) {
 		for k, v := range m.All() {
 			if !isLabel(resource, k) {
-				md = append(md, loki.Label{Name: LabelName(k), Value: v.AsString()})
+				md = append(md, loki.Label{Name: st.labelName(k), Value: v.AsString()})
 			}
 		}
 	}
@@ -275,7 +328,11 @@ func metadata(lr plog.LogRecord, res pcommon.Map, used []labelSource) []loki.Lab
 	if n := lr.SeverityNumber(); n != plog.SeverityNumberUnspecified {
 		md = append(md, loki.Label{Name: "severity_number", Value: strconv.Itoa(int(n))})
 	}
-	return md
+	st.slab = md
+	if len(md) == start {
+		return nil
+	}
+	return md[start:len(md):len(md)]
 }
 
 // requests cuts the streams into push requests of at most max bytes (uncompressed).
@@ -336,10 +393,16 @@ func (e *exporter) send(ctx context.Context, b *batch.Batch) error {
 	return nil
 }
 
+// rawPool holds the buffers requests are encoded into before they are compressed.
+var rawPool = sync.Pool{New: func() any { return new([]byte) }}
+
 // push sends one request.
 func (e *exporter) push(ctx context.Context, hc *http.Client, streams []loki.Stream) error {
-	raw := loki.AppendProto(nil, streams)
+	bp := rawPool.Get().(*[]byte)
+	raw := loki.AppendProto((*bp)[:0], streams)
 	body := promrw.Encode(nil, raw)
+	*bp = raw
+	rawPool.Put(bp)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.cfg.Client.Endpoint, bytes.NewReader(body))
 	if err != nil {
 		return consumererror.NewPermanent(fmt.Errorf("build request: %w", err))

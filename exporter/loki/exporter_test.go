@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -258,6 +260,59 @@ func TestConfigErrors(t *testing.T) {
 	for _, w := range []string{"endpoint: must be set", "compression", "max_labels"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("%v lacks %q", err, w)
+		}
+	}
+}
+
+func TestLabelName(t *testing.T) {
+	for in, want := range map[string]string{
+		"service_name":  "service_name",
+		"k8s.pod.name":  "k8s_pod_name",
+		"http-route":    "http_route",
+		"2xx":           "_2xx",
+		"":              "_",
+		"größe":         "gr__e", // one underscore per character, not per byte
+		"a\xffb":        "a_b",   // an invalid byte is one character
+		"CamelCase_09":  "CamelCase_09",
+		"log.file.name": "log_file_name",
+	} {
+		if got := LabelName(in); got != want {
+			t.Errorf("LabelName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestStreamsInterleaved: records of two streams, alternating, land in their own streams, and
+// each entry keeps its own structured metadata (they are cut from one slab per batch).
+func TestStreamsInterleaved(t *testing.T) {
+	e, _ := setup(t, &backend{}, func(c *Config) { c.Labels.Attributes = []string{"pod"} })
+	ld := plog.NewLogs()
+	recs := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
+	now := time.Now()
+	const n = 5000 // more metadata than one slab holds
+	for i := range n {
+		lr := recs.AppendEmpty()
+		lr.Body().SetStr(strconv.Itoa(i))
+		lr.SetTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Duration(i) * time.Millisecond)))
+		lr.Attributes().PutStr("pod", []string{"a", "b"}[i%2])
+		lr.Attributes().PutStr("seq", strconv.Itoa(i))
+		lr.Attributes().PutStr("odd.attr-name", "x")
+	}
+	streams, tooOld := e.streams(ld)
+	if tooOld != 0 || len(streams) != 2 {
+		t.Fatalf("%d streams, %d too old; want 2 and 0", len(streams), tooOld)
+	}
+	for _, s := range streams {
+		pod := s.Labels[0].Value
+		if len(s.Labels) != 1 || s.Labels[0].Name != "pod" || len(s.Entries) != n/2 {
+			t.Fatalf("stream %v: %d entries", s.Labels, len(s.Entries))
+		}
+		for _, en := range s.Entries {
+			i, _ := strconv.Atoi(en.Line)
+			want := []loki.Label{{Name: "seq", Value: en.Line}, {Name: "odd_attr_name", Value: "x"}}
+			if []string{"a", "b"}[i%2] != pod || !slices.Equal(en.Metadata, want) {
+				t.Fatalf("stream %s, entry %s: metadata %v, want %v", pod, en.Line, en.Metadata, want)
+			}
 		}
 	}
 }

@@ -162,11 +162,21 @@ const (
 
 // AppendProto appends the protobuf PushRequest of streams to dst (not compressed).
 func AppendProto(dst []byte, streams []Stream) []byte {
-	for _, s := range streams {
+	// The labels are formatted once and the request's size is known before it is written: one
+	// allocation for the whole body.
+	keys, sizes := make([]string, len(streams)), make([]int, len(streams))
+	total := 0
+	for i, s := range streams {
+		keys[i] = FormatLabels(s.Labels)
+		sizes[i] = streamSize(keys[i], s)
+		total += bytesField(sizes[i])
+	}
+	dst = slices.Grow(dst, total)
+	for i, s := range streams {
 		dst = protowire.AppendTag(dst, fStreams, protowire.BytesType)
-		dst = protowire.AppendVarint(dst, uint64(streamSize(s)))
+		dst = protowire.AppendVarint(dst, uint64(sizes[i]))
 		dst = protowire.AppendTag(dst, fLabels, protowire.BytesType)
-		dst = protowire.AppendString(dst, FormatLabels(s.Labels))
+		dst = protowire.AppendString(dst, keys[i])
 		for _, e := range s.Entries {
 			dst = protowire.AppendTag(dst, fEntries, protowire.BytesType)
 			dst = protowire.AppendVarint(dst, uint64(entrySize(e)))
@@ -219,8 +229,8 @@ func entrySize(e Entry) int {
 	return n
 }
 
-func streamSize(s Stream) int {
-	n := bytesField(len(FormatLabels(s.Labels)))
+func streamSize(key string, s Stream) int {
+	n := bytesField(len(key))
 	for _, e := range s.Entries {
 		n += bytesField(entrySize(e))
 	}

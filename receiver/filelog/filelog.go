@@ -664,7 +664,9 @@ func (r *receiver) toLogs(f *file, lines [][]byte) plog.Logs {
 		}
 	}
 	recs := rl.ScopeLogs().AppendEmpty().LogRecords()
+	recs.EnsureCapacity(len(lines))
 	now := pcommon.NewTimestampFromTime(r.now())
+	name := filepath.Base(f.path)
 	if f.format == "" {
 		f.format = r.cfg.Format
 		if f.format == FormatAuto {
@@ -710,7 +712,7 @@ func (r *receiver) toLogs(f *file, lines [][]byte) plog.Logs {
 			r.applyParser(lr, body)
 		}
 		a.PutStr("log.file.path", f.path)
-		a.PutStr("log.file.name", filepath.Base(f.path))
+		a.PutStr("log.file.name", name)
 		if stream != "" {
 			a.PutStr("log.iostream", stream)
 		}

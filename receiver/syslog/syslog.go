@@ -401,14 +401,15 @@ func toLogs(ms []message) plog.Logs {
 		lr.SetSeverityText(syslog.Severities[m.Severity()])
 		lr.Body().SetStr(m.Message)
 		a := lr.Attributes()
+		a.EnsureCapacity(9)
 		a.PutInt("syslog.facility", int64(m.Facility()))
 		a.PutInt("syslog.priority", int64(m.Priority))
 		a.PutInt("syslog.version", int64(m.Version))
 		a.PutStr("network.transport", msg.protocol)
 		a.PutStr("network.peer.address", msg.peer)
-		for k, v := range map[string]string{"host.name": m.Hostname, "syslog.appname": m.AppName, "syslog.procid": m.ProcID, "syslog.msgid": m.MsgID} {
-			if v != "" {
-				a.PutStr(k, v)
+		for _, kv := range [...][2]string{{"host.name", m.Hostname}, {"syslog.appname", m.AppName}, {"syslog.procid", m.ProcID}, {"syslog.msgid", m.MsgID}} {
+			if kv[1] != "" {
+				a.PutStr(kv[0], kv[1])
 			}
 		}
 		if len(m.StructuredData) > 0 {

@@ -9,7 +9,6 @@ repo=$(pwd)
 
 TELEMETRYGEN_VERSION=v0.161.0
 JAEGER_VERSION=v1.76.0
-VICTORIALOGS_VERSION=v1.52.1
 cache=${VIGIL_CACHE:-$HOME/.cache/vigil}
 mkdir -p "$cache/bin"
 cache=$(cd "$cache" && pwd) # absolute: the builds below run in other directories
@@ -48,21 +47,13 @@ build_jaeger() {
   )
 }
 
-build_victorialogs() {
-  # The Loki push API's implementation the logs tests ship to and query back with LogsQL.
-  local gobin="$cache/bin-vl"
-  mkdir -p "$gobin"
-  (cd "$cache" && GOBIN="$gobin" go install \
-    "github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs@$VICTORIALOGS_VERSION")
-  mv "$gobin/victoria-logs" "$cache/bin/victoria-logs-$VICTORIALOGS_VERSION"
-}
-
 TELEMETRYGEN_BIN="$cache/bin/telemetrygen-$TELEMETRYGEN_VERSION"
-VICTORIALOGS_BIN="$cache/bin/victoria-logs-$VICTORIALOGS_VERSION"
 JAEGER_BIN="$cache/bin/jaeger-$JAEGER_VERSION"
 [[ -x "$TELEMETRYGEN_BIN" ]] || timed "telemetrygen $TELEMETRYGEN_VERSION" build_telemetrygen
 [[ -x "$JAEGER_BIN" ]] || timed "jaeger $JAEGER_VERSION" build_jaeger
-[[ -x "$VICTORIALOGS_BIN" ]] || timed "victoria-logs $VICTORIALOGS_VERSION" build_victorialogs
+# The Loki push API's implementation the logs tests ship to and query back with LogsQL; built
+# by the benchmark's peer script, which the logs benchmark shares (one version, one cache).
+VICTORIALOGS_BIN=$(bash bench/peers/build.sh victoria-logs)
 
 # Prometheus and VictoriaMetrics (the Prometheus-path tests read data back from them) come from
 # Debian. As CI runs, as root; apt-get update only when the install fails without it.

@@ -46,19 +46,24 @@ func CPUSeconds(pid int) (float64, error) {
 	return float64(utime+stime) / clockTicks, nil
 }
 
-// PeakRSSMiB is VmHWM, the resident set's high-water mark.
-func PeakRSSMiB(pid int) (float64, error) {
+// PeakRSSMiB is VmHWM, the resident set's high-water mark since the process started.
+func PeakRSSMiB(pid int) (float64, error) { return statusMiB(pid, "VmHWM:") }
+
+// RSSMiB is VmRSS, the resident set now.
+func RSSMiB(pid int) (float64, error) { return statusMiB(pid, "VmRSS:") }
+
+func statusMiB(pid int, field string) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			return kb / 1024, err
 		}
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/status", strings.TrimSuffix(field, ":"), pid)
 }
 
 func FreePort() string {
