@@ -337,29 +337,28 @@ func (st *batchState) metadata(lr plog.LogRecord, res pcommon.Map, used []labelS
 
 // requests cuts the streams into push requests of at most max bytes (uncompressed).
 func requests(streams []loki.Stream, max int) [][]loki.Stream {
+	// The parts are windows on the streams' entries: nothing is copied.
 	var out [][]loki.Stream
 	var cur []loki.Stream
 	size := 0
 	for _, s := range streams {
-		part := loki.Stream{Labels: s.Labels}
-		for _, en := range s.Entries {
+		from := 0
+		for k, en := range s.Entries {
 			n := len(en.Line) + 32
 			for _, m := range en.Metadata {
 				n += len(m.Name) + len(m.Value) + 8
 			}
-			if size+n > max && (len(cur) > 0 || len(part.Entries) > 0) {
-				if len(part.Entries) > 0 {
-					cur = append(cur, part)
+			if size+n > max && (len(cur) > 0 || k > from) {
+				if k > from {
+					cur = append(cur, loki.Stream{Labels: s.Labels, Entries: s.Entries[from:k:k]})
 				}
 				out = append(out, cur)
-				cur, size = nil, 0
-				part = loki.Stream{Labels: s.Labels}
+				cur, size, from = nil, 0, k
 			}
-			part.Entries = append(part.Entries, en)
 			size += n
 		}
-		if len(part.Entries) > 0 {
-			cur = append(cur, part)
+		if len(s.Entries) > from {
+			cur = append(cur, loki.Stream{Labels: s.Labels, Entries: s.Entries[from:len(s.Entries):len(s.Entries)]})
 			size += 64
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -420,8 +421,12 @@ func (r *receiver) readFile(f *file) {
 	}
 	for fi.Size() > f.readPos {
 		want := min(fi.Size()-f.readPos, int64(r.cfg.MaxReadBytes))
-		buf := make([]byte, want)
-		n, err := f.f.ReadAt(buf, f.readPos)
+		// Each read gets a buffer of its own, the partial line before it copied in front; it is
+		// never written again once its lines are cut, so the records' bodies share its bytes
+		// (toLogs).
+		buf := make([]byte, len(f.partial)+int(want))
+		copy(buf, f.partial)
+		n, err := f.f.ReadAt(buf[len(f.partial):], f.readPos)
 		if n == 0 {
 			if err != nil && !errors.Is(err, io.EOF) {
 				r.warn.Warn(r.set.Logger, "cannot read a file", "path", f.path, "error", err)
@@ -429,7 +434,7 @@ func (r *receiver) readFile(f *file) {
 			return
 		}
 		start := f.readPos - int64(len(f.partial))
-		data := append(f.partial, buf[:n]...)
+		data := buf[:len(f.partial)+n]
 		f.partial = nil
 		var lines [][]byte
 		var starts []int
@@ -674,7 +679,8 @@ func (r *receiver) toLogs(f *file, lines [][]byte) plog.Logs {
 		}
 	}
 	for _, line := range lines {
-		body, ts, stream := string(line), time.Time{}, ""
+		// The line's bytes are never written again (readFile), so the body may share them.
+		body, ts, stream := unsafe.String(unsafe.SliceData(line), len(line)), time.Time{}, ""
 		switch f.format {
 		case FormatCRI, FormatDocker:
 			var l logparse.ContainerLine
@@ -708,6 +714,7 @@ func (r *receiver) toLogs(f *file, lines [][]byte) plog.Logs {
 			lr.SetTimestamp(pcommon.NewTimestampFromTime(ts))
 		}
 		a := lr.Attributes()
+		a.EnsureCapacity(3)
 		if r.parse != nil {
 			r.applyParser(lr, body)
 		}
