@@ -44,7 +44,7 @@ type base struct {
 	namespaces []*corev1.Namespace
 }
 
-func decodeStrict(t *testing.T, file string, doc []byte) any {
+func decodeStrict(t *testing.T, file string, doc []byte) (string, any) {
 	t.Helper()
 	var meta struct {
 		Kind string `json:"kind"`
@@ -78,7 +78,7 @@ func decodeStrict(t *testing.T, file string, doc []byte) any {
 	if err := yaml.UnmarshalStrict(doc, obj); err != nil {
 		t.Fatalf("%s: %s: %v", file, meta.Kind, err)
 	}
-	return obj
+	return meta.Kind, obj
 }
 
 func loadBase(t *testing.T, dir string) *base {
@@ -112,11 +112,11 @@ func loadBase(t *testing.T, dir string) *base {
 			t.Fatalf("%s: resource %s: %v", dir, r, err)
 		}
 		for doc := range bytes.SplitSeq(raw, []byte("\n---\n")) {
-			obj := decodeStrict(t, p, doc)
+			kind, obj := decodeStrict(t, p, doc)
 			if ns, ok := obj.(*corev1.Namespace); ok {
 				b.namespaces = append(b.namespaces, ns)
 			}
-			b.objects[typeName(obj)] = append(b.objects[typeName(obj)], obj)
+			b.objects[kind] = append(b.objects[kind], obj)
 		}
 	}
 	for _, g := range k.ConfigMapGenerator {
@@ -137,30 +137,6 @@ func loadBase(t *testing.T, dir string) *base {
 		}
 	}
 	return b
-}
-
-func typeName(v any) string {
-	switch v.(type) {
-	case *corev1.Namespace:
-		return "Namespace"
-	case *corev1.ServiceAccount:
-		return "ServiceAccount"
-	case *corev1.Service:
-		return "Service"
-	case *appsv1.DaemonSet:
-		return "DaemonSet"
-	case *appsv1.Deployment:
-		return "Deployment"
-	case *rbacv1.ClusterRole:
-		return "ClusterRole"
-	case *rbacv1.ClusterRoleBinding:
-		return "ClusterRoleBinding"
-	case *autoscalingv2.HorizontalPodAutoscaler:
-		return "HorizontalPodAutoscaler"
-	case *policyv1.PodDisruptionBudget:
-		return "PodDisruptionBudget"
-	}
-	return "?"
 }
 
 var envRef = regexp.MustCompile(`\$\{env:([A-Za-z_][A-Za-z0-9_]*)`)

@@ -101,14 +101,14 @@ func LabelName(attr string) string {
 
 // batchState is what one batch's conversion reuses across its records: the label names
 // attributes became, the slab structured metadata is cut from, and the stream of the record
-// before (consecutive records mostly share one).
+// before (consecutive records mostly share one; last is nil until there is one, as a stream
+// always has a label).
 type batchState struct {
-	names    map[string]string
-	slab     []loki.Label
-	left     int // records not yet converted, which size the next slab
-	last     []loki.Label
-	lastIdx  int
-	haveLast bool
+	names   map[string]string
+	slab    []loki.Label
+	left    int // records not yet converted, which size the next slab
+	last    []loki.Label
+	lastIdx int
 }
 
 func (b *batchState) labelName(attr string) string {
@@ -269,7 +269,7 @@ func (e *exporter) streams(ld plog.Logs) ([]loki.Stream, int) {
 				slices.SortFunc(labels, func(a, b loki.Label) int { return strings.Compare(a.Name, b.Name) })
 				labels = slices.CompactFunc(labels, func(a, b loki.Label) bool { return a.Name == b.Name })
 				i := st.lastIdx
-				if !st.haveLast || !slices.Equal(labels, st.last) {
+				if st.last == nil || !slices.Equal(labels, st.last) {
 					k := loki.FormatLabels(labels)
 					var ok bool
 					if i, ok = byKey[k]; !ok {
@@ -277,7 +277,7 @@ func (e *exporter) streams(ld plog.Logs) ([]loki.Stream, int) {
 						byKey[k] = i
 						out = append(out, loki.Stream{Labels: slices.Clone(labels)})
 					}
-					st.last, st.lastIdx, st.haveLast = out[i].Labels, i, true
+					st.last, st.lastIdx = out[i].Labels, i
 				}
 				out[i].Entries = append(out[i].Entries, loki.Entry{Timestamp: at, Line: lr.Body().AsString(), Metadata: st.metadata(lr, res, used)})
 			}

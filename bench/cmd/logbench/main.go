@@ -196,7 +196,7 @@ func (p *proc) tail() string {
 	return strings.Join(lines[max(0, len(lines)-20):], "\n")
 }
 
-// sample is a process's CPU time and peak RSS.
+// cpu is the process's CPU time so far; rss its peak resident size since start.
 func (p *proc) cpu() float64 {
 	s, err := benchutil.CPUSeconds(p.cmd.Process.Pid)
 	if err != nil {
