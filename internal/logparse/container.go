@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -79,7 +80,8 @@ func ParseDocker(line []byte) (ContainerLine, error) {
 }
 
 // Joiner puts partial lines back together, per stream, up to max bytes (the rest of a longer
-// line is cut off, and the line marked truncated).
+// line is cut off, and the line marked truncated). It remembers where in its file each line it
+// holds began, so that a reader never checkpoints past a line not handed on whole (Since).
 type Joiner struct {
 	max     int
 	pending map[string]*joined
@@ -87,16 +89,17 @@ type Joiner struct {
 
 type joined struct {
 	first     time.Time
-	b         strings.Builder
+	offset    int64 // where its first part starts in the file
+	b         []byte
 	truncated bool
 }
 
 // NewJoiner joins lines of at most max bytes.
 func NewJoiner(max int) *Joiner { return &Joiner{max: max, pending: map[string]*joined{}} }
 
-// Add takes one line; when it completes a line, it returns the whole message, the time of its
-// first part, whether it was truncated, and true.
-func (j *Joiner) Add(l ContainerLine) (msg string, at time.Time, truncated, done bool) {
+// Add takes one line, found at offset in its file; when it completes a line, it returns the
+// whole message, the time of its first part, whether it was truncated, and true.
+func (j *Joiner) Add(l ContainerLine, offset int64) (msg string, at time.Time, truncated, done bool) {
 	p := j.pending[l.Stream]
 	if p == nil {
 		if !l.Partial {
@@ -105,30 +108,83 @@ func (j *Joiner) Add(l ContainerLine) (msg string, at time.Time, truncated, done
 			}
 			return l.Message, l.Time, false, true
 		}
-		p = &joined{first: l.Time}
+		p = &joined{first: l.Time, offset: offset}
 		j.pending[l.Stream] = p
 	}
-	room := j.max - p.b.Len()
+	room := j.max - len(p.b)
 	if len(l.Message) > room {
-		p.b.WriteString(l.Message[:max(room, 0)])
+		p.b = append(p.b, l.Message[:max(room, 0)]...)
 		p.truncated = true
 	} else {
-		p.b.WriteString(l.Message)
+		p.b = append(p.b, l.Message...)
 	}
 	if l.Partial {
 		return "", time.Time{}, false, false
 	}
 	delete(j.pending, l.Stream)
-	return p.b.String(), p.first, p.truncated, true
+	return string(p.b), p.first, p.truncated, true
 }
 
 // Pending is how many bytes wait for the rest of their line.
 func (j *Joiner) Pending() int {
 	n := 0
 	for _, p := range j.pending {
-		n += p.b.Len()
+		n += len(p.b)
 	}
 	return n
+}
+
+// Since is the offset of the earliest line still waiting for its rest, if any: what is before
+// it has been handed on whole.
+func (j *Joiner) Since() (int64, bool) {
+	var off int64
+	ok := false
+	for _, p := range j.pending {
+		if !ok || p.offset < off {
+			off, ok = p.offset, true
+		}
+	}
+	return off, ok
+}
+
+// JoinerState is what a Joiner holds at one moment, to go back to (Restore) when the lines
+// added since are to be added again.
+type JoinerState map[string]joined
+
+// Save copies what the Joiner holds; it costs nothing when no line waits.
+func (j *Joiner) Save() JoinerState {
+	if len(j.pending) == 0 {
+		return nil
+	}
+	s := make(JoinerState, len(j.pending))
+	for k, p := range j.pending {
+		c := *p
+		c.b = slices.Clone(p.b)
+		s[k] = c
+	}
+	return s
+}
+
+// Restore goes back to a saved state.
+func (j *Joiner) Restore(s JoinerState) {
+	clear(j.pending)
+	for k, p := range s {
+		c := p
+		c.b = slices.Clone(p.b)
+		j.pending[k] = &c
+	}
+}
+
+// Flush hands on every line still waiting for its rest, as it is (its file ended without it),
+// oldest first, and forgets them.
+func (j *Joiner) Flush() []ContainerLine {
+	var out []ContainerLine
+	for stream, p := range j.pending {
+		out = append(out, ContainerLine{Time: p.first, Stream: stream, Message: string(p.b)})
+	}
+	slices.SortFunc(out, func(a, b ContainerLine) int { return a.Time.Compare(b.Time) })
+	clear(j.pending)
+	return out
 }
 
 // Pod is what Kubernetes' pod log path says: /var/log/pods/<namespace>_<pod>_<uid>/<container>/<restart>.log.

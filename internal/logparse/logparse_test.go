@@ -45,21 +45,41 @@ func TestDocker(t *testing.T) {
 func TestJoiner(t *testing.T) {
 	j := NewJoiner(10)
 	t0 := time.Unix(100, 0)
-	if _, _, _, done := j.Add(ContainerLine{Time: t0, Stream: "stdout", Partial: true, Message: "abc"}); done {
+	if _, _, _, done := j.Add(ContainerLine{Time: t0, Stream: "stdout", Partial: true, Message: "abc"}, 40); done {
 		t.Fatal("a partial line completed")
 	}
+	if off, ok := j.Since(); !ok || off != 40 {
+		t.Errorf("since %d %v, want 40", off, ok)
+	}
+	saved := j.Save()
 	// Another stream's line in between is its own.
-	if msg, _, _, done := j.Add(ContainerLine{Stream: "stderr", Message: "err"}); !done || msg != "err" {
+	if msg, _, _, done := j.Add(ContainerLine{Stream: "stderr", Message: "err"}, 60); !done || msg != "err" {
 		t.Errorf("stderr: %q %v", msg, done)
 	}
-	msg, at, trunc, done := j.Add(ContainerLine{Time: t0.Add(time.Second), Stream: "stdout", Message: "def"})
+	msg, at, trunc, done := j.Add(ContainerLine{Time: t0.Add(time.Second), Stream: "stdout", Message: "def"}, 80)
 	if !done || msg != "abcdef" || !at.Equal(t0) || trunc {
 		t.Errorf("joined %q at %v trunc %v done %v", msg, at, trunc, done)
 	}
-	j.Add(ContainerLine{Stream: "stdout", Partial: true, Message: "0123456"})
-	msg, _, trunc, _ = j.Add(ContainerLine{Stream: "stdout", Message: "789abcdef"})
+	if _, ok := j.Since(); ok {
+		t.Error("a line waits after the join")
+	}
+	// Going back to the saved state and adding the same lines again joins them the same way.
+	j.Restore(saved)
+	if msg, _, _, _ := j.Add(ContainerLine{Stream: "stdout", Message: "def"}, 80); msg != "abcdef" {
+		t.Errorf("after restore: %q", msg)
+	}
+	j.Add(ContainerLine{Stream: "stdout", Partial: true, Message: "0123456"}, 100)
+	msg, _, trunc, _ = j.Add(ContainerLine{Stream: "stdout", Message: "789abcdef"}, 120)
 	if msg != "0123456789" || !trunc || j.Pending() != 0 {
 		t.Errorf("over max: %q %v pending %d", msg, trunc, j.Pending())
+	}
+	j.Add(ContainerLine{Time: t0.Add(2 * time.Second), Stream: "stderr", Partial: true, Message: "late"}, 140)
+	j.Add(ContainerLine{Time: t0, Stream: "stdout", Partial: true, Message: "early"}, 130)
+	if off, _ := j.Since(); off != 130 {
+		t.Errorf("since %d, want the earliest, 130", off)
+	}
+	if got := j.Flush(); len(got) != 2 || got[0].Message != "early" || got[1].Message != "late" || got[1].Stream != "stderr" || j.Pending() != 0 {
+		t.Errorf("flush %+v, pending %d", got, j.Pending())
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -55,9 +56,10 @@ func NewFactory() component.ReceiverFactory {
 
 // span is a batch of one file in flight: the bytes [start, end) it covers.
 type span struct {
-	start, end int64
-	gen        int // the file's truncation generation when read
-	done       bool
+	id   uint64
+	end  int64 // the offset acknowledging it commits: before any line the joiner still holds
+	gen  int   // the file's truncation generation when read
+	done bool
 }
 
 // file is one file being followed.
@@ -78,7 +80,8 @@ type file struct {
 	seen      bool // matched by the globs this poll
 	mu        sync.Mutex
 	spans     []span // in flight, in order
-	commit    int64  // end of the acknowledged prefix
+	nextSpan  uint64
+	commit    int64 // end of the acknowledged prefix
 }
 
 type receiver struct {
@@ -87,10 +90,11 @@ type receiver struct {
 	next component.Consumer
 	now  func() time.Time
 
-	filesMu    sync.Mutex          // held by each poll: files is the poller's
-	files      map[[2]uint64]*file // by device and inode; the fingerprint identifies a file across restarts
-	checkpoint map[string]int64    // fingerprint hex → offset, from the last start
-	first      bool                // the first poll: start_at applies
+	filesMu    sync.Mutex                 // held by each poll: files is the poller's
+	files      map[[2]uint64]*file        // by device and inode; the fingerprint identifies a file across restarts
+	checkpoint map[string]checkpointEntry // by fingerprint (hex), from the last start
+	claimed    map[string]bool            // checkpoint entries a followed file was found for
+	first      bool                       // the first poll: start_at applies
 
 	parse     func(string) (logparse.Fields, error) // the line parser, nil without one
 	lineStart *regexp.Regexp                        // multiline.line_start_pattern, nil without
@@ -188,11 +192,13 @@ func sanitize(s string) string {
 }
 
 type checkpointFile struct {
-	Files []struct {
-		Fingerprint string `json:"fingerprint"`
-		Offset      int64  `json:"offset"`
-		Path        string `json:"path"`
-	} `json:"files"`
+	Files []checkpointEntry `json:"files"`
+}
+
+type checkpointEntry struct {
+	Fingerprint string `json:"fingerprint"`
+	Offset      int64  `json:"offset"`
+	Path        string `json:"path"` // where it was last seen by the globs
 }
 
 // Start reads the checkpoint and starts polling.
@@ -200,7 +206,7 @@ func (r *receiver) Start(_ context.Context, _ component.Host) error {
 	if err := os.MkdirAll(r.cfg.CheckpointDir, 0o750); err != nil {
 		return fmt.Errorf("receiver %s: checkpoint_dir: %w", r.set.ID, err)
 	}
-	r.checkpoint = map[string]int64{}
+	r.checkpoint, r.claimed = map[string]checkpointEntry{}, map[string]bool{}
 	b, err := os.ReadFile(r.checkpointPath())
 	switch {
 	case err == nil:
@@ -209,7 +215,7 @@ func (r *receiver) Start(_ context.Context, _ component.Host) error {
 			return fmt.Errorf("receiver %s: checkpoint %s is unreadable (move it away to start over): %w", r.set.ID, r.checkpointPath(), err)
 		}
 		for _, f := range cf.Files {
-			r.checkpoint[f.Fingerprint] = f.Offset
+			r.checkpoint[f.Fingerprint] = f
 		}
 	case !errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("receiver %s: checkpoint: %w", r.set.ID, err)
@@ -313,13 +319,16 @@ func (r *receiver) poll() {
 		dev, ino := inode(fi)
 		f := r.byInode(dev, ino)
 		if f == nil {
-			f = r.open(path, fi)
+			f = r.open(path, fi, false)
 			if f == nil {
 				continue
 			}
 		}
 		f.seen = true
 		f.path = path // a renamed file keeps its reader
+	}
+	if r.first {
+		r.findRotated()
 	}
 	r.first = false
 	for key, f := range r.files {
@@ -329,6 +338,9 @@ func (r *receiver) poll() {
 		default:
 		}
 		r.readFile(f)
+		if _, waiting := f.joiner.Since(); waiting && !f.seen && r.readToEnd(f) {
+			r.flushJoined(f)
+		}
 		if !f.seen && r.idle(f) {
 			// Rotated away or deleted, read to its end, and every line acknowledged.
 			f.f.Close()
@@ -339,9 +351,44 @@ func (r *receiver) poll() {
 
 func (r *receiver) byInode(dev, ino uint64) *file { return r.files[[2]uint64{dev, ino}] }
 
+// findRotated looks, at the first poll, for the files of the checkpoint the globs match no
+// more: rotated to a name out of them (app.log → app.log.1, 0.log → 0.log.20261203-100000)
+// before all their lines were read and acknowledged. They are looked for by fingerprint next to
+// the path they were last seen at, under a name that begins with it, and read to their end.
+func (r *receiver) findRotated() {
+	dirs := map[string][]string{} // directory → the names files were last seen by there
+	for key, e := range r.checkpoint {
+		if !r.claimed[key] && e.Path != "" {
+			dir := filepath.Dir(e.Path)
+			dirs[dir] = append(dirs[dir], filepath.Base(e.Path))
+		}
+	}
+	for dir, names := range dirs {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, de := range entries {
+			if !de.Type().IsRegular() || !slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(de.Name(), n) }) {
+				continue
+			}
+			path := filepath.Join(dir, de.Name())
+			fi, err := os.Stat(path)
+			if err != nil || r.byInode(inode(fi)) != nil {
+				continue
+			}
+			if f := r.open(path, fi, true); f != nil {
+				r.set.Logger.Info("reading the rest of a file rotated out of the globs", "path", path, "offset", f.readPos)
+			}
+		}
+	}
+}
+
 // open starts following a file found at path, at its checkpointed offset if its fingerprint
-// is known, else at start_at (first poll) or its beginning (a file that appeared later).
-func (r *receiver) open(path string, fi os.FileInfo) *file {
+// is known, else at start_at (first poll) or its beginning (a file that appeared later). With
+// known set, a file whose fingerprint is not in the checkpoint, or that has nothing after its
+// offset, is not followed.
+func (r *receiver) open(path string, fi os.FileInfo, known bool) *file {
 	fd, err := os.Open(path)
 	if err != nil {
 		r.warn.Warn(r.set.Logger, "cannot open a file", "path", path, "error", err)
@@ -354,12 +401,17 @@ func (r *receiver) open(path string, fi os.FileInfo) *file {
 		fd.Close()
 		return nil // nothing to know it by yet: next poll
 	}
+	off, found := r.lookup(fp)
+	if known && (!found || off >= fi.Size()) {
+		fd.Close()
+		return nil
+	}
 	dev, ino := inode(fi)
 	f := &file{path: path, f: fd, dev: dev, ino: ino, fp: fp, joiner: logparse.NewJoiner(r.cfg.MaxLineBytes)}
 	if p, ok := logparse.PodFromPath(path); ok {
 		f.pod = &p
 	}
-	if off, ok := r.lookup(fp); ok {
+	if found {
 		f.readPos = off
 	} else if r.first && r.cfg.StartAt == "end" {
 		f.readPos = fi.Size()
@@ -374,12 +426,14 @@ func (r *receiver) open(path string, fi os.FileInfo) *file {
 // fingerprint taken when the file was smaller.
 func (r *receiver) lookup(fp []byte) (int64, bool) {
 	h := hex.EncodeToString(fp)
-	if off, ok := r.checkpoint[h]; ok {
-		return off, true
+	if e, ok := r.checkpoint[h]; ok {
+		r.claimed[h] = true
+		return e.Offset, true
 	}
-	for k, off := range r.checkpoint {
-		if len(k) < len(h) && h[:len(k)] == k && off <= int64(len(k)/2) {
-			return off, true
+	for k, e := range r.checkpoint {
+		if len(k) < len(h) && h[:len(k)] == k && e.Offset <= int64(len(k)/2) {
+			r.claimed[k] = true
+			return e.Offset, true
 		}
 	}
 	return 0, false
@@ -388,9 +442,15 @@ func (r *receiver) lookup(fp []byte) (int64, bool) {
 // idle reports whether a file has nothing in flight and nothing unread.
 func (r *receiver) idle(f *file) bool {
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	n := len(f.spans)
+	f.mu.Unlock()
+	return n == 0 && r.readToEnd(f)
+}
+
+// readToEnd reports whether a file has nothing unread.
+func (r *receiver) readToEnd(f *file) bool {
 	fi, err := f.f.Stat()
-	return len(f.spans) == 0 && (err != nil || fi.Size() <= f.readPos)
+	return err != nil || fi.Size() <= f.readPos
 }
 
 // readFile reads what is new in f, cut into lines and batches.
@@ -408,6 +468,7 @@ func (r *receiver) readFile(f *file) {
 		f.readPos, f.commit, f.partial = 0, 0, nil
 		f.spans = nil
 		f.mu.Unlock()
+		f.joiner.Restore(nil)
 	}
 	if fi.Size() == f.readPos && len(f.partial) > 0 && r.lineStart != nil && !f.heldSince.IsZero() &&
 		r.now().Sub(f.heldSince) >= r.cfg.Multiline.FlushAfter {
@@ -415,7 +476,7 @@ func (r *receiver) readFile(f *file) {
 		entry := bytes.TrimRight(f.partial, "\r\n")
 		start := f.readPos - int64(len(f.partial))
 		f.partial, f.heldSince = nil, time.Time{}
-		if !r.send(f, [][]byte{entry}, start, f.readPos) {
+		if !r.send(f, func() plog.Logs { return r.toLogs(f, [][]byte{entry}, nil, start) }, f.readPos) {
 			return
 		}
 	}
@@ -444,13 +505,16 @@ func (r *receiver) readFile(f *file) {
 		} else {
 			lines, starts, pos = r.split(f, data)
 		}
-		lines, pos = r.group(f, lines, starts, pos)
+		if r.lineStart != nil {
+			lines, pos = r.group(f, lines, starts, pos)
+			starts = nil
+		}
 		if !f.skipping {
 			f.partial = slices.Clone(data[pos:])
 		}
 		f.readPos += int64(n)
 		if len(lines) > 0 {
-			if !r.send(f, lines, start, start+int64(pos)) {
+			if !r.send(f, func() plog.Logs { return r.toLogs(f, lines, starts, start) }, start+int64(pos)) {
 				return // stopping
 			}
 		}
@@ -537,20 +601,33 @@ func (r *receiver) group(f *file, lines [][]byte, starts []int, pos int) ([][]by
 	return out, pos
 }
 
-// send hands the lines of [start, end) on, retrying while the pipeline asks to; it reports
-// false when the receiver is stopping and the lines were not taken.
-func (r *receiver) send(f *file, lines [][]byte, start, end int64) bool {
-	ld := r.toLogs(f, lines)
+// send hands on the records build makes of the lines up to end, retrying while the pipeline
+// asks to; it reports false when the receiver is stopping and the lines were not taken. Their
+// acknowledgement commits end, or the start of the earliest container line the joiner still
+// holds for its rest if that is before: a restart reads that line again rather than lose it.
+func (r *receiver) send(f *file, build func() plog.Logs, end int64) bool {
+	saved := f.joiner.Save()
+	ld := build()
+	if off, ok := f.joiner.Since(); ok && off < end {
+		end = off
+	}
 	f.mu.Lock()
 	gen := f.gen
-	f.spans = append(f.spans, span{start: start, end: end, gen: gen})
+	id := f.nextSpan
+	f.nextSpan++
+	f.spans = append(f.spans, span{id: id, end: end, gen: gen})
 	f.mu.Unlock()
 	r.pending.Add(1)
+	if ld.LogRecordCount() == 0 {
+		// Only partial or malformed lines: nothing to hand on, and nothing to wait for.
+		r.acked(f, gen, id, nil)
+		return true
+	}
 	backoff := 100 * time.Millisecond
 	for {
 		var once sync.Once
 		h := ack.NewFunc(func(err error) {
-			once.Do(func() { r.acked(f, gen, end, err) })
+			once.Do(func() { r.acked(f, gen, id, err) })
 		})
 		b := batch.FromLogs(ld)
 		b.SetAcks(h.Set())
@@ -566,7 +643,7 @@ func (r *receiver) send(f *file, lines [][]byte, start, end int64) bool {
 		case <-r.stop:
 			f.mu.Lock()
 			for i, sp := range f.spans {
-				if sp.end == end && sp.gen == gen {
+				if sp.id == id {
 					f.spans = f.spans[:i]
 					break
 				}
@@ -577,12 +654,13 @@ func (r *receiver) send(f *file, lines [][]byte, start, end int64) bool {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
-		ld = r.toLogs(f, lines)
+		f.joiner.Restore(saved) // the same lines go into the joiner again
+		ld = build()
 	}
 }
 
 // acked marks a span done and advances the file's committed offset over the done prefix.
-func (r *receiver) acked(f *file, gen int, end int64, err error) {
+func (r *receiver) acked(f *file, gen int, id uint64, err error) {
 	defer r.pending.Done()
 	if err != nil {
 		r.dropped.WithLabelValues("refused").Inc()
@@ -594,7 +672,7 @@ func (r *receiver) acked(f *file, gen int, end int64, err error) {
 		return // the file was truncated since
 	}
 	for i := range f.spans {
-		if f.spans[i].end == end {
+		if f.spans[i].id == id {
 			f.spans[i].done = true
 			break
 		}
@@ -613,19 +691,9 @@ func (r *receiver) writeCheckpoint() error {
 		f.mu.Lock()
 		off := f.commit
 		f.mu.Unlock()
-		cf.Files = append(cf.Files, struct {
-			Fingerprint string `json:"fingerprint"`
-			Offset      int64  `json:"offset"`
-			Path        string `json:"path"`
-		}{key, off, f.path})
+		cf.Files = append(cf.Files, checkpointEntry{key, off, f.path})
 	}
-	slices.SortFunc(cf.Files, func(a, b struct {
-		Fingerprint string `json:"fingerprint"`
-		Offset      int64  `json:"offset"`
-		Path        string `json:"path"`
-	}) int {
-		return compare(a.Path, b.Path)
-	})
+	slices.SortFunc(cf.Files, func(a, b checkpointEntry) int { return strings.Compare(a.Path, b.Path) })
 	b, err := json.Marshal(cf)
 	if err != nil {
 		return err
@@ -649,26 +717,10 @@ func (r *receiver) writeCheckpoint() error {
 	return os.Rename(tmp, r.checkpointPath())
 }
 
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// toLogs makes the lines of one file into log records, decoding the container formats.
-func (r *receiver) toLogs(f *file, lines [][]byte) plog.Logs {
-	ld := plog.NewLogs()
-	rl := ld.ResourceLogs().AppendEmpty()
-	if f.pod != nil {
-		for k, v := range f.pod.Attributes() {
-			rl.Resource().Attributes().PutStr(k, v)
-		}
-	}
-	recs := rl.ScopeLogs().AppendEmpty().LogRecords()
+// toLogs makes the lines of one file into log records, decoding the container formats. Line i
+// starts at base+starts[i] in the file (at base, if starts is shorter).
+func (r *receiver) toLogs(f *file, lines [][]byte, starts []int, base int64) plog.Logs {
+	ld, recs := newLogs(f)
 	recs.EnsureCapacity(len(lines))
 	now := pcommon.NewTimestampFromTime(r.now())
 	name := filepath.Base(f.path)
@@ -678,7 +730,7 @@ func (r *receiver) toLogs(f *file, lines [][]byte) plog.Logs {
 			f.format = detect(lines[0])
 		}
 	}
-	for _, line := range lines {
+	for i, line := range lines {
 		// The line's bytes are never written again (readFile), so the body may share them.
 		body, ts, stream := unsafe.String(unsafe.SliceData(line), len(line)), time.Time{}, ""
 		switch f.format {
@@ -695,36 +747,69 @@ func (r *receiver) toLogs(f *file, lines [][]byte) plog.Logs {
 				r.warn.Warn(r.set.Logger, "a line not in the file's format was dropped", "path", f.path, "format", f.format, "error", err)
 				continue
 			}
-			msg, at, _, done := f.joiner.Add(l)
+			off := base
+			if i < len(starts) {
+				off += int64(starts[i])
+			}
+			msg, at, _, done := f.joiner.Add(l, off)
 			if !done {
 				continue
 			}
 			body, ts, stream = msg, at, l.Stream
 		}
-		if d := r.decoder(); d != nil {
-			if b, err := d.String(body); err == nil {
-				body = b
-			}
-		}
-		body, _ = logparse.ValidUTF8(body)
-		lr := recs.AppendEmpty()
-		lr.Body().SetStr(body)
-		lr.SetObservedTimestamp(now)
-		if !ts.IsZero() {
-			lr.SetTimestamp(pcommon.NewTimestampFromTime(ts))
-		}
-		a := lr.Attributes()
-		a.EnsureCapacity(3)
-		if r.parse != nil {
-			r.applyParser(lr, body)
-		}
-		a.PutStr("log.file.path", f.path)
-		a.PutStr("log.file.name", name)
-		if stream != "" {
-			a.PutStr("log.iostream", stream)
-		}
+		r.appendRecord(recs, f, body, ts, stream, now, name)
 	}
 	return ld
+}
+
+func (r *receiver) appendRecord(recs plog.LogRecordSlice, f *file, body string, ts time.Time, stream string, now pcommon.Timestamp, name string) {
+	if d := r.decoder(); d != nil {
+		if b, err := d.String(body); err == nil {
+			body = b
+		}
+	}
+	body, _ = logparse.ValidUTF8(body)
+	lr := recs.AppendEmpty()
+	lr.Body().SetStr(body)
+	lr.SetObservedTimestamp(now)
+	if !ts.IsZero() {
+		lr.SetTimestamp(pcommon.NewTimestampFromTime(ts))
+	}
+	a := lr.Attributes()
+	a.EnsureCapacity(3)
+	if r.parse != nil {
+		r.applyParser(lr, body)
+	}
+	a.PutStr("log.file.path", f.path)
+	a.PutStr("log.file.name", name)
+	if stream != "" {
+		a.PutStr("log.iostream", stream)
+	}
+}
+
+// newLogs is a batch for f's records, with its resource.
+func newLogs(f *file) (plog.Logs, plog.LogRecordSlice) {
+	ld := plog.NewLogs()
+	rl := ld.ResourceLogs().AppendEmpty()
+	if f.pod != nil {
+		for k, v := range f.pod.Attributes() {
+			rl.Resource().Attributes().PutStr(k, v)
+		}
+	}
+	return ld, rl.ScopeLogs().AppendEmpty().LogRecords()
+}
+
+// flushJoined hands on, as they are, the container lines still waiting for their rest in a
+// file that has ended: rotated away or deleted, and read to its end.
+func (r *receiver) flushJoined(f *file) {
+	r.send(f, func() plog.Logs {
+		ld, recs := newLogs(f)
+		now := pcommon.NewTimestampFromTime(r.now())
+		for _, l := range f.joiner.Flush() {
+			r.appendRecord(recs, f, l.Message, l.Time, l.Stream, now, filepath.Base(f.path))
+		}
+		return ld
+	}, f.readPos)
 }
 
 // detect tells a file's format by its first line.

@@ -3,9 +3,11 @@ package filelog
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +33,7 @@ type sink struct {
 	res   []map[string]any
 	hold  bool
 	held  []ack.Set
+	fail  int // the next calls to refuse, for the receiver to retry
 }
 
 func (s *sink) Consume(_ context.Context, b *batch.Batch) error {
@@ -40,6 +43,10 @@ func (s *sink) Consume(_ context.Context, b *batch.Batch) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.fail > 0 {
+		s.fail--
+		return errors.New("try again")
+	}
 	if s.hold {
 		b.Acks().Hold()
 		s.held = append(s.held, b.Acks())
@@ -487,5 +494,175 @@ func TestEncodings(t *testing.T) {
 				t.Errorf("lines %q", lines)
 			}
 		})
+	}
+}
+
+// checkpointOffsets is the offset of every file in r's checkpoint, by path.
+func checkpointOffsets(r *receiver) map[string]int64 {
+	b, err := os.ReadFile(r.checkpointPath())
+	if err != nil {
+		return nil
+	}
+	var cf checkpointFile
+	_ = json.Unmarshal(b, &cf)
+	out := map[string]int64{}
+	for _, e := range cf.Files {
+		out[e.Path] = e.Offset
+	}
+	return out
+}
+
+// TestRotatedWhileStopped: lines written after a clean stop to a file that is then rotated
+// to a name out of the globs are read from the rotated file at the next start, and the new
+// file at the old name from its beginning; nothing is read twice.
+func TestRotatedWhileStopped(t *testing.T) {
+	dir := logsDir(t)
+	path := filepath.Join(dir, "logs", "app.log")
+	appendLines(t, path, "a", 0, 100)
+	snk := &sink{}
+	r := start(t, dir, snk, nil)
+	snk.wait(t, 100)
+	stop(t, r)
+	appendLines(t, path, "a", 100, 150)
+	if err := os.Rename(path, path+".1"); err != nil { // app.log.1: not in *.log
+		t.Fatal(err)
+	}
+	appendLines(t, path, "b", 0, 20)
+	snk2 := &sink{}
+	r2 := start(t, dir, snk2, nil)
+	lines := snk2.wait(t, 70)
+	uniq(t, lines)
+	if !slices.Contains(lines, "a line 100") || !slices.Contains(lines, "a line 149") || !slices.Contains(lines, "b line 0") || slices.Contains(lines, "a line 99") {
+		t.Errorf("after the restart: %q", lines)
+	}
+	// Read to its end, the rotated file is let go of and leaves the checkpoint.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, kept := checkpointOffsets(r2)[path+".1"]
+		if !kept || time.Now().After(deadline) {
+			if kept {
+				t.Error("the rotated file is still in the checkpoint")
+			}
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop(t, r2)
+}
+
+// TestRotatedAfterCrash: the lines in flight when the agent stopped without their
+// acknowledgement are in a file rotated out of the globs before the next start; they are read
+// again from it (at least once), not lost.
+func TestRotatedAfterCrash(t *testing.T) {
+	dir := logsDir(t)
+	path := filepath.Join(dir, "logs", "app.log")
+	appendLines(t, path, "a", 0, 100)
+	snk := &sink{hold: true}
+	r := start(t, dir, snk, nil)
+	snk.wait(t, 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	if err := r.Shutdown(ctx); err == nil {
+		t.Error("shutdown with lines in flight: no error")
+	}
+	cancel()
+	snk.release() // too late: the checkpoint is written
+	if err := os.Rename(path, path+"-20261203"); err != nil {
+		t.Fatal(err)
+	}
+	appendLines(t, path, "b", 0, 10)
+	snk2 := &sink{}
+	r2 := start(t, dir, snk2, nil)
+	defer stop(t, r2)
+	lines := snk2.wait(t, 110)
+	uniq(t, lines)
+	if !slices.Contains(lines, "a line 0") || !slices.Contains(lines, "a line 99") || !slices.Contains(lines, "b line 9") {
+		t.Errorf("after the restart: %q…", lines[:3])
+	}
+}
+
+// criPod writes CRI content to a pod log file and returns its path and an include glob.
+func criPod(t *testing.T, dir, content string) (string, string) {
+	t.Helper()
+	podDir := filepath.Join(dir, "pods", "ns_pod_uid", "app")
+	if err := os.MkdirAll(podDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(podDir, "0.log")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, filepath.Join(dir, "pods", "*", "*", "*.log")
+}
+
+func appendText(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPartialLineAcrossRestart: a CRI partial line at the end of what was read is not
+// checkpointed past; after a restart it is read again and joined with the rest written since,
+// so that the line is neither lost nor cut in two.
+func TestPartialLineAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	first := "2026-12-03T10:00:00Z stdout F hello\n"
+	path, glob := criPod(t, dir, first+"2026-12-03T10:00:01Z stdout P part one, \n")
+	mod := func(c *Config) { c.Include = []string{glob} }
+	snk := &sink{}
+	r := start(t, dir, snk, mod)
+	snk.wait(t, 1)
+	time.Sleep(100 * time.Millisecond) // a few checkpoints
+	stop(t, r)
+	if off := checkpointOffsets(r)[path]; off != int64(len(first)) {
+		t.Errorf("checkpoint at %d, want %d: the start of the partial line", off, len(first))
+	}
+	appendText(t, path, "2026-12-03T10:00:02Z stdout F part two\n")
+	snk2 := &sink{}
+	r2 := start(t, dir, snk2, mod)
+	defer stop(t, r2)
+	if lines := snk2.wait(t, 1); lines[0] != "part one, part two" {
+		t.Errorf("after the restart: %q", lines)
+	}
+}
+
+// TestPartialLineRetried: the pipeline refuses the batch that completes a partial line read in
+// an earlier one; the retry hands on the whole line again, not its last part.
+func TestPartialLineRetried(t *testing.T) {
+	dir := t.TempDir()
+	path, glob := criPod(t, dir, "2026-12-03T10:00:01Z stdout P part one, \n")
+	snk := &sink{}
+	r := start(t, dir, snk, func(c *Config) { c.Include = []string{glob} })
+	defer stop(t, r)
+	time.Sleep(100 * time.Millisecond) // the partial line is read
+	snk.mu.Lock()
+	snk.fail = 1
+	snk.mu.Unlock()
+	appendText(t, path, "2026-12-03T10:00:02Z stdout F part two\n2026-12-03T10:00:03Z stderr F next\n")
+	if lines := snk.wait(t, 2); lines[0] != "part one, part two" || lines[1] != "next" {
+		t.Errorf("after the retry: %q", lines)
+	}
+}
+
+// TestPartialLineOfRotatedFile: a file rotated away with a partial line at its end hands the
+// line on as it is once read to its end, rather than hold it for a rest that goes to the new
+// file.
+func TestPartialLineOfRotatedFile(t *testing.T) {
+	dir := t.TempDir()
+	path, glob := criPod(t, dir, "2026-12-03T10:00:01Z stdout P cut off\n")
+	snk := &sink{}
+	r := start(t, dir, snk, func(c *Config) { c.Include = []string{glob} })
+	defer stop(t, r)
+	time.Sleep(100 * time.Millisecond)
+	if err := os.Rename(path, path+".20261203-100000"); err != nil {
+		t.Fatal(err)
+	}
+	if lines := snk.wait(t, 1); lines[0] != "cut off" || snk.res[0]["k8s.pod.name"] != "pod" {
+		t.Errorf("lines %q, resource %v", lines, snk.res[0])
 	}
 }
