@@ -73,6 +73,7 @@ need_apt prometheus prometheus
 need_apt victoria-metrics victoria-metrics
 need_apt prometheus-alertmanager prometheus-alertmanager
 need_apt logger bsdutils # util-linux logger: an independent syslog client
+need_apt openssl openssl # its s_client: an independent TLS syslog client, and the certificates
 need_apt python3 python3 # its http.server is the plain static web server a scrape test reads
 PROMETHEUS_BIN=$(command -v prometheus || true)
 PROMTOOL_BIN=$(command -v promtool || true) # Debian's prometheus package ships it

@@ -3,8 +3,12 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +77,128 @@ func TestSyslogFromLogger(t *testing.T) {
 	got, _ = queryLogs(t, vl, `syslog_appname:e2e-udp "udp message 3"`)
 	if len(got) != 1 || got[0]["severity_text"] != "warning" || got[0]["syslog_facility"] != "3" {
 		t.Errorf("RFC 3164 message: %v", got)
+	}
+	v.stopClean(t)
+}
+
+// opensslCerts makes, with the openssl command line (not Vigil's code), a CA and a server and
+// a client certificate it signed; it returns the directory holding ca.pem, server.pem,
+// server.key, client.pem and client.key.
+func opensslCerts(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	run := func(args ...string) {
+		t.Helper()
+		cmd := exec.Command("openssl", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("openssl %v: %v\n%s", args, err, out)
+		}
+	}
+	run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1",
+		"-subj", "/CN=e2e CA", "-keyout", "ca.key", "-out", "ca.pem")
+	for _, name := range []string{"server", "client"} {
+		run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN="+name,
+			"-keyout", name+".key", "-out", name+".csr")
+		ext := name + ".ext"
+		san := "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+		if name == "client" {
+			san = "extendedKeyUsage=clientAuth\n"
+		}
+		if err := os.WriteFile(filepath.Join(dir, ext), []byte(san), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		run("x509", "-req", "-in", name+".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+			"-days", "1", "-extfile", ext, "-out", name+".pem")
+	}
+	return dir
+}
+
+const syslogTLSVigil = `receivers:
+  syslog:
+    tcp:
+      endpoint: %[1]s
+      tls: {cert_file: %[4]s/server.pem, key_file: %[4]s/server.key, client_ca_file: %[4]s/ca.pem}
+exporters:
+  loki:
+    endpoint: http://%[3]s/insert/loki/api/v1/push
+    labels:
+      attributes: [syslog.appname]
+service:
+  pipelines:
+    logs:
+      receivers: [syslog]
+      exporters: [loki]
+  telemetry:
+    metrics: {address: %[2]s}
+`
+
+// TestSyslogOverTLS: RFC 5425 syslog over TLS with client certificates. openssl s_client, which
+// verifies the server against the CA, sends newline-framed and octet-counted RFC 5424
+// messages with its client certificate; all arrive in VictoriaLogs. A client without a
+// certificate, and one that speaks plain TCP, get nothing in.
+func TestSyslogOverTLS(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Fatal("openssl is needed (apt-get install openssl)")
+	}
+	certs := opensslCerts(t)
+	vl := startVictoriaLogs(t)
+	addr, tel := freeAddr(t), freeAddr(t)
+	v := startVigil(t, "vigil", fmt.Sprintf(syslogTLSVigil, addr, tel, vl, certs), tel)
+	send := func(input string, withCert bool) (string, error) {
+		args := []string{"s_client", "-connect", addr, "-CAfile", filepath.Join(certs, "ca.pem"),
+			"-verify_return_error", "-quiet", "-no_ign_eof"}
+		if withCert {
+			args = append(args, "-cert", filepath.Join(certs, "client.pem"), "-key", filepath.Join(certs, "client.key"))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "openssl", args...)
+		cmd.Stdin = strings.NewReader(input)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	var lines, octets strings.Builder
+	for i := range 50 {
+		fmt.Fprintf(&lines, "<11>1 2026-12-03T10:00:00Z host1 tls-lines - - - line message %d\n", i)
+		m := fmt.Sprintf("<14>1 2026-12-03T10:00:00Z host1 tls-octets - - - octet message %d\nwith a second line", i)
+		fmt.Fprintf(&octets, "%d %s", len(m), m)
+	}
+	if out, err := send(lines.String(), true); err != nil {
+		t.Fatalf("openssl s_client: %v\n%s", err, out)
+	}
+	if out, err := send(octets.String(), true); err != nil {
+		t.Fatalf("openssl s_client: %v\n%s", err, out)
+	}
+	// Without a client certificate the handshake fails (TLS 1.3 reports it at the first read,
+	// so the client may not see an error): nothing of it may arrive.
+	_, _ = send("<11>1 2026-12-03T10:00:00Z host1 tls-nocert - - - refused\n", false)
+	// Plain TCP to the TLS listener: not a TLS record, refused.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "<11>1 2026-12-03T10:00:00Z host1 tls-plain - - - refused\n")
+	c.Close()
+	eventually(t, 30*time.Second, func() error {
+		for _, app := range []string{"tls-lines", "tls-octets"} {
+			got, err := queryLogs(t, vl, `syslog_appname:`+app)
+			if err != nil {
+				return err
+			}
+			if len(got) != 50 {
+				return fmt.Errorf("%s: %d messages, want 50", app, len(got))
+			}
+		}
+		return nil
+	})
+	got, _ := queryLogs(t, vl, `syslog_appname:tls-octets "octet message 7"`)
+	if len(got) != 1 || !strings.Contains(got[0]["_msg"], "with a second line") {
+		t.Errorf("octet-counted message over TLS: %v", got)
+	}
+	time.Sleep(time.Second) // what the refused clients sent would be in by now
+	if got, _ := queryLogs(t, vl, `"refused"`); len(got) != 0 {
+		t.Errorf("messages from clients without a certificate or TLS arrived: %v", got)
 	}
 	v.stopClean(t)
 }
