@@ -52,6 +52,11 @@ func PeakRSSMiB(pid int) (float64, error) { return statusMiB(pid, "VmHWM:") }
 // RSSMiB is VmRSS, the resident set now.
 func RSSMiB(pid int) (float64, error) { return statusMiB(pid, "VmRSS:") }
 
+// AnonRSSMiB is RssAnon, the resident set less the file pages mapped (the executable's code and
+// constant data, clean copies the kernel may drop and share): the memory the process itself
+// holds.
+func AnonRSSMiB(pid int) (float64, error) { return statusMiB(pid, "RssAnon:") }
+
 func statusMiB(pid int, field string) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
