@@ -53,7 +53,7 @@ package-test: package
 
 # The GitHub workflows and dependabot config, checked by actionlint.
 lint-workflows:
-	$$(bash scripts/tools.sh actionlint) -color=never
+	bash scripts/lint-workflows.sh
 
 run: build
 	./$(BIN) run

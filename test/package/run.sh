@@ -11,7 +11,7 @@ DIST=${DIST:-dist}
 log() { echo "package-test: $*" >&2; }
 fail() { log "FAIL: $*"; exit 1; }
 
-[[ $(id -u) -eq 0 ]] || fail "installing a package needs root (CI runs as root); run as root or skip with make test-nonroot"
+[[ $(id -u) -eq 0 ]] || fail "installing a package needs root (CI runs as root); run it as root"
 apt_install() {
   apt-get install -y --no-install-recommends "$@" >/dev/null ||
     { apt-get update >/dev/null && apt-get install -y --no-install-recommends "$@" >/dev/null; }
