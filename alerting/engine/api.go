@@ -339,7 +339,7 @@ func (e *Engine) strings(w http.ResponseWriter, r *http.Request, get func(storag
 	writeData(w, sortedKeys(seen), warnings)
 }
 
-func validName(s string) bool { return s == labels.MetricName || validLabelName(s) }
+func validName(s string) bool { return s == model.MetricNameLabel || validLabelName(s) }
 
 func sortedKeys(m map[string]bool) []string {
 	out := make([]string, 0, len(m))

@@ -147,7 +147,7 @@ func (c *Config) Validate() error {
 }
 
 func validLabelName(s string) bool {
-	return model.LabelName(s).IsValidLegacy()
+	return model.LegacyValidation.IsValidLabelName(s)
 }
 
 func prefix(p string, err error) error {

@@ -78,19 +78,6 @@ func loadAlerting(key string, n *yaml.Node) (ac promconfig.AlertingConfig, err e
 	return cfg.AlertingConfig, nil
 }
 
-// selfTarget is the Alertmanager set of the embedded Alertmanager at addr.
-func selfTarget(addr string) (promconfig.AlertmanagerConfigs, error) {
-	var n yaml.Node
-	if err := yaml.Unmarshal([]byte(fmt.Sprintf("[{static_configs: [{targets: [%q]}], timeout: 10s}]", addr)), &n); err != nil {
-		return nil, err
-	}
-	ac, err := loadAlerting("alertmanagers", n.Content[0])
-	if err != nil {
-		return nil, err
-	}
-	return ac.AlertmanagerConfigs, nil
-}
-
 // NotificationQueue is how many alerts wait to be sent, as Prometheus's
 // --alertmanager.notification-queue-capacity.
 const NotificationQueue = 10000

@@ -6,6 +6,7 @@ package store
 import (
 	"fmt"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -88,7 +89,7 @@ func (s *Selection) AddSelector(sel string) error {
 func (s *Selection) add(ms []*labels.Matcher) {
 	name, named := "", false
 	for _, m := range ms {
-		if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+		if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
 			name, named = m.Value, true
 			break
 		}
@@ -110,7 +111,7 @@ func (s *Selection) add(ms []*labels.Matcher) {
 // series matches.
 func matchesEverything(ms []*labels.Matcher) bool {
 	for _, m := range ms {
-		if m.Name != labels.MetricName || m.Type != labels.MatchRegexp || m.Value != ".+" {
+		if m.Name != model.MetricNameLabel || m.Type != labels.MatchRegexp || m.Value != ".+" {
 			return false
 		}
 	}
@@ -137,7 +138,7 @@ func (s *Selection) Selects(ls labels.Labels) bool {
 	if s.everyone {
 		return true
 	}
-	for _, ms := range s.byName[ls.Get(labels.MetricName)] {
+	for _, ms := range s.byName[ls.Get(model.MetricNameLabel)] {
 		if matchAll(ms, ls) {
 			return true
 		}

@@ -68,7 +68,7 @@ type labelFlags map[string]string
 func (l labelFlags) String() string { return fmt.Sprint(map[string]string(l)) }
 func (l labelFlags) Set(s string) error {
 	k, v, ok := strings.Cut(s, "=")
-	if !ok || !model.LabelName(k).IsValid() {
+	if !ok || !model.UTF8Validation.IsValidLabelName(k) {
 		return fmt.Errorf("want KEY=VALUE with a valid label name, got %q", s)
 	}
 	l[k] = v

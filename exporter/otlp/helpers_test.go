@@ -45,8 +45,6 @@ type backend struct {
 	reqs     []received
 	attempts int
 	answer   func(n int) (rejected int64, msg string, err error)
-	// compression of requests in flight, by the stats handler's tag
-	lastCompression string
 }
 
 func (b *backend) handle(ctx context.Context, sig batch.Signal, wire []byte, seqs []int64) (int64, string, error) {

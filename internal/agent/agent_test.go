@@ -21,7 +21,6 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type fakeRecv struct {
 	fail bool
-	host component.Host
 }
 
 func (r *fakeRecv) Start(_ context.Context, h component.Host) error {

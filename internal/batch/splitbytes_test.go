@@ -205,7 +205,7 @@ func TestSplitBytesOversizeItem(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, encoded := range []bool{true, false} {
-		b := batch.FromTraces(td)
+		var b *batch.Batch
 		if encoded {
 			if b, err = batch.FromEncoded(batch.Traces, raw); err != nil {
 				t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 )
 
 // Common holds the settings listeners and clients share.
@@ -61,20 +62,20 @@ func (s *Server) Validate() error {
 	return err
 }
 
-func (c *Common) base() (*tls.Config, error) {
+func (c *Common) base() (*tls.Config, *reloading[*tls.Certificate], error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if v := versions[c.MinVersion]; v != 0 {
 		cfg.MinVersion = v
 	}
 	cfg.MaxVersion = versions[c.MaxVersion]
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("load cert_file/key_file: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
+	if c.CertFile == "" {
+		return cfg, nil, nil
 	}
-	return cfg, nil
+	kp, err := keyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, kp, nil
 }
 
 func loadPool(path string) (*x509.CertPool, error) {
@@ -89,19 +90,38 @@ func loadPool(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// Load builds the server's *tls.Config.
+// Load builds the server's *tls.Config. The certificate and the client CA are read again when
+// their files change (ReloadCheck), so that renewed ones are used without a restart.
 func (s *Server) Load() (*tls.Config, error) {
-	cfg, err := s.base()
+	cfg, kp, err := s.base()
 	if err != nil {
 		return nil, err
 	}
-	if s.ClientCAFile != "" {
-		pool, err := loadPool(s.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("client_ca_file: %w", err)
+	if kp != nil {
+		cfg.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return kp.get(), nil }
+	}
+	if s.ClientCAFile == "" {
+		return cfg, nil
+	}
+	cas, err := pool(s.ClientCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("client_ca_file: %w", err)
+	}
+	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	cfg.ClientCAs = cas.get()
+	// The CA pool lives in the config, so a new pool needs a config of its own: one per pool,
+	// made when the pool changes.
+	var mu sync.Mutex
+	byPool := cfg.Clone()
+	cfg.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		p := cas.get()
+		mu.Lock()
+		defer mu.Unlock()
+		if byPool.ClientCAs != p {
+			byPool = byPool.Clone()
+			byPool.ClientCAs = p
 		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+		return byPool, nil
 	}
 	return cfg, nil
 }
@@ -111,9 +131,13 @@ func (c *Client) Load() (*tls.Config, error) {
 	if c.Insecure {
 		return nil, nil
 	}
-	cfg, err := c.base()
+	cfg, kp, err := c.base()
 	if err != nil {
 		return nil, err
+	}
+	if kp != nil {
+		// Asked for at each handshake: a renewed client certificate is used without a restart.
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return kp.get(), nil }
 	}
 	if c.CAFile != "" {
 		pool, err := loadPool(c.CAFile)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -115,11 +116,11 @@ func (p *processor) evalPoint(st *state, name string, attrs pcommon.Map) (verdic
 	st.sb.Reset()
 	n := 0
 	if name != "" {
-		st.sb.Add(labels.MetricName, name)
+		st.sb.Add(model.MetricNameLabel, name)
 		n++
 	}
 	attrs.Range(func(k string, v pcommon.Value) bool {
-		if k == labels.MetricName {
+		if k == model.MetricNameLabel {
 			return true // invisible: the metric's name is __name__
 		}
 		if s := attrString(v); s != "" {
@@ -137,7 +138,7 @@ func (p *processor) evalPoint(st *state, name string, attrs pcommon.Map) (verdic
 		return drop, res
 	case !changed:
 		return unchanged, res
-	case res.Get(labels.MetricName) != name:
+	case res.Get(model.MetricNameLabel) != name:
 		return move, res
 	}
 	return rewrite, res
@@ -147,10 +148,10 @@ func (p *processor) evalPoint(st *state, name string, attrs pcommon.Map) (verdic
 // new or changed labels are set as strings, the others keep their value and type.
 func writeBack(attrs pcommon.Map, res labels.Labels) {
 	attrs.RemoveIf(func(k string, v pcommon.Value) bool {
-		return k != labels.MetricName && attrString(v) != "" && !res.Has(k)
+		return k != model.MetricNameLabel && attrString(v) != "" && !res.Has(k)
 	})
 	res.Range(func(l labels.Label) {
-		if l.Name == labels.MetricName {
+		if l.Name == model.MetricNameLabel {
 			return
 		}
 		if v, ok := attrs.Get(l.Name); ok && attrString(v) == l.Value {
@@ -363,7 +364,7 @@ func relabelPoints[P dataPoint[P], S interface {
 			writeBack(dp.Attributes(), res)
 		case move:
 			writeBack(dp.Attributes(), res)
-			dp.MoveTo(stage(res.Get(labels.MetricName)).AppendEmpty())
+			dp.MoveTo(stage(res.Get(model.MetricNameLabel)).AppendEmpty())
 			return true
 		}
 		return false

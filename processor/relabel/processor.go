@@ -7,6 +7,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/prometheus/common/model"
 	"github.com/vigilhq/vigil/internal/ratelog"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -150,7 +151,7 @@ func (p *processor) apply(st *state) (res labels.Labels, keep, changed bool) {
 	if labels.Equal(res, st.in) {
 		return res, true, false
 	}
-	if res.Get(labels.MetricName) == "" {
+	if res.Get(model.MetricNameLabel) == "" {
 		return labels.EmptyLabels(), false, true
 	}
 	return res, true, true

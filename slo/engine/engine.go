@@ -414,7 +414,7 @@ func (e *Engine) appendMetrics(app storage.AppenderV2, en *entry, st *Status, no
 		if math.IsNaN(v) {
 			return
 		}
-		ls := merge(base, extra, map[string]string{labels.MetricName: name})
+		ls := merge(base, extra, map[string]string{model.MetricNameLabel: name})
 		if _, err := app.Append(0, labels.FromMap(ls), 0, ts, v, nil, nil, storage.AppendV2Options{}); err != nil {
 			e.logger.Debug("SLO metric not stored", "metric", name, "error", err)
 		}

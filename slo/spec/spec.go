@@ -327,7 +327,7 @@ func (s *SLO) check() error {
 		add("window: must be at least 1h, in whole minutes, got %s", model.Duration(s.Window))
 	}
 	for k := range s.Labels {
-		if !model.LabelName(k).IsValid() {
+		if !model.UTF8Validation.IsValidLabelName(k) {
 			add("labels: %q is not a valid label name", k)
 		}
 	}
