@@ -46,6 +46,7 @@ Commands:
   queue     check a persistent sending queue: vigil queue check DIR [--repair]
   rules     check Prometheus rule files as promtool does: vigil rules check FILE...
   slo       generate Prometheus rules from SLO specs as Sloth does: vigil slo generate FILE...
+  hash-password  print the bcrypt hash of the password on stdin, for auth.basic[].password_hash
 
 Run "vigil <command> -h" for a command's flags.
 `
@@ -69,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRules(args[1:], stdout, stderr)
 	case "slo":
 		return cmdSLO(args[1:], stdout, stderr)
+	case "hash-password":
+		return cmdHashPassword(args[1:], stdout, stderr)
 	case "default-config":
 		_, _ = stdout.Write(config.Default())
 		return 0

@@ -2,11 +2,11 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"runtime"
-	"slices"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -125,7 +126,7 @@ func (g *GRPC) Validate() error {
 		errs = append(errs, Prefix("tls", g.TLS.Validate()))
 	}
 	if g.Auth != nil {
-		errs = append(errs, Prefix("auth", g.Auth.Validate()))
+		errs = append(errs, Prefix("auth", g.Auth.Validate()), g.Auth.validateWithTLS(g.TLS != nil && g.TLS.ClientCAFile != ""))
 	}
 	return errors.Join(errs...)
 }
@@ -204,13 +205,26 @@ func (g *GRPC) ServerOptions(opts ...Option) ([]grpc.ServerOption, error) {
 	if g.WriteBufferSize > 0 {
 		sopts = append(sopts, grpc.WriteBufferSize(g.WriteBufferSize))
 	}
-	if check := g.Auth.verifier(); check != nil || o.budget != nil {
-		sopts = append(sopts, grpc.InTapHandle(newTap(check, o.budget, o.onReject)))
+	if au := g.Auth.authenticator(); au != nil || o.budget != nil {
+		sopts = append(sopts, grpc.InTapHandle(newTap(au, o.budget, o.onReject)))
 	}
 	return sopts, nil
 }
 
-var errUnauthenticated = status.Error(codes.Unauthenticated, "missing or invalid bearer token")
+// The answers to requests refused by auth say no more than that.
+const (
+	errUnauthenticatedText = "missing or invalid credentials"
+	errForbiddenText       = "these credentials may not send this signal"
+	// ErrForbiddenText is what a receiver answers (403) to an identity whose grant lacks the
+	// signal (see Authorize).
+	ErrForbiddenText = errForbiddenText
+)
+
+var (
+	errUnauthenticated = status.Error(codes.Unauthenticated, errUnauthenticatedText)
+	// ErrGRPCForbidden is the status of calls whose identity may not send their signal.
+	ErrGRPCForbidden = status.Error(codes.PermissionDenied, errForbiddenText)
+)
 
 // ErrGRPCInFlightLimit is the status of calls refused for lack of budget: RESOURCE_EXHAUSTED,
 // which OTLP clients retry when it carries RetryInfo, as it does.
@@ -222,14 +236,35 @@ var ErrGRPCInFlightLimit = func() error {
 	return st.Err()
 }()
 
-// newTap checks credentials (check, when not nil), then admits the call if budget (when not
-// nil) has room for at least a small message. It runs on the connection's reader with the
-// transport's lock held, so it only loads an atomic.
-func newTap(check func(string) bool, budget *Budget, onReject func(string)) tap.ServerInHandle {
+// newTap checks credentials (au, when not nil) and puts the identity on the call's context,
+// then admits the call if budget (when not nil) has room for at least a small message. It runs
+// on the connection's reader with the transport's lock held: a bcrypt check of basic
+// credentials runs there once per client, its result then cached.
+func newTap(au *authenticator, budget *Budget, onReject func(string)) tap.ServerInHandle {
 	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
-		if check != nil && !slices.ContainsFunc(info.Header.Get("authorization"), check) {
-			onReject(ReasonUnauthenticated)
-			return ctx, errUnauthenticated
+		if au != nil {
+			var certs []*x509.Certificate
+			if p, ok := peer.FromContext(ctx); ok {
+				if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+					certs = ti.State.PeerCertificates
+				}
+			}
+			hs := info.Header.Get("authorization")
+			if len(hs) == 0 {
+				hs = []string{""} // certificates only
+			}
+			var id *Identity
+			ok := false
+			for _, h := range hs {
+				if id, ok = au.authenticate(h, certs); ok {
+					break
+				}
+			}
+			if !ok {
+				onReject(ReasonUnauthenticated)
+				return ctx, errUnauthenticated
+			}
+			ctx = WithIdentity(ctx, id)
 		}
 		if budget != nil && budget.Available() < chunkedReservation {
 			onReject(ReasonInFlightLimit)

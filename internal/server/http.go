@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,7 +84,7 @@ func (h *HTTP) Validate() error {
 		errs = append(errs, Prefix("tls", h.TLS.Validate()))
 	}
 	if h.Auth != nil {
-		errs = append(errs, Prefix("auth", h.Auth.Validate()))
+		errs = append(errs, Prefix("auth", h.Auth.Validate()), h.Auth.validateWithTLS(h.TLS != nil && h.TLS.ClientCAFile != ""))
 	}
 	return errors.Join(errs...)
 }
@@ -161,13 +162,23 @@ func orDefault(d, def time.Duration) time.Duration {
 
 func (h *HTTP) wrap(next http.Handler, o options) http.Handler {
 	limit := h.MaxBodySize()
-	check := h.Auth.verifier()
+	au := h.Auth.authenticator()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if check != nil && !check(r.Header.Get("Authorization")) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
-			o.onReject(ReasonUnauthenticated)
-			o.writeError(w, r, http.StatusUnauthorized, "missing or invalid bearer token")
-			return
+		if au != nil {
+			var peer []*x509.Certificate
+			if r.TLS != nil {
+				peer = r.TLS.PeerCertificates
+			}
+			id, ok := au.authenticate(r.Header.Get("Authorization"), peer)
+			if !ok {
+				for _, s := range au.schemes {
+					w.Header().Add("WWW-Authenticate", s)
+				}
+				o.onReject(ReasonUnauthenticated)
+				o.writeError(w, r, http.StatusUnauthorized, errUnauthenticatedText)
+				return
+			}
+			r = r.WithContext(WithIdentity(r.Context(), id))
 		}
 		if r.ContentLength > limit {
 			o.onReject(ReasonTooLarge)

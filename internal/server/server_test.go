@@ -60,7 +60,7 @@ func TestValidate(t *testing.T) {
 	f(&HTTP{Endpoint: "localhost:1", MaxRequestBodySize: -1, ReadHeaderTimeout: -time.Second},
 		"max_request_body_size: must be >= 0", "read_header_timeout: must be >= 0")
 	f(&HTTP{Endpoint: "localhost:1", TLS: &tlsconfig.Server{}, Auth: &Auth{}},
-		"tls.cert_file: required", "auth.bearer_token: required")
+		"tls.cert_file: required", "auth.bearer_token, tokens, basic or client_certs: one at least is required")
 
 	g := NewGRPC("127.0.0.1:4317")
 	f(&g)
@@ -322,6 +322,14 @@ var echoDesc = grpc.ServiceDesc{
 				return nil, err
 			}
 			return in, nil
+		},
+	}, {
+		MethodName: "Who",
+		Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+			if err := dec(new(otlpgrpc.Raw)); err != nil {
+				return nil, err
+			}
+			return &otlpgrpc.Raw{Bytes: []byte(whoami(ctx))}, nil
 		},
 	}},
 }

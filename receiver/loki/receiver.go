@@ -149,6 +149,10 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.reject(w, reasonMethod, http.StatusMethodNotAllowed, "method "+req.Method+" not allowed: use POST")
 		return
 	}
+	if !server.Authorize(req.Context(), batch.Logs) {
+		r.reject(w, server.ReasonForbidden, http.StatusForbidden, server.ErrForbiddenText)
+		return
+	}
 	mt, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
 	enc := strings.ToLower(req.Header.Get("Content-Encoding"))
 	isJSON := mt == "application/json"
@@ -211,7 +215,12 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	if err := r.next.Consume(req.Context(), batch.FromLogs(ld)); err != nil {
+	b := batch.FromLogs(ld)
+	if err := server.StampTenant(req.Context(), b); err != nil {
+		r.reject(w, reasonMalformed, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := r.next.Consume(req.Context(), b); err != nil {
 		server.AnswerConsumeError(w, err)
 		return
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/vigilhq/vigil/internal/component"
 	"github.com/vigilhq/vigil/internal/componenttest"
 	"github.com/vigilhq/vigil/internal/loki"
+	"github.com/vigilhq/vigil/internal/server"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -171,5 +172,35 @@ func TestConfig(t *testing.T) {
 	c.MaxLineBytes = 0
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "max_line_bytes") {
 		t.Errorf("validate: %v", err)
+	}
+}
+
+// TestAuthorisation: a credential without logs in its grant gets 403 and nothing reaches the
+// pipeline; one with a tenant has it on the resource, over the X-Scope-OrgID the sender set.
+func TestAuthorisation(t *testing.T) {
+	sink := &componenttest.Sink{}
+	r := newTestReceiver(t, sink, func(c *Config) {
+		c.Auth = &server.Auth{
+			Tokens: []server.TokenAuth{
+				{Token: "traces-only", Grant: server.Grant{Signals: []string{"traces"}}},
+				{Token: "team-b", Grant: server.Grant{Tenant: "team-b"}},
+			},
+			TenantAttribute: TenantAttribute,
+		}
+	})
+	w := r.post(http.MethodPost, "application/json", "", []byte(jsonBody), map[string]string{"Authorization": "Bearer traces-only"})
+	if w.Code != http.StatusForbidden || strings.Contains(w.Body.String(), "traces-only") || len(sink.Batches()) != 0 {
+		t.Fatalf("logs with a traces-only token: %d %s, %d batches", w.Code, w.Body, len(sink.Batches()))
+	}
+	w = r.post(http.MethodPost, "application/json", "", []byte(jsonBody), map[string]string{"Authorization": "Bearer team-b", "X-Scope-OrgID": "team-a"})
+	if w.Code != http.StatusNoContent {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	ld, err := sink.Batches()[0].Logs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ld.ResourceLogs().At(0).Resource().Attributes().AsRaw()[TenantAttribute]; got != "team-b" {
+		t.Errorf("tenant %v, want team-b (the credential's, not the header's)", got)
 	}
 }

@@ -74,7 +74,7 @@ func TestConfigErrors(t *testing.T) {
 	f("protocols: {grpc: {endpoint: 4317}}", "protocols.grpc.endpoint: must be host:port")
 	f("protocols: {grpc: {transport: unix, tls: {}}}", `protocols.grpc.transport: only "tcp"`, "protocols.grpc.tls.cert_file: required")
 	f("protocols: {http: {max_request_body_size: -1, auth: {}}}",
-		"protocols.http.max_request_body_size: must be >= 0", "protocols.http.auth.bearer_token: required")
+		"protocols.http.max_request_body_size: must be >= 0", "protocols.http.auth.bearer_token, tokens, basic or client_certs: one at least is required")
 	f("protocols: {http: {logs_url_path: /v1/traces}}", `protocols.http.logs_url_path: "/v1/traces" is also traces_url_path`)
 	f("protocols: {http: {logs_url_path: v1/traces}}", `protocols.http.logs_url_path: "v1/traces" is also traces_url_path`)
 	f("protocols: {http: {metrics_url_path: ''}}", "protocols.http.metrics_url_path: must not be empty")

@@ -39,6 +39,10 @@ func (r *otlp) serviceDesc(sig batch.Signal) *grpc.ServiceDesc {
 		Methods: []grpc.MethodDesc{{
 			MethodName: name,
 			Handler: func(srv any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
+				if !server.Authorize(ctx, sig) {
+					r.reject("grpc", reasonForbidden)
+					return nil, server.ErrGRPCForbidden
+				}
 				req := new(otlpgrpc.Raw)
 				if err := dec(req); err != nil {
 					if status.Code(err) == codes.ResourceExhausted {
@@ -70,6 +74,10 @@ func (r *otlp) exportGRPC(ctx context.Context, sig batch.Signal, req *otlpgrpc.R
 	if err != nil {
 		r.reject("grpc", reasonMalformed)
 		r.set.Logger.Debug("malformed OTLP/gRPC request", "signal", sig, "error", err)
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if err := server.StampTenant(ctx, b); err != nil {
+		r.reject("grpc", reasonMalformed)
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	items := b.Items()

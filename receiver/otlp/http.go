@@ -80,6 +80,11 @@ func (r *otlp) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
+	if !server.Authorize(req.Context(), sig) {
+		r.reject("http", reasonForbidden)
+		r.writeStatus(w, enc, http.StatusForbidden, status.New(codes.PermissionDenied, server.ErrForbiddenText))
+		return
+	}
 	body, code, err := r.readBody(req)
 	// handOff releases the request's share of the budget once the batch holds the data (or the
 	// request is refused): from then on the memory limiter accounts for it, and the budget is for
@@ -120,6 +125,11 @@ func (r *otlp) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 
+	if err := server.StampTenant(req.Context(), b); err != nil {
+		r.reject("http", reasonMalformed)
+		r.writeStatus(w, enc, http.StatusBadRequest, status.New(codes.InvalidArgument, err.Error()))
+		return
+	}
 	items := b.Items()
 	res := classify(r.next[sig].Consume(req.Context(), b), items)
 	switch {

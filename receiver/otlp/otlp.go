@@ -27,6 +27,7 @@ const (
 	reasonUnsupportedMedia = "unsupported_media_type"
 	reasonMethod           = "method_not_allowed"
 	reasonInFlight         = server.ReasonInFlightLimit
+	reasonForbidden        = server.ReasonForbidden
 )
 
 // otlp is the receiver. One instance serves every pipeline that names it: next holds the

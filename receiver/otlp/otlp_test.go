@@ -757,6 +757,61 @@ func TestBearerAuth(t *testing.T) {
 	}
 }
 
+// TestAuthorisation: a token allowed metrics only is refused traces with 403 / PermissionDenied
+// (nothing reaches the pipeline); a token with a tenant has it stamped on every resource,
+// over whatever the sender wrote.
+func TestAuthorisation(t *testing.T) {
+	s, next := newSinks(batch.Traces)
+	cfg := testConfig()
+	a := &server.Auth{Tokens: []server.TokenAuth{
+		{Name: "metrics", Token: "m-token", Grant: server.Grant{Signals: []string{"metrics"}}},
+		{Name: "team-a", Token: "a-token", Grant: server.Grant{Tenant: "team-a"}},
+	}}
+	cfg.Protocols.GRPC.Auth, cfg.Protocols.HTTP.Auth = a, a
+	r := start(t, cfg, next)
+	p := payloadFor(t, batch.Traces, 0)
+
+	conn := dial(t, r.GRPCAddr())
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer m-token")
+	if err := exportGRPC(ctx, conn, p); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("gRPC traces with a metrics token: got %v, want PermissionDenied", err)
+	}
+	resp, out := do(t, r.HTTPAddr(), httpReq{path: "/v1/traces", contentType: contentTypeProto, auth: "Bearer m-token", body: bytes.NewReader(p.proto)})
+	if resp.StatusCode != http.StatusForbidden || rpcStatus(t, contentTypeProto, out).Code != int32(codes.PermissionDenied) || bytes.Contains(out, []byte("m-token")) {
+		t.Fatalf("HTTP traces with a metrics token: got %s %s", resp.Status, out)
+	}
+	if got := rejected(r, "grpc", reasonForbidden) + rejected(r, "http", reasonForbidden); got != 2 {
+		t.Fatalf("forbidden count %v, want 2", got)
+	}
+	if got := len(s[batch.Traces].Batches()); got != 0 {
+		t.Fatalf("%d batches reached the pipeline from a forbidden sender", got)
+	}
+
+	ctx = metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer a-token")
+	if err := exportGRPC(ctx, conn, p); err != nil {
+		t.Fatalf("gRPC with the team-a token: %v", err)
+	}
+	resp, out = do(t, r.HTTPAddr(), httpReq{path: "/v1/traces", contentType: contentTypeJSON, auth: "Bearer a-token", body: bytes.NewReader(p.json)})
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("HTTP with the team-a token: %s %s", resp.Status, out)
+	}
+	bs := s[batch.Traces].Batches()
+	if len(bs) != 2 {
+		t.Fatalf("%d batches, want 2", len(bs))
+	}
+	for _, b := range bs {
+		td, err := b.Traces()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rs := range td.ResourceSpans().All() {
+			if v, ok := rs.Resource().Attributes().Get(server.DefaultTenantAttribute); !ok || v.Str() != "team-a" {
+				t.Errorf("resource tenant %v, want team-a", rs.Resource().Attributes().AsRaw())
+			}
+		}
+	}
+}
+
 func TestStartPortTaken(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -153,6 +153,10 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.reject(w, reasonMethod, http.StatusMethodNotAllowed, "method "+req.Method+" not allowed: use POST")
 		return
 	}
+	if !server.Authorize(req.Context(), batch.Metrics) {
+		r.reject(w, server.ReasonForbidden, http.StatusForbidden, server.ErrForbiddenText)
+		return
+	}
 	ver, err := parseContentType(req.Header.Get("Content-Type"))
 	if err != nil {
 		r.reject(w, reasonUnsupportedMedia, http.StatusUnsupportedMediaType, err.Error())
@@ -227,6 +231,10 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if max := r.cfg.MaxSeriesPerRequest; max > 0 && counts.Series > max {
 		r.reject(w, reasonTooManySeries, http.StatusBadRequest,
 			fmt.Sprintf("request holds %d series, over the limit of %d (max_series_per_request)", counts.Series, max))
+		return
+	}
+	if err := server.StampTenant(req.Context(), b); err != nil {
+		r.reject(w, reasonMalformed, http.StatusBadRequest, err.Error())
 		return
 	}
 	if err := r.next.Consume(req.Context(), b); err != nil {
