@@ -14,7 +14,7 @@ const (
 	ReasonUnauthenticated = "unauthenticated"
 	// ReasonForbidden: authenticated, but the credential's grant does not hold the signal.
 	ReasonForbidden = "forbidden"
-	ReasonTooLarge        = "too_large"
+	ReasonTooLarge  = "too_large"
 	// ReasonInFlightLimit: the listener's budget of bytes in flight (max_in_flight_bytes) had no
 	// room for the request, before or while its body was read and decompressed.
 	ReasonInFlightLimit = "in_flight_limit"
