@@ -117,12 +117,12 @@ func registerRejected(reg prometheus.Registerer, cfg *Config) (*prometheus.Count
 	}
 	// Create the series up front so that rate() over them works from the first scrape.
 	if cfg.Protocols.GRPC != nil {
-		for _, reason := range []string{reasonMalformed, reasonTooLarge, reasonUnauthenticated, reasonInFlight} {
+		for _, reason := range []string{reasonMalformed, reasonTooLarge, reasonUnauthenticated, reasonForbidden, reasonInFlight} {
 			c.WithLabelValues("grpc", reason)
 		}
 	}
 	if cfg.Protocols.HTTP != nil {
-		for _, reason := range []string{reasonMalformed, reasonTooLarge, reasonUnauthenticated, reasonUnsupportedMedia, reasonMethod, reasonInFlight} {
+		for _, reason := range []string{reasonMalformed, reasonTooLarge, reasonUnauthenticated, reasonForbidden, reasonUnsupportedMedia, reasonMethod, reasonInFlight} {
 			c.WithLabelValues("http", reason)
 		}
 	}
