@@ -68,6 +68,15 @@ type InlineConfig struct {
 	Text string
 }
 
+// MarshalYAML prints the configuration as Alertmanager reads it, its secrets (API URLs,
+// routing keys, passwords) as <secret>, never the text itself.
+func (c InlineConfig) MarshalYAML() (any, error) {
+	if c.Text == "" {
+		return nil, nil
+	}
+	return amconfig.Load(c.Text)
+}
+
 // UnmarshalYAML keeps the text and checks it with Alertmanager's loader.
 func (c *InlineConfig) UnmarshalYAML(n *yaml.Node) error {
 	out, err := yaml.Marshal(n)

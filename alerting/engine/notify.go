@@ -32,6 +32,12 @@ type AlertRelabelConfigs struct {
 	Configs []*relabel.Config
 }
 
+// MarshalYAML prints the list as it was written (upstream's secrets as <secret>).
+func (a Alertmanagers) MarshalYAML() (any, error) { return a.Configs, nil }
+
+// MarshalYAML prints the list as it was written.
+func (a AlertRelabelConfigs) MarshalYAML() (any, error) { return a.Configs, nil }
+
 // UnmarshalYAML hands the list to the upstream loader.
 func (a *Alertmanagers) UnmarshalYAML(n *yaml.Node) error {
 	ac, err := loadAlerting("alertmanagers", n)

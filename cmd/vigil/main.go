@@ -120,6 +120,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "config file to check (required)")
+	print := fs.Bool("print", false, "print the config as it will run: references resolved, defaults filled in, secrets redacted")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -136,6 +137,15 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		printConfigError(stderr, err)
 		return 1
+	}
+	if *print {
+		out, err := config.Marshal(cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "vigil: %v\n", err)
+			return 1
+		}
+		_, _ = stdout.Write(out)
+		return 0
 	}
 	fmt.Fprintf(stdout, "%s: valid\n", *path)
 	for _, line := range pipeline.ExplainAcks(cfg, f) {

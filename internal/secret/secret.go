@@ -18,5 +18,11 @@ func (s String) GoString() string { return `secret.String("` + redacted + `")` }
 // LogValue keeps secrets out of structured logs.
 func (s String) LogValue() slog.Value { return slog.StringValue(redacted) }
 
-// MarshalText keeps secrets out of JSON, YAML and text encodings.
-func (s String) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+// MarshalText keeps secrets out of JSON, YAML and text encodings. An empty one stays empty:
+// there is nothing to hide, and a printed config should not suggest a secret is set.
+func (s String) MarshalText() ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	return []byte(redacted), nil
+}

@@ -102,6 +102,18 @@ var (
 	}
 )
 
+// MarshalYAML prints the upstream configuration's sections the receiver takes (its secrets as
+// <secret>), with upstream's defaults filled in.
+func (p PromConfig) MarshalYAML() (any, error) {
+	if p.Config == nil {
+		return nil, nil
+	}
+	return struct {
+		Global        promconfig.GlobalConfig    `yaml:"global"`
+		ScrapeConfigs []*promconfig.ScrapeConfig `yaml:"scrape_configs,omitempty"`
+	}{p.Config.GlobalConfig, p.Config.ScrapeConfigs}, nil
+}
+
 // UnmarshalYAML hands the block to the upstream config package (config.Load, the function
 // Prometheus itself uses) and turns its errors into ones that point at lines of the Vigil file.
 //
