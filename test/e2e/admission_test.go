@@ -58,25 +58,31 @@ service:
 `
 )
 
-// bombs are 256 MiB of zeros, compressed to a few hundred KiB or less.
+// bombs are 1 GiB of zeros, compressed to about a MiB (gzip) or a few KiB (zstd).
 func bombs(t *testing.T) (gz, zs []byte) {
 	t.Helper()
-	zeros := make([]byte, 256<<20)
-	var buf bytes.Buffer
-	zw, _ := kgzip.NewWriterLevel(&buf, kgzip.BestSpeed)
-	if _, err := zw.Write(zeros); err != nil {
-		t.Fatal(err)
+	// 1 GiB of zeros each, compressed as it is written (a MiB at a time), so that the test
+	// itself never holds the gigabyte.
+	zeros := make([]byte, 1<<20)
+	compress := func(w io.WriteCloser, buf *bytes.Buffer) []byte {
+		for range 1024 {
+			if _, err := w.Write(zeros); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Clone(buf.Bytes())
 	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	gz = bytes.Clone(buf.Bytes())
-	enc, err := zstd.NewWriter(nil)
+	var gzBuf, zsBuf bytes.Buffer
+	zw, _ := kgzip.NewWriterLevel(&gzBuf, kgzip.BestSpeed)
+	gz = compress(zw, &gzBuf)
+	enc, err := zstd.NewWriter(&zsBuf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	zs = enc.EncodeAll(zeros, nil)
-	enc.Close()
+	zs = compress(enc, &zsBuf)
 	return gz, zs
 }
 
