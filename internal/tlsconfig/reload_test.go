@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"os"
@@ -20,6 +21,11 @@ import (
 // returns it with its key, both as PEM, and the parsed certificate.
 func issue(t *testing.T, serial int64, ca bool, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) ([]byte, []byte, *x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
+	return issueUntil(t, serial, ca, parent, parentKey, time.Now().Add(time.Hour))
+}
+
+func issueUntil(t *testing.T, serial int64, ca bool, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, notAfter time.Time) ([]byte, []byte, *x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -27,8 +33,8 @@ func issue(t *testing.T, serial int64, ca bool, parent *x509.Certificate, parent
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial),
 		Subject:      pkix.Name{CommonName: "vigil reload test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
+		NotBefore:    time.Now().Add(-2 * time.Hour),
+		NotAfter:     notAfter,
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
@@ -192,5 +198,42 @@ func TestClientReloads(t *testing.T) {
 	replace(t, certFile, c2)
 	if s := presented(); s != 2 {
 		t.Errorf("after the renewal: serial %d, want 2", s)
+	}
+}
+
+// TestExpiredCertificateReplaced: a listener serving an expired certificate fails verifying
+// clients; once a valid one replaces it on disk, the next handshake verifies, with no restart.
+func TestExpiredCertificateReplaced(t *testing.T) {
+	reloadCheck = 0
+	t.Cleanup(func() { reloadCheck = ReloadCheck })
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	_, _, ca, caKey := issue(t, 100, true, nil, nil)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	old, oldKey, _, _ := issueUntil(t, 101, false, ca, caKey, time.Now().Add(-time.Hour))
+	replace(t, certFile, old)
+	replace(t, keyFile, oldKey)
+	cfg, err := (&Server{Common: Common{CertFile: certFile, KeyFile: keyFile}}).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, cfg)
+	dial := func() error {
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots})
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	var invalid x509.CertificateInvalidError
+	if err := dial(); !errors.As(err, &invalid) || invalid.Reason != x509.Expired {
+		t.Fatalf("expired certificate: %v, want an expiry error", err)
+	}
+	renewed, renewedKey, _, _ := issue(t, 102, false, ca, caKey)
+	replace(t, keyFile, renewedKey)
+	replace(t, certFile, renewed)
+	if err := dial(); err != nil {
+		t.Errorf("after the renewal: %v", err)
 	}
 }
