@@ -10,6 +10,8 @@ import (
 	"github.com/vigilhq/vigil/alerting/engine"
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
+	"github.com/vigilhq/vigil/internal/server"
+	"github.com/vigilhq/vigil/internal/tlsconfig"
 	sloengine "github.com/vigilhq/vigil/slo/engine"
 )
 
@@ -101,6 +103,10 @@ type MetricsTelemetry struct {
 	Level   string   `yaml:"level"` // none turns the listener off; anything else keeps it
 	Address string   `yaml:"address"`
 	Readers []Reader `yaml:"readers"`
+	// TLS and Auth protect the listener as they do a receiver's; /healthz and /readyz stay
+	// open to probes.
+	TLS  *tlsconfig.Server `yaml:"tls"`
+	Auth *server.Auth      `yaml:"auth"`
 }
 
 // Reader is the otelcol form `readers: [{pull: {exporter: {prometheus: {host, port}}}}]`.
@@ -159,6 +165,15 @@ func (t *Telemetry) Validate() error {
 	if a := t.Metrics.ListenAddress(); a != "" {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			errs = append(errs, fmt.Errorf("metrics.address: must be host:port, got %q", a))
+		}
+	}
+	if t.Metrics.TLS != nil {
+		errs = append(errs, server.Prefix("metrics.tls", t.Metrics.TLS.Validate()))
+	}
+	if t.Metrics.Auth != nil {
+		errs = append(errs, server.Prefix("metrics.auth", t.Metrics.Auth.Validate()))
+		if len(t.Metrics.Auth.ClientCerts) > 0 && (t.Metrics.TLS == nil || t.Metrics.TLS.ClientCAFile == "") {
+			errs = append(errs, errors.New("metrics.auth.client_certs: needs metrics.tls.client_ca_file"))
 		}
 	}
 	return errors.Join(errs...)

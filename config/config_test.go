@@ -12,6 +12,8 @@ import (
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/component"
 	"github.com/vigilhq/vigil/internal/secret"
+	"github.com/vigilhq/vigil/internal/server"
+	"github.com/vigilhq/vigil/internal/tlsconfig"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata")
@@ -239,5 +241,24 @@ service:
 	}
 	if cfg.AcksNone(traces) || cfg.AcksNone(metrics) || !cfg.AcksNone(lossy) {
 		t.Errorf("AcksNone: traces %v metrics %v lossy %v, want false false true", cfg.AcksNone(traces), cfg.AcksNone(metrics), cfg.AcksNone(lossy))
+	}
+}
+
+func TestTelemetryListenerValidation(t *testing.T) {
+	for _, c := range []struct {
+		tel  Telemetry
+		want string
+	}{
+		{Telemetry{Metrics: MetricsTelemetry{TLS: &tlsconfig.Server{}}}, "metrics.tls.cert_file: required"},
+		{Telemetry{Metrics: MetricsTelemetry{Auth: &server.Auth{}}}, "metrics.auth.bearer_token, tokens, basic or client_certs"},
+		{Telemetry{Metrics: MetricsTelemetry{Auth: &server.Auth{ClientCerts: []server.CertAuth{{CommonName: "prometheus"}}}}}, "metrics.auth.client_certs: needs metrics.tls.client_ca_file"},
+	} {
+		if err := c.tel.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want %q", c.tel.Metrics, err, c.want)
+		}
+	}
+	ok := Telemetry{Metrics: MetricsTelemetry{Auth: &server.Auth{BearerToken: "t"}}}
+	if err := ok.Validate(); err != nil {
+		t.Error(err)
 	}
 }

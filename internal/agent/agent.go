@@ -42,9 +42,9 @@ type Agent struct {
 	telemetry *selftelemetry.Telemetry
 	health    *selftelemetry.Health
 	graph     *pipeline.Graph
-	listen    string
-	alerting  *engine.Engine    // nil without an alerting section
-	slos      *sloengine.Engine // nil without a slos section
+	listen    selftelemetry.Endpoint // Address "": no listener
+	alerting  *engine.Engine         // nil without an alerting section
+	slos      *sloengine.Engine      // nil without a slos section
 
 	mu     sync.Mutex // guards server, which Start sets while others may read the address
 	server *selftelemetry.Server
@@ -81,8 +81,9 @@ func New(cfg *config.Config, f component.Factories, opts Options) (*Agent, error
 		Logger:    NewLogger(cfg.Service.Telemetry.Logs, opts.LogOutput),
 		telemetry: selftelemetry.New(opts.Build),
 		health:    selftelemetry.NewHealth(),
-		listen:    cfg.Service.Telemetry.Metrics.ListenAddress(),
-		fatal:     make(chan error, 1),
+		listen: selftelemetry.Endpoint{Address: cfg.Service.Telemetry.Metrics.ListenAddress(),
+			TLS: cfg.Service.Telemetry.Metrics.TLS, Auth: cfg.Service.Telemetry.Metrics.Auth},
+		fatal: make(chan error, 1),
 	}
 	if cfg.Alerting != nil {
 		// Labelled as a component's metrics are, so that the upstream discovery and engine
@@ -134,7 +135,7 @@ func (a *Agent) ReportFatal(err error) {
 
 // Start serves self-telemetry, then starts the pipelines; /readyz turns ready once all started.
 func (a *Agent) Start(ctx context.Context) error {
-	if a.listen != "" {
+	if a.listen.Address != "" {
 		routes := []func(*http.ServeMux){func(m *http.ServeMux) { m.HandleFunc("POST /-/reload", a.serveReload) }}
 		paths := "/metrics /healthz /readyz /-/reload"
 		if a.alerting != nil {

@@ -28,7 +28,7 @@ func get(t *testing.T, url string) (int, string) {
 func TestServerHealthAndMetrics(t *testing.T) {
 	tel := New(Build{Version: "1.2.3", Revision: "abc"})
 	h := NewHealth()
-	s, err := Listen("127.0.0.1:0", tel, h, slog.New(slog.NewTextHandler(io.Discard, nil)), func(error) {})
+	s, err := Listen(Endpoint{Address: "127.0.0.1:0"}, tel, h, slog.New(slog.NewTextHandler(io.Discard, nil)), func(error) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,12 +76,12 @@ func TestServerHealthAndMetrics(t *testing.T) {
 func TestListenFailsOnBusyPort(t *testing.T) {
 	tel, h := New(Build{}), NewHealth()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := Listen("127.0.0.1:0", tel, h, logger, func(error) {})
+	s, err := Listen(Endpoint{Address: "127.0.0.1:0"}, tel, h, logger, func(error) {})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Shutdown(context.Background())
-	if _, err := Listen(s.Addr(), New(Build{}), h, logger, func(error) {}); err == nil {
+	if _, err := Listen(Endpoint{Address: s.Addr()}, New(Build{}), h, logger, func(error) {}); err == nil {
 		t.Fatal("second listener on the same port must fail")
 	}
 }

@@ -2,6 +2,7 @@ package selftelemetry
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vigilhq/vigil/internal/server"
+	"github.com/vigilhq/vigil/internal/tlsconfig"
 )
 
 // Server serves /metrics, /healthz and /readyz.
@@ -19,9 +23,25 @@ type Server struct {
 	done chan struct{}
 }
 
-// Listen binds addr and serves in the background; errors after start go to onFatal. Each of
-// routes adds more paths (the alerting engine's query API).
-func Listen(addr string, t *Telemetry, h *Health, logger *slog.Logger, onFatal func(error), routes ...func(*http.ServeMux)) (*Server, error) {
+// Endpoint is where the listener binds and how it is protected: TLS (nil: plain) and auth
+// (nil: none) for every path but the health probes.
+type Endpoint struct {
+	Address string
+	TLS     *tlsconfig.Server
+	Auth    *server.Auth
+}
+
+// Listen binds the endpoint and serves in the background; errors after start go to onFatal.
+// Each of routes adds more paths (the alerting engine's query API).
+func Listen(ep Endpoint, t *Telemetry, h *Health, logger *slog.Logger, onFatal func(error), routes ...func(*http.ServeMux)) (*Server, error) {
+	addr := ep.Address
+	var tc *tls.Config
+	if ep.TLS != nil {
+		var err error
+		if tc, err = ep.TLS.Load(); err != nil {
+			return nil, fmt.Errorf("self-telemetry listener: tls: %w", err)
+		}
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("self-telemetry listener on %s: %w", addr, err)
@@ -38,12 +58,15 @@ func Listen(addr string, t *Telemetry, h *Health, logger *slog.Logger, onFatal f
 	}
 	s := &Server{
 		srv: &http.Server{
-			Handler:           mux,
+			Handler:           ep.Auth.Require(mux, "/healthz", "/readyz"),
 			ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		},
 		ln:   ln,
 		done: make(chan struct{}),
+	}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
 	}
 	go func() {
 		defer close(s.done)

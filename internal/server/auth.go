@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -367,4 +368,33 @@ func certMatches(c CertAuth, cert *x509.Certificate) bool {
 		return false
 	}
 	return true
+}
+
+// Require puts next behind the auth block: a request without credentials it accepts gets 401
+// (with WWW-Authenticate, naming no credential), except on the paths in open (health probes).
+// With a nil a, next is returned as it is.
+func (a *Auth) Require(next http.Handler, open ...string) http.Handler {
+	au := a.authenticator()
+	if au == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if slices.Contains(open, r.URL.Path) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		var peer []*x509.Certificate
+		if r.TLS != nil {
+			peer = r.TLS.PeerCertificates
+		}
+		id, ok := au.authenticate(r.Header.Get("Authorization"), peer)
+		if !ok {
+			for _, s := range au.schemes {
+				w.Header().Add("WWW-Authenticate", s)
+			}
+			http.Error(w, errUnauthenticatedText, http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
+	})
 }
