@@ -288,6 +288,7 @@ func decodeService(n *yaml.Node, cfg *Config, f component.Factories, errs *errLi
 			r, ok := f.Processors[t]
 			return r.Signals, ok
 		}, sig, false)
+		checkConnectionReaders(node, path, p.Processors, cfg.Processors, f, errs)
 		p.Exporters = resolve(node, path, "exporters", rp.Exporters, cfg.Exporters, errs, func(t string) ([]batch.Signal, bool) {
 			r, ok := f.Exporters[t]
 			return r.Signals, ok
@@ -336,6 +337,23 @@ func takeExporterAcks(n *yaml.Node, errs *errList, out map[component.ID]componen
 				out[id] = m
 			}
 			break
+		}
+	}
+}
+
+// checkConnectionReaders refuses a processor that reads the client connection (k8s_attributes
+// finding pods by the sender's address) placed after a buffering processor: the batches a
+// buffering processor sends on join many clients' requests, so no connection is known there.
+func checkConnectionReaders(n *yaml.Node, path string, ids []component.ID, defined map[component.ID]component.Config,
+	f component.Factories, errs *errList) {
+	var buffer component.ID
+	for _, id := range ids {
+		if cr, ok := defined[id].(component.ConnectionReader); ok && cr.ReadsConnection() && buffer.Type != "" {
+			errs.add(n, path+".processors", fmt.Errorf("processor %q finds data's origin by the client connection, "+
+				"which processor %q hides (it joins many clients' requests): list %q before %q", id, buffer, id, buffer))
+		}
+		if f.Processors[id.Type].Buffers && buffer.Type == "" {
+			buffer = id
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	sloexporter "github.com/vigilhq/vigil/exporter/slo"
 	"github.com/vigilhq/vigil/internal/component"
 	batchprocessor "github.com/vigilhq/vigil/processor/batch"
+	"github.com/vigilhq/vigil/processor/k8sattributes"
 	"github.com/vigilhq/vigil/processor/memorylimiter"
 	"github.com/vigilhq/vigil/processor/relabel"
 	"github.com/vigilhq/vigil/processor/serieslimit"
@@ -42,6 +43,7 @@ func components() (component.Factories, error) {
 			memorylimiter.NewFactory(),
 			relabel.NewFactory(),
 			serieslimit.NewFactory(),
+			k8sattributes.NewFactory(),
 		},
 		[]component.ExporterFactory{
 			otlpexporter.NewFactory(),

@@ -88,6 +88,19 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	}
 }
 
+// TestConnectionReaderBeforeBatch: k8s_attributes finding pods by connection after batch (which
+// joins many clients' requests) is refused with the fix.
+func TestConnectionReaderBeforeBatch(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"validate", "--config", "testdata/k8s-after-batch.yaml"}, &out, &errOut); code != 1 {
+		t.Fatalf("exit code %d, want 1", code)
+	}
+	want := `service.pipelines.traces.processors: processor "k8s_attributes" finds data's origin by the client connection, which processor "batch" hides (it joins many clients' requests): list "k8s_attributes" before "batch"`
+	if !strings.Contains(errOut.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, errOut.String())
+	}
+}
+
 func TestCommands(t *testing.T) {
 	f := func(args []string, wantCode int, wantOut string) {
 		t.Helper()

@@ -39,6 +39,12 @@ type Holding interface {
 	MaxHold() time.Duration
 }
 
+// ConnectionReader is implemented by processor configs that use the client connection a batch
+// came with (server.ClientAddr): such a processor must come before any buffering one.
+type ConnectionReader interface {
+	ReadsConnection() bool
+}
+
 // AckPointer is implemented by exporter configs that can say what their acknowledgement means
 // in a mode ("written to the persistent queue and fsynced"), for `vigil validate`.
 type AckPointer interface {

@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
 
 	"golang.org/x/crypto/bcrypt"
+	"google.golang.org/grpc/peer"
 
 	"github.com/vigilhq/vigil/internal/batch"
 	"github.com/vigilhq/vigil/internal/secret"
@@ -397,4 +399,28 @@ func (a *Auth) Require(next http.Handler, open ...string) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
 	})
+}
+
+type clientAddrKey struct{}
+
+// ClientAddr is the address of the client that sent the request of ctx (HTTP or gRPC), as a
+// processor placed before any batching sees it (the k8s_attributes processor finds pods by it).
+func ClientAddr(ctx context.Context) (netip.Addr, bool) {
+	if a, ok := ctx.Value(clientAddrKey{}).(netip.Addr); ok {
+		return a, true
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		if ap, err := netip.ParseAddrPort(p.Addr.String()); err == nil {
+			return ap.Addr().Unmap(), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+func withClientAddr(ctx context.Context, remote string) context.Context {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return ctx
+	}
+	return context.WithValue(ctx, clientAddrKey{}, ap.Addr().Unmap())
 }

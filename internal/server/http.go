@@ -187,6 +187,7 @@ func (h *HTTP) wrap(next http.Handler, o options) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		r = r.WithContext(withClientAddr(r.Context(), r.RemoteAddr))
 		if o.budget != nil {
 			if !admit(o.budget, r) {
 				o.onReject(ReasonInFlightLimit)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/vigilhq/vigil/internal/otlpgrpc"
@@ -444,5 +446,30 @@ func TestPrefix(t *testing.T) {
 	}
 	if Prefix("x", nil) != nil {
 		t.Fatal("Prefix of nil is not nil")
+	}
+}
+
+// TestClientAddr: handlers (and the processors they call) see the address the request came from,
+// over HTTP and gRPC, for the k8s_attributes processor's connection association.
+func TestClientAddr(t *testing.T) {
+	got := make(chan string, 1)
+	url := serveHTTP(t, NewHTTP("127.0.0.1:0"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, ok := ClientAddr(r.Context())
+		got <- fmt.Sprint(a, ok)
+	}))
+	resp, err := client(t, nil).Post(url, "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if g := <-got; g != "127.0.0.1 true" {
+		t.Errorf("HTTP client address %q, want 127.0.0.1 true", g)
+	}
+	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.ParseIP("::ffff:10.1.2.3"), Port: 5}})
+	if a, ok := ClientAddr(ctx); !ok || a.String() != "10.1.2.3" {
+		t.Errorf("gRPC peer address %v %v, want 10.1.2.3 (unmapped)", a, ok)
+	}
+	if _, ok := ClientAddr(context.Background()); ok {
+		t.Error("an address without a request")
 	}
 }
