@@ -160,6 +160,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	path := fs.String("config", "", "config file (default: the embedded default config)")
 	grace := fs.Duration("grace-period", 20*time.Second, "how long shutdown may take to drain in-flight data")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for performance work)")
+	watch := fs.Duration("watch-config", 0, "check the config file this often and reload when it changed (0: only on SIGHUP or POST /-/reload)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -186,6 +187,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		LogOutput:   stderr,
 		GracePeriod: *grace,
 		OnStarted:   releaseStartupMemory,
+		Load:        func() (*config.Config, error) { return loadConfig(*path, f) },
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "vigil: %v\n", err)
@@ -193,17 +195,33 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// SIGHUP re-reads the rule files and the in-agent Alertmanager configuration.
+	// SIGHUP reloads the config: what changed is rebuilt (docs/reload.md), rule files and the
+	// in-agent Alertmanager configuration are re-read.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	var tick <-chan time.Time
+	if *watch > 0 && *path != "" {
+		t := time.NewTicker(*watch)
+		defer t.Stop()
+		tick = t.C
+	}
 	go func() {
+		last := fileStamp(*path)
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				_ = a.Reload() // logged by the agent
+				last = fileStamp(*path)
+				_, _ = a.Reload() // logged by the agent
+			case <-tick:
+				// A Kubernetes ConfigMap volume swaps a symlink: stat follows it.
+				if s := fileStamp(*path); s != last {
+					last = s
+					a.Logger.Info("config file changed, reloading", "path", *path)
+					_, _ = a.Reload()
+				}
 			}
 		}
 	}()
@@ -212,6 +230,15 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// fileStamp identifies a version of the file at path: its size and modification time.
+func fileStamp(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
 }
 
 // startCPUProfile profiles until the returned function is called.

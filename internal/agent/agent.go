@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +35,10 @@ type Options struct {
 	// OnStarted, when set, runs once everything has started (cmd/vigil gives back the memory
 	// start-up needed).
 	OnStarted func(*slog.Logger)
+	// Load, when set, loads and validates the config again (the file the agent runs); a reload
+	// calls it and applies what changed (docs/reload.md). Without it a reload re-reads the rule
+	// files and Alertmanager config only.
+	Load func() (*config.Config, error)
 }
 
 // Agent is a running Vigil.
@@ -51,6 +57,12 @@ type Agent struct {
 
 	fatalOnce sync.Once
 	fatal     chan error
+
+	reloadMu   sync.Mutex
+	base       *config.Config // a load of the running config no component has seen (with Options.Load)
+	reloads    *prometheus.CounterVec
+	lastOK     prometheus.Gauge
+	lastOKTime prometheus.Gauge
 }
 
 // NewLogger builds Vigil's own logger from service.telemetry.logs.
@@ -94,11 +106,6 @@ func New(cfg *config.Config, f component.Factories, opts Options) (*Agent, error
 			return nil, fmt.Errorf("alerting: %w", err)
 		}
 		a.alerting = e
-		for _, c := range slices.Concat(slices.Collect(maps.Values(cfg.Exporters)), slices.Collect(maps.Values(cfg.Receivers))) {
-			if at, ok := c.(interface{ Attach(*engine.Engine) }); ok {
-				at.Attach(e) // the alerting exporter and receiver
-			}
-		}
 	}
 	if cfg.SLOs != nil {
 		reg := prometheus.WrapRegistererWith(prometheus.Labels{"kind": "slo", "component": "slos"}, a.telemetry.Registry)
@@ -108,11 +115,29 @@ func New(cfg *config.Config, f component.Factories, opts Options) (*Agent, error
 			return nil, err
 		}
 		a.slos = s
-		for _, c := range cfg.Exporters {
-			if at, ok := c.(interface{ Attach(*sloengine.Engine) }); ok {
-				at.Attach(s) // the slo exporter
-			}
+	}
+	a.attach(cfg)
+	a.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_config_reloads_total", Help: "Config reloads (SIGHUP, POST /-/reload) by result.",
+	}, []string{"result"})
+	a.lastOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "vigil_config_last_reload_successful", Help: "1 if the last config reload succeeded (or none was asked for yet), else 0.",
+	})
+	a.lastOKTime = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "vigil_config_last_reload_success_timestamp_seconds", Help: "When the config last loaded successfully (start or reload).",
+	})
+	a.lastOK.Set(1)
+	a.lastOKTime.SetToCurrentTime()
+	a.reloads.WithLabelValues("success")
+	a.reloads.WithLabelValues("failure")
+	a.telemetry.Registry.MustRegister(a.reloads, a.lastOK, a.lastOKTime)
+	if opts.Load != nil {
+		base, err := opts.Load()
+		if err != nil {
+			a.stopAlerting()
+			return nil, fmt.Errorf("config: second load for reload comparisons: %w", err)
 		}
+		a.base = base
 	}
 	popts := opts.Pipeline
 	popts.Health = a.health
@@ -124,7 +149,22 @@ func New(cfg *config.Config, f component.Factories, opts Options) (*Agent, error
 		return nil, err
 	}
 	a.graph = g
+	if a.base != nil {
+		g.SetBaseline(a.base)
+	}
 	return a, nil
+}
+
+// attach gives the alerting and SLO components of cfg the agent's engines.
+func (a *Agent) attach(cfg *config.Config) {
+	for _, c := range slices.Concat(slices.Collect(maps.Values(cfg.Exporters)), slices.Collect(maps.Values(cfg.Receivers))) {
+		if at, ok := c.(interface{ Attach(*engine.Engine) }); ok && a.alerting != nil {
+			at.Attach(a.alerting) // the alerting exporter and receiver
+		}
+		if at, ok := c.(interface{ Attach(*sloengine.Engine) }); ok && a.slos != nil {
+			at.Attach(a.slos) // the slo exporter
+		}
+	}
 }
 
 // ReportFatal implements component.Host.
@@ -192,34 +232,111 @@ func (a *Agent) TelemetryAddr() string {
 	return a.server.Addr()
 }
 
-// Reload re-reads the rule files and the in-agent Alertmanager configuration (SIGHUP). The
-// rest of the config is not re-read; a reload that fails keeps what runs and says why.
-func (a *Agent) Reload() error {
-	if a.alerting == nil {
-		a.Logger.Info("reload asked for: there is no alerting section, nothing to reload (other changes need a restart)")
-		return nil
+// ReloadError is a reload refused before anything changed: the new config does not load, or
+// changes a section that needs a restart.
+type ReloadError struct{ Err error }
+
+func (e *ReloadError) Error() string { return e.Err.Error() }
+func (e *ReloadError) Unwrap() error { return e.Err }
+
+// Reload re-reads the config (with Options.Load) and applies what changed to the pipelines,
+// then re-reads the rule files and the in-agent Alertmanager configuration (SIGHUP,
+// POST /-/reload). It returns what it changed. A config that does not load, or that changes a
+// section a reload cannot apply, changes nothing (a *ReloadError); see docs/reload.md.
+func (a *Agent) Reload() ([]pipeline.Change, error) {
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
+	changes, err := a.reload()
+	if err != nil {
+		a.reloads.WithLabelValues("failure").Inc()
+		a.lastOK.Set(0)
+		a.Logger.Error("reload failed", "error", err, "applied", fmt.Sprint(changes))
+		return changes, err
 	}
-	if err := a.alerting.Reload(); err != nil {
-		a.Logger.Error("reload failed: the running rules and routing stay", "error", err)
-		return err
+	a.reloads.WithLabelValues("success").Inc()
+	a.lastOK.Set(1)
+	a.lastOKTime.SetToCurrentTime()
+	a.Logger.Info("reloaded", "changes", fmt.Sprint(changes))
+	return changes, nil
+}
+
+func (a *Agent) reload() ([]pipeline.Change, error) {
+	var changes []pipeline.Change
+	if a.opts.Load != nil {
+		cfg, err := a.opts.Load()
+		if err != nil {
+			return nil, &ReloadError{err}
+		}
+		base, err := a.opts.Load()
+		if err != nil {
+			return nil, &ReloadError{err}
+		}
+		if err := needsRestart(a.base, base); err != nil {
+			return nil, &ReloadError{err}
+		}
+		a.attach(cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), a.opts.GracePeriod)
+		changes, err = a.graph.Reload(ctx, cfg, base)
+		cancel()
+		if err != nil {
+			return changes, err
+		}
+		a.base = base
+	}
+	if a.alerting != nil {
+		if err := a.alerting.Reload(); err != nil {
+			return changes, fmt.Errorf("rules and routing (the running ones stay): %w", err)
+		}
+	}
+	return changes, nil
+}
+
+// needsRestart names the sections of next that differ from running and that a reload cannot
+// apply: the agent's own telemetry, and the alerting and SLO engines' sections (the rule files
+// and Alertmanager config they name are re-read on every reload).
+func needsRestart(running, next *config.Config) error {
+	var diff []string
+	if !reflect.DeepEqual(running.Service.Telemetry, next.Service.Telemetry) {
+		diff = append(diff, "service.telemetry")
+	}
+	if !reflect.DeepEqual(running.Alerting, next.Alerting) {
+		diff = append(diff, "alerting")
+	}
+	if !reflect.DeepEqual(running.SLOs, next.SLOs) {
+		diff = append(diff, "slos")
+	}
+	if len(diff) > 0 {
+		return fmt.Errorf("%s changed: a reload cannot apply that, restart vigil (nothing was changed)", strings.Join(diff, ", "))
 	}
 	return nil
 }
 
-// serveReload is POST /-/reload: Reload, answering 200 when the new rules and routing run and
-// 500 with the reason when the old ones stay.
+// serveReload is POST /-/reload: 200 with what changed; 400 when the new config does not load
+// or needs a restart (nothing changed); 500 when applying it failed part way.
 func (a *Agent) serveReload(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if err := a.Reload(); err != nil {
+	changes, err := a.Reload()
+	var re *ReloadError
+	switch {
+	case errors.As(err, &re):
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, "reload refused, the running config stays: %v\n", err)
+		return
+	case err != nil:
 		w.WriteHeader(http.StatusInternalServerError)
-		fmt.Fprintf(w, "reload failed, the running rules and routing stay: %v\n", err)
-		return
+		fmt.Fprintf(w, "reload failed: %v\n", err)
+	default:
+		_, _ = io.WriteString(w, "reloaded\n")
 	}
-	if a.alerting == nil {
-		_, _ = io.WriteString(w, "nothing to reload: there is no alerting section (other changes need a restart)\n")
-		return
+	if a.opts.Load == nil {
+		_, _ = io.WriteString(w, "config file not re-read (no file); rule files and routing re-read\n")
 	}
-	_, _ = io.WriteString(w, "reloaded rules and routing\n")
+	if len(changes) == 0 && a.opts.Load != nil {
+		_, _ = io.WriteString(w, "no component changed\n")
+	}
+	for _, c := range changes {
+		fmt.Fprintf(w, "%s\n", c)
+	}
 }
 
 // Shutdown drains and stops everything within ctx.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigilhq/vigil/internal/batch"
@@ -40,6 +41,10 @@ type entry struct {
 	// dropAcks: every exporter of the pipeline is in acknowledgement mode none, so batches lose
 	// their completion handles on the way in and nothing downstream holds the client's answer.
 	dropAcks bool
+	// successor is the entry that replaced this one in a reload: a batch that reaches this one
+	// after its ring closed (a receiver switched over while the batch was on its way) goes on
+	// there instead of being refused.
+	successor atomic.Pointer[entry]
 }
 
 var errStopping = errors.New("pipeline is shutting down")
@@ -116,6 +121,9 @@ func (e *entry) Consume(ctx context.Context, b *batch.Batch) error {
 		cancel()
 		switch {
 		case errors.Is(err, ring.ErrClosed):
+			if s := e.successor.Load(); s != nil {
+				return s.Consume(ctx, b)
+			}
 			return consumererror.NewRetryable(errStopping, 0)
 		case err != nil && ctx.Err() != nil:
 			return consumererror.NewRetryable(ctx.Err(), 0)

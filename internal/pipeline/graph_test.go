@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/vigilhq/vigil/config"
@@ -30,7 +31,8 @@ type world struct {
 	events    []string
 	receivers map[string]map[batch.Signal]component.Consumer
 	sinks     map[string]*componenttest.Sink
-	held      map[string][]*batch.Batch // by holding processors, flushed on shutdown
+	allSinks  map[string][]*componenttest.Sink // every instance, replaced ones too
+	held      map[string][]*batch.Batch        // by holding processors, flushed on shutdown
 }
 
 func (w *world) event(s string) {
@@ -40,12 +42,17 @@ func (w *world) event(s string) {
 }
 
 type lifecycle struct {
-	w    *world
-	name string
-	stop func(context.Context) error
+	w         *world
+	name      string
+	stop      func(context.Context) error
+	failStart error
 }
 
 func (l *lifecycle) Start(context.Context, component.Host) error {
+	if l.failStart != nil {
+		l.w.event("failed start " + l.name)
+		return l.failStart
+	}
 	l.w.event("start " + l.name)
 	return nil
 }
@@ -71,9 +78,11 @@ func (w *world) factories(t *testing.T) component.Factories {
 	f, err := component.MakeFactories(
 		[]component.ReceiverFactory{{
 			Type: "src", Signals: batch.Signals,
-			NewConfig: func() component.Config { return &struct{}{} },
+			NewConfig: func() component.Config { return &srcConfig{} },
 			Create: func(set component.Settings, _ component.Config, next map[batch.Signal]component.Consumer) (component.Component, error) {
+				w.mu.Lock()
 				w.receivers[set.ID.String()] = next
+				w.mu.Unlock()
 				return &lifecycle{w: w, name: set.ID.String()}, nil
 			},
 		}},
@@ -129,10 +138,26 @@ func (w *world) factories(t *testing.T) component.Factories {
 		[]component.ExporterFactory{{
 			Type: "sink", Signals: batch.Signals,
 			NewConfig: func() component.Config { return &sinkConfig{} },
-			Create: func(set component.Settings, _ component.Config) (component.Exporter, error) {
+			Create: func(set component.Settings, c component.Config) (component.Exporter, error) {
+				cfg := c.(*sinkConfig)
+				if cfg.FailCreate {
+					return nil, errors.New("cannot create")
+				}
+				// A metric of its own: a replacement registers the same name.
+				if err := set.Registerer.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "test_sink_tag_info",
+					ConstLabels: prometheus.Labels{"tag": cfg.Tag}}, func() float64 { return 1 })); err != nil {
+					return nil, err
+				}
 				s := &componenttest.Sink{}
+				w.mu.Lock()
 				w.sinks[set.ID.String()] = s
-				return &exp{lifecycle{w: w, name: set.ID.String()}, s}, nil
+				w.allSinks[set.ID.String()] = append(w.allSinks[set.ID.String()], s)
+				w.mu.Unlock()
+				e := &exp{lifecycle{w: w, name: set.ID.String()}, s}
+				if cfg.FailStart {
+					e.failStart = errors.New("cannot start")
+				}
+				return e, nil
 			},
 		}},
 	)
@@ -143,7 +168,14 @@ func (w *world) factories(t *testing.T) component.Factories {
 }
 
 type sinkConfig struct {
-	Persistent bool `yaml:"persistent"`
+	Persistent bool   `yaml:"persistent"`
+	Tag        string `yaml:"tag"`
+	FailCreate bool   `yaml:"fail_create"`
+	FailStart  bool   `yaml:"fail_start"`
+}
+
+type srcConfig struct {
+	Tag string `yaml:"tag"`
 }
 
 func build(t *testing.T, yaml string) (*world, *Graph, *selftelemetry.Telemetry) {
@@ -153,7 +185,8 @@ func build(t *testing.T, yaml string) (*world, *Graph, *selftelemetry.Telemetry)
 
 func buildWithLogger(t *testing.T, yaml string, logger *slog.Logger) (*world, *Graph, *selftelemetry.Telemetry) {
 	t.Helper()
-	w := &world{receivers: map[string]map[batch.Signal]component.Consumer{}, sinks: map[string]*componenttest.Sink{}, held: map[string][]*batch.Batch{}}
+	w := &world{receivers: map[string]map[batch.Signal]component.Consumer{}, sinks: map[string]*componenttest.Sink{},
+		allSinks: map[string][]*componenttest.Sink{}, held: map[string][]*batch.Batch{}}
 	f := w.factories(t)
 	cfg, err := config.Load("test.yaml", []byte(yaml), f)
 	if err != nil {
@@ -303,29 +336,6 @@ service: {pipelines: {logs: {receivers: [src], exporters: [sink]}, traces: {rece
 	}
 	if _, ok := w.receivers["src"][batch.Metrics]; ok {
 		t.Error("receiver got a consumer for a signal no pipeline uses")
-	}
-}
-
-func TestTopoSortFindsCycles(t *testing.T) {
-	a, b, c, d := &node{name: "a"}, &node{name: "b"}, &node{name: "c"}, &node{name: "d"}
-	a.edges = []*node{b}
-	b.edges = []*node{c}
-	c.edges = []*node{b}
-	_, err := topoSort([]*node{a, b, c, d})
-	if err == nil || !strings.Contains(err.Error(), "cycle through: b, c") {
-		t.Fatalf("want a cycle through b and c, got %v", err)
-	}
-	c.edges = []*node{d}
-	order, err := topoSort([]*node{d, c, b, a})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, n := range order {
-		names = append(names, n.name)
-	}
-	if strings.Join(names, "") != "abcd" {
-		t.Fatalf("order %v", names)
 	}
 }
 

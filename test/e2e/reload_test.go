@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,8 +44,8 @@ const reloadVigil = alertingHead + `  store: {path: %[4]s/store, retention: 1h}
 // TestReloadRulesAndRoutes: the rules and the in-agent Alertmanager's routes are reloaded by
 // POST /-/reload and by SIGHUP. A rule that did not change keeps its state (the pending alert
 // keeps its activeAt), an added rule is evaluated, and the new route sends the firing alert to
-// its new receiver. A broken rule file is refused with a 500 that names it, the running rules
-// stay, and vigil_alerting_last_reload_successful says so until a good reload.
+// its new receiver. A broken rule file is refused with a 400 that names it, the running rules
+// stay, and vigil_config_last_reload_successful says so until a good reload.
 func TestReloadRulesAndRoutes(t *testing.T) {
 	dir := t.TempDir()
 	rec := &recorder{}
@@ -124,14 +125,15 @@ func TestReloadRulesAndRoutes(t *testing.T) {
 		t.Errorf("an unchanged rule lost its state in the reload: %+v, had %+v", got, pending)
 	}
 
-	// A broken rule file: refused, said why, and the running rules stay.
+	// A broken rule file: the config does not load (its rule files are checked as at start),
+	// so the reload is refused with a 400 that names the file, and the running rules stay.
 	write(rules, reloadRules+"      - alert: Broken\n        expr: sum(rate(\n")
 	code, body := reload()
-	if code != http.StatusInternalServerError || !strings.Contains(body, "flag.rules.yaml") {
-		t.Errorf("POST /-/reload with a broken file: %d %q, want 500 naming the file", code, body)
+	if code != http.StatusBadRequest || !strings.Contains(body, "flag.rules.yaml") {
+		t.Errorf("POST /-/reload with a broken file: %d %q, want 400 naming the file", code, body)
 	}
-	if got := metricValues(t, tel, "vigil_alerting_last_reload_successful"); got != 0 {
-		t.Errorf("vigil_alerting_last_reload_successful %v after a failed reload", got)
+	if got := metricValues(t, tel, "vigil_config_last_reload_successful"); got != 0 {
+		t.Errorf("vigil_config_last_reload_successful %v after a failed reload", got)
 	}
 	time.Sleep(2 * time.Second)
 	if a := alertState(); a["Added"].State == "" || !a["FlagLongPending"].ActiveAt.Equal(pending.ActiveAt) {
@@ -150,6 +152,9 @@ func TestReloadRulesAndRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 15*time.Second, func() error {
+		if got := metricValues(t, tel, "vigil_config_last_reload_successful"); got != 1 {
+			return fmt.Errorf("vigil_config_last_reload_successful %v after SIGHUP", got)
+		}
 		if got := metricValues(t, tel, "vigil_alerting_last_reload_successful"); got != 1 {
 			return fmt.Errorf("vigil_alerting_last_reload_successful %v after SIGHUP", got)
 		}
@@ -169,5 +174,108 @@ func TestReloadRulesAndRoutes(t *testing.T) {
 		if strings.Contains(line, `"level":"ERROR"`) && !strings.Contains(line, "reload failed") {
 			t.Errorf("vigil logged an error: %s", line)
 		}
+	}
+}
+
+const watchedConfig = `receivers:
+  otlp: {protocols: {http: {endpoint: %q}}}
+exporters:
+%s
+service:
+  pipelines:
+    traces: {receivers: [otlp], exporters: [%s]}
+  telemetry:
+    metrics: {address: %q}
+`
+
+// TestReloadWatchedFile: with --watch-config, an edited config file is applied without a signal:
+// an exporter is added while the receiver keeps its listener (the same keep-alive connection
+// carries requests before and after), and a broken edit is refused, counted, and changes nothing.
+func TestReloadWatchedFile(t *testing.T) {
+	dir := t.TempDir()
+	httpAddr, tel := freeAddr(t), freeAddr(t)
+	one, two := filepath.Join(dir, "one.json"), filepath.Join(dir, "two.json")
+	path := filepath.Join(dir, "vigil.yaml")
+	write := func(exporters, names string) {
+		t.Helper()
+		text := fmt.Sprintf(watchedConfig, httpAddr, exporters, names, tel)
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fileExp := func(name, p string) string {
+		return fmt.Sprintf("  file/%s: {path: %q, flush_interval: 100ms}\n", name, p)
+	}
+	write(fileExp("one", one), "file/one")
+	v := &vigil{process: startProcess(t, "vigil", binary(t, "VIGIL_BIN"), "run", "--config", path, "--watch-config", "200ms"), telemetry: tel}
+	waitHTTP(t, v.process, "http://"+tel+"/readyz", 30*time.Second)
+
+	conns := 0
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	defer client.CloseIdleConnections()
+	send := func(run string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, "http://"+httpAddr+"/v1/traces", strings.NewReader(string(tracesRequest(t, 5, run, true))))
+		req.Header.Set("Content-Type", "application/json")
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+			if !i.Reused {
+				conns++
+			}
+		}}
+		resp, err := client.Do(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST /v1/traces: %d", resp.StatusCode)
+		}
+	}
+	fileHas := func(p, run string) error {
+		b, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(string(b), run) {
+			return fmt.Errorf("%s lacks run %s", p, run)
+		}
+		return nil
+	}
+	send("before")
+	eventually(t, 10*time.Second, func() error { return fileHas(one, "before") })
+
+	write(fileExp("one", one)+fileExp("two", two), "file/one, file/two")
+	eventually(t, 10*time.Second, func() error {
+		if metricValues(t, tel, "vigil_config_reloads_total") < 1 {
+			return fmt.Errorf("no reload after the file changed")
+		}
+		return nil
+	})
+	send("after")
+	eventually(t, 10*time.Second, func() error {
+		if err := fileHas(two, "after"); err != nil {
+			return err
+		}
+		return fileHas(one, "after")
+	})
+	if conns != 1 {
+		t.Errorf("%d connections for requests before and after the reload, want 1 (the unchanged receiver kept it)", conns)
+	}
+	if !strings.Contains(v.output(), `"changes":"[exporter file/two: added]"`) {
+		t.Errorf("the reload did not log what it changed:\n%s", v.output())
+	}
+
+	// A broken edit: refused, counted, the running graph stays.
+	if err := os.WriteFile(path, []byte("receivers: {otlp: {protocols: {http: {endpoint: [}}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if metricValues(t, tel, "vigil_config_last_reload_successful") != 0 {
+			return fmt.Errorf("the broken edit is not reported as a failed reload")
+		}
+		return nil
+	})
+	send("broken")
+	eventually(t, 10*time.Second, func() error { return fileHas(two, "broken") })
+	if code := v.stop(30 * time.Second); code != 0 {
+		t.Errorf("vigil exited %d after SIGTERM", code)
 	}
 }

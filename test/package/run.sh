@@ -59,7 +59,7 @@ dpkg -s vigil | grep -q '^Depends: passwd' || fail "the .deb does not depend on 
 
 # The unit: runs as vigil, with the config installed and the hardening set.
 unit=/usr/lib/systemd/system/vigil.service
-for want in 'User=vigil' 'ExecStart=/usr/bin/vigil run --config /etc/vigil/config.yaml' 'StateDirectory=vigil' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'CapabilityBoundingSet='; do
+for want in 'User=vigil' 'ExecStart=/usr/bin/vigil run --config /etc/vigil/config.yaml' 'StateDirectory=vigil' 'ExecReload=/bin/kill -HUP $MAINPID' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'CapabilityBoundingSet='; do
   grep -qxF "$want" "$unit" || fail "$unit lacks $want"
 done
 if command -v systemd-analyze >/dev/null; then
