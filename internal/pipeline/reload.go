@@ -87,9 +87,7 @@ func (g *Graph) prepare(cfg, base *config.Config) (*plan, error) {
 			continue
 		}
 		if running {
-			// Its successor registers the same metric names: take the old ones away first.
-			cur.reg.withdraw()
-			p.withdrawn = append(p.withdrawn, cur.reg)
+			p.withdraw(cur.reg)
 		}
 		n, err := g.newExporter(cfg, id)
 		if err != nil {
@@ -113,11 +111,9 @@ func (g *Graph) prepare(cfg, base *config.Config) (*plan, error) {
 		}
 		if running {
 			for _, n := range cur.procs {
-				n.reg.withdraw()
-				p.withdrawn = append(p.withdrawn, n.reg)
+				p.withdraw(n.reg)
 			}
-			cur.reg.withdraw()
-			p.withdrawn = append(p.withdrawn, cur.reg)
+			p.withdraw(cur.reg)
 		}
 		pn, err := g.newPipeline(cfg, pid, p.exps)
 		if err != nil {
@@ -125,7 +121,7 @@ func (g *Graph) prepare(cfg, base *config.Config) (*plan, error) {
 		}
 		p.pipes[pid] = pn
 		p.newPipe = append(p.newPipe, pid)
-		p.changes = append(p.changes, Change{"pipeline " + pid.String(), map[bool]string{true: "replaced", false: "added"}[running]})
+		p.changes = append(p.changes, Change{"pipeline " + pid.String(), action(running)})
 	}
 	for _, id := range usedIDs(cfg, receiversOf) {
 		cur, running := g.receivers[id]
@@ -135,8 +131,7 @@ func (g *Graph) prepare(cfg, base *config.Config) (*plan, error) {
 			continue
 		}
 		if running {
-			cur.reg.withdraw()
-			p.withdrawn = append(p.withdrawn, cur.reg)
+			p.withdraw(cur.reg)
 		}
 		n, err := g.newReceiver(cfg, id, p.pipes)
 		if err != nil {
@@ -144,7 +139,7 @@ func (g *Graph) prepare(cfg, base *config.Config) (*plan, error) {
 		}
 		p.rcvs[id] = n
 		p.newRcv = append(p.newRcv, id)
-		p.changes = append(p.changes, Change{n.name, map[bool]string{true: "replaced", false: "added"}[running]})
+		p.changes = append(p.changes, Change{n.name, action(running)})
 	}
 	for _, id := range sortedKeys(g.receivers) {
 		if _, ok := p.rcvs[id]; !ok {
@@ -162,6 +157,20 @@ func (g *Graph) prepare(cfg, base *config.Config) (*plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// withdraw takes a replaced component's metrics away before its successor registers the same
+// names; rollback gives them back.
+func (p *plan) withdraw(r *tracker) {
+	r.withdraw()
+	p.withdrawn = append(p.withdrawn, r)
+}
+
+func action(replacing bool) string {
+	if replacing {
+		return "replaced"
+	}
+	return "added"
 }
 
 // samePipeline: the same processors, in the same order, with equal configs, and the same
