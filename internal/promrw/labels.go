@@ -264,11 +264,28 @@ func ValidMetricName(b []byte) bool { return validName(b, cMetricFirst, cMetric)
 type labelChecker struct {
 	n       int
 	hasName bool
+	lim     Limits
 }
+
+// Limits bound what one series may carry, on top of the protocol's rules; zero fields do not
+// limit. A series over a limit fails the scan with an error that wraps ErrLimit.
+type Limits struct {
+	Labels      int // labels per series, __name__ included
+	NameLength  int // bytes of a label name
+	ValueLength int // bytes of a label value
+}
+
+// ErrLimit marks a series refused for being over one of the Limits.
+var ErrLimit = errors.New("remote-write series over a limit")
 
 // check checks one label; prev is the name of the label before it in the series (nil for the
 // first).
 func (c *labelChecker) check(prev, name, value []byte) error {
+	if c.lim != (Limits{}) {
+		if err := c.lim.check(c.n, name, value); err != nil {
+			return err
+		}
+	}
 	if !ValidLabelName(name) {
 		return fmt.Errorf("invalid label name %q", name)
 	}
@@ -292,6 +309,24 @@ func (c *labelChecker) check(prev, name, value []byte) error {
 		return fmt.Errorf("label %q value is not valid UTF-8", name)
 	}
 	c.n++
+	return nil
+}
+
+// limitError is a series over a limit; it is ErrLimit for errors.Is.
+type limitError string
+
+func (e limitError) Error() string        { return string(e) }
+func (e limitError) Is(target error) bool { return target == ErrLimit }
+
+func (l Limits) check(n int, name, value []byte) error {
+	switch {
+	case l.Labels > 0 && n >= l.Labels:
+		return limitError(fmt.Sprintf("more than %d labels (max_labels_per_series)", l.Labels))
+	case l.NameLength > 0 && len(name) > l.NameLength:
+		return limitError(fmt.Sprintf("label name of %d bytes (%.64q…), over %d (max_label_name_length)", len(name), name, l.NameLength))
+	case l.ValueLength > 0 && len(value) > l.ValueLength:
+		return limitError(fmt.Sprintf("label %.64q has a value of %d bytes, over %d (max_label_value_length)", name, len(value), l.ValueLength))
+	}
 	return nil
 }
 

@@ -70,6 +70,8 @@ type Scanner struct {
 	// report a malformed label or an out-of-range ref through Err. Use it for data Vigil produced
 	// or already validated; never for a client's body.
 	Trusted bool
+	// Limits, when set, bound each series (validating scans only).
+	Limits Limits
 
 	syms [][]byte
 }
@@ -114,7 +116,7 @@ func (sc *Scanner) ScanV1(b []byte, fn func(s SeriesV1) error) error {
 				return fmt.Errorf("%w: series %d at byte %d: %v", ErrMalformed, idx, start, wireTypeError("timeseries", typ))
 			}
 			s := SeriesV1{Start: start, End: off, Raw: v}
-			if err := scanSeriesV1(&s, !sc.Trusted); err != nil {
+			if err := scanSeriesV1(&s, !sc.Trusted, sc.Limits); err != nil {
 				return seriesError(idx, start, metricName(s.Labels()), err)
 			}
 			if fn != nil {
@@ -144,17 +146,21 @@ func (sc *Scanner) ScanV1(b []byte, fn func(s SeriesV1) error) error {
 }
 
 func seriesError(idx, off int, name []byte, err error) error {
-	if len(name) > 0 {
-		return fmt.Errorf("%w: series %d (%.200q) at byte %d: %v", ErrMalformed, idx, name, off, err)
+	kind := ErrMalformed
+	if _, ok := err.(limitError); ok {
+		kind = ErrLimit
 	}
-	return fmt.Errorf("%w: series %d at byte %d: %v", ErrMalformed, idx, off, err)
+	if len(name) > 0 {
+		return fmt.Errorf("%w: series %d (%.200q) at byte %d: %v", kind, idx, name, off, err)
+	}
+	return fmt.Errorf("%w: series %d at byte %d: %v", kind, idx, off, err)
 }
 
 // scanSeriesV1 counts the parts of a TimeSeries and, when validate is set, checks them.
-func scanSeriesV1(s *SeriesV1, validate bool) error {
+func scanSeriesV1(s *SeriesV1, validate bool, lim Limits) error {
 	b := s.Raw
 	var (
-		lc   labelChecker
+		lc   = labelChecker{lim: lim}
 		prev []byte // the last label's name
 	)
 	p := parts{validate: validate, lastTs: math.MinInt64}

@@ -162,7 +162,7 @@ func (sc *Scanner) ScanV2(b []byte, fn func(s SeriesV2) error) error {
 			continue
 		}
 		s := SeriesV2{Start: start, End: off, Raw: v, syms: syms}
-		if err := scanSeriesV2(&s, !sc.Trusted); err != nil {
+		if err := scanSeriesV2(&s, !sc.Trusted, sc.Limits); err != nil {
 			return seriesError(idx, start, metricName(s.Labels()), err)
 		}
 		if fn != nil {
@@ -175,7 +175,7 @@ func (sc *Scanner) ScanV2(b []byte, fn func(s SeriesV2) error) error {
 	return nil
 }
 
-func scanSeriesV2(s *SeriesV2, validate bool) error {
+func scanSeriesV2(s *SeriesV2, validate bool, lim Limits) error {
 	b := s.Raw
 	p := parts{validate: validate, lastTs: math.MinInt64}
 	for len(b) > 0 {
@@ -220,7 +220,7 @@ func scanSeriesV2(s *SeriesV2, validate bool) error {
 		return errors.New("series has both samples and histograms")
 	}
 	var (
-		lc   labelChecker
+		lc   = labelChecker{lim: lim}
 		prev []byte
 	)
 	it := s.Labels()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/vigilhq/vigil/internal/promrw"
 	"github.com/vigilhq/vigil/internal/server"
 )
 
@@ -28,6 +29,25 @@ type Config struct {
 	MaxDecompressedBodySize int `yaml:"max_decompressed_body_size"`
 	// MaxSeriesPerRequest refuses (400) requests with more series; 0 means no limit.
 	MaxSeriesPerRequest int `yaml:"max_series_per_request"`
+	// MaxLabelsPerSeries, MaxLabelNameLength and MaxLabelValueLength refuse (400) a request with
+	// a series over them; 0 means no limit.
+	MaxLabelsPerSeries  int `yaml:"max_labels_per_series"`
+	MaxLabelNameLength  int `yaml:"max_label_name_length"`
+	MaxLabelValueLength int `yaml:"max_label_value_length"`
+}
+
+// Default limits per series: generous next to what backends accept (Mimir's defaults are 30
+// labels, 1024-byte names and 2048-byte values), so that they stop abuse without refusing what
+// a backend would take.
+const (
+	DefaultMaxLabelsPerSeries  = 128
+	DefaultMaxLabelNameLength  = 1024
+	DefaultMaxLabelValueLength = 16 << 10
+)
+
+// limits is the scanner's form of the per-series limits.
+func (c *Config) limits() promrw.Limits {
+	return promrw.Limits{Labels: c.MaxLabelsPerSeries, NameLength: c.MaxLabelNameLength, ValueLength: c.MaxLabelValueLength}
 }
 
 // NewConfig returns the defaults.
@@ -36,6 +56,9 @@ func NewConfig() *Config {
 		HTTP:                    server.NewHTTP(DefaultEndpoint),
 		Path:                    DefaultPath,
 		MaxDecompressedBodySize: DefaultMaxDecompressedBodySize,
+		MaxLabelsPerSeries:      DefaultMaxLabelsPerSeries,
+		MaxLabelNameLength:      DefaultMaxLabelNameLength,
+		MaxLabelValueLength:     DefaultMaxLabelValueLength,
 	}
 }
 
@@ -55,8 +78,14 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("max_in_flight_bytes: must be at least %d (max_request_body_size plus max_decompressed_body_size, plus a third of that for the Go runtime's overhead), so that the largest request fits, got %d",
 			need, c.HTTP.MaxInFlightBytes))
 	}
-	if c.MaxSeriesPerRequest < 0 {
-		errs = append(errs, fmt.Errorf("max_series_per_request: must be >= 0 (0: no limit), got %d", c.MaxSeriesPerRequest))
+	for _, l := range []struct {
+		key string
+		v   int
+	}{{"max_series_per_request", c.MaxSeriesPerRequest}, {"max_labels_per_series", c.MaxLabelsPerSeries},
+		{"max_label_name_length", c.MaxLabelNameLength}, {"max_label_value_length", c.MaxLabelValueLength}} {
+		if l.v < 0 {
+			errs = append(errs, fmt.Errorf("%s: must be >= 0 (0: no limit), got %d", l.key, l.v))
+		}
 	}
 	return errors.Join(errs...)
 }

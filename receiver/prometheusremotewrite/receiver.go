@@ -42,6 +42,7 @@ const (
 	reasonUnsupportedMedia = "unsupported_media_type"
 	reasonMethod           = "method_not_allowed"
 	reasonTooManySeries    = "too_many_series"
+	reasonLimit            = "over_limit"
 	reasonInFlight         = server.ReasonInFlightLimit
 )
 
@@ -81,7 +82,7 @@ func newReceiver(set component.Settings, cfg *Config, next map[batch.Signal]comp
 	if err != nil {
 		return nil, fmt.Errorf("receiver %s: %w", set.ID, err)
 	}
-	for _, reason := range []string{reasonMalformed, reasonTooLarge, reasonUnauthenticated, reasonUnsupportedMedia, reasonMethod, reasonTooManySeries, reasonInFlight} {
+	for _, reason := range []string{reasonMalformed, reasonTooLarge, reasonUnauthenticated, reasonUnsupportedMedia, reasonMethod, reasonTooManySeries, reasonLimit, reasonInFlight} {
 		rej.WithLabelValues(reason)
 	}
 	r.rejected = rej
@@ -218,11 +219,15 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		counts promrw.Counts
 	)
 	if ver == v1 {
-		b, counts, err = fromV1(body)
+		b, counts, err = fromV1(body, r.cfg.limits())
 	} else {
-		b, counts, err = fromV2(body)
+		b, counts, err = fromV2(body, r.cfg.limits())
 	}
 	handOff()
+	if errors.Is(err, promrw.ErrLimit) {
+		r.reject(w, reasonLimit, http.StatusBadRequest, err.Error())
+		return
+	}
 	if err != nil {
 		r.set.Logger.Debug("malformed remote-write request", "error", err)
 		r.reject(w, reasonMalformed, http.StatusBadRequest, err.Error())
@@ -251,9 +256,10 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 // fromV1 validates and counts a 1.0 body, which becomes the batch as it is.
-func fromV1(body []byte) (*batch.Batch, promrw.Counts, error) {
+func fromV1(body []byte, lim promrw.Limits) (*batch.Batch, promrw.Counts, error) {
 	var c promrw.Counts
-	err := promrw.ScanV1(body, func(s promrw.SeriesV1) error {
+	sc := promrw.Scanner{Limits: lim}
+	err := sc.ScanV1(body, func(s promrw.SeriesV1) error {
 		c.Series++
 		c.Samples += s.Samples
 		c.Histograms += s.Histograms
@@ -268,12 +274,12 @@ func fromV1(body []byte) (*batch.Batch, promrw.Counts, error) {
 
 // fromV2 validates a 2.0 body and rewrites it as 1.0 series (symbols resolved), the form every
 // batch of remote write takes inside Vigil.
-func fromV2(body []byte) (*batch.Batch, promrw.Counts, error) {
+func fromV2(body []byte, lim promrw.Limits) (*batch.Batch, promrw.Counts, error) {
 	var (
 		c        promrw.Counts
 		meta     []byte
 		families map[string]struct{}
-		sc       promrw.Scanner // validating: one pass checks, counts and converts
+		sc       = promrw.Scanner{Limits: lim} // validating: one pass checks, counts and converts
 	)
 	out := make([]byte, 0, len(body)+len(body)/2)
 	if err := sc.ScanV2(body, func(s promrw.SeriesV2) error {

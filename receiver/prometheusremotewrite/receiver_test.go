@@ -2,6 +2,7 @@ package prometheusremotewrite
 
 import (
 	"bytes"
+	"fmt"
 	"context"
 	"errors"
 	"math"
@@ -221,6 +222,35 @@ func TestBadRequests(t *testing.T) {
 	f("samples out of order", request{body: v1Body(t, series("up", nil, prompb.Sample{Value: 1, Timestamp: 2}, prompb.Sample{Value: 1, Timestamp: 1}))}, nil, 400, "older than the previous sample", reasonMalformed)
 	f("decompressed too large", request{body: bytes.Repeat(good, 100)}, func(c *Config) { c.MaxDecompressedBodySize = 100 }, 413, "", reasonTooLarge)
 	f("too many series", request{body: v1Body(t, series("a", nil), series("b", nil), series("c", nil))}, func(c *Config) { c.MaxSeriesPerRequest = 2 }, 400, "3 series, over the limit of 2", reasonTooManySeries)
+	// The per-series limits, at their defaults.
+	var many []string
+	for i := range DefaultMaxLabelsPerSeries {
+		many = append(many, fmt.Sprintf("l%03d", i), "v")
+	}
+	f("too many labels", request{body: v1Body(t, series("up", many, prompb.Sample{Value: 1, Timestamp: 1}))}, nil, 400,
+		`series 0 ("up") at byte 0: more than 128 labels (max_labels_per_series)`, reasonLimit)
+	f("long label name", request{body: v1Body(t, series("up", []string{strings.Repeat("n", DefaultMaxLabelNameLength+1), "v"}, prompb.Sample{Value: 1, Timestamp: 1}))}, nil, 400,
+		"label name of 1025 bytes", reasonLimit)
+	f("long label value", request{body: v1Body(t, series("up", []string{"path", strings.Repeat("/x", DefaultMaxLabelValueLength)}, prompb.Sample{Value: 1, Timestamp: 1}))}, nil, 400,
+		`label "path" has a value of 32768 bytes, over 16384 (max_label_value_length)`, reasonLimit)
+	f("2.0 over a limit", request{contentType: "application/x-protobuf;proto=" + protoV2, body: v2Body(t)}, func(c *Config) { c.MaxLabelValueLength = 8 }, 400,
+		`label "__name__" has a value of 19 bytes, over 8 (max_label_value_length)`, reasonLimit)
+}
+
+// TestLimitsAtTheEdge: a series exactly at every limit passes; 0 turns a limit off.
+func TestLimitsAtTheEdge(t *testing.T) {
+	var many []string
+	for i := range DefaultMaxLabelsPerSeries - 2 { // with __name__ and the long label: 128
+		many = append(many, fmt.Sprintf("l%03d", i), "v")
+	}
+	many = append(many, "z"+strings.Repeat("n", DefaultMaxLabelNameLength-1), strings.Repeat("v", DefaultMaxLabelValueLength))
+	for _, mod := range []func(*Config){nil, func(c *Config) { c.MaxLabelsPerSeries, c.MaxLabelNameLength, c.MaxLabelValueLength = 0, 0, 0 }} {
+		sink := &componenttest.Sink{}
+		r := newTestReceiver(t, mod, sink)
+		if w := r.do(request{body: v1Body(t, series("up", many, prompb.Sample{Value: 1, Timestamp: 1}))}); w.Code != http.StatusNoContent || sink.Items() != 1 {
+			t.Fatalf("a series at the limits: %d %s", w.Code, w.Body)
+		}
+	}
 }
 
 func TestNaNAndInfAreData(t *testing.T) {
