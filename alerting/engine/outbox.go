@@ -37,6 +37,9 @@ type outbox struct {
 	pending prometheus.GaugeFunc
 	// By receiver and integration (e.g. "pager", "pagerduty").
 	replayed, delivered, given, superseded *prometheus.CounterVec
+	// attempts counts every attempt of a notification, at run time and replayed, by its
+	// outcome: sent, retried (failed, to be tried again), dropped (refused for good).
+	attempts *prometheus.CounterVec
 }
 
 type outboxEntry struct {
@@ -83,8 +86,12 @@ func newOutbox(dir string, logger *slog.Logger, reg prometheus.Registerer) (*out
 		Name: "vigil_alerting_outbox_superseded_total",
 		Help: "Notifications left in the outbox whose alerts were all still firing at start-up: not replayed, as the restored alerts page again through the pipeline.",
 	}, outboxLabels)
+	o.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_alerting_notification_attempts_total",
+		Help: "Attempts to deliver a notification, per receiver and integration, by result: sent, retried (failed and tried again later: timeout, 5xx, connection refused), dropped (refused for good, such as a 4xx).",
+	}, append(outboxLabels, "result"))
 	if reg != nil {
-		if err := registerAll(reg, o.pending, o.replayed, o.delivered, o.given, o.superseded); err != nil {
+		if err := registerAll(reg, o.pending, o.replayed, o.delivered, o.given, o.superseded, o.attempts); err != nil {
 			return nil, err
 		}
 	}
@@ -185,10 +192,24 @@ func (n *outboxNotifier) Notify(ctx context.Context, alerts ...*alert.Alert) not
 		n.o.logger.Error("outbox: cannot write a notification to disk; sending it without", "integration", n.key, "error", err)
 	}
 	v := n.in.Notify(ctx, alerts...)
+	n.o.attempted(e, v)
 	if v.Err() == nil || !v.ShouldRetry() {
 		n.o.remove(path)
 	}
 	return v
+}
+
+// attempted counts one attempt of the entry's notification by its verdict.
+func (o *outbox) attempted(e outboxEntry, v notify.NotifyVerdict) {
+	result := "sent"
+	switch {
+	case v.Err() == nil:
+	case v.ShouldRetry():
+		result = "retried"
+	default:
+		result = "dropped"
+	}
+	o.attempts.WithLabelValues(e.Receiver, integrationName(e), result).Inc()
 }
 
 // replay sends what the outbox holds through the integrations of the running configuration,
@@ -245,6 +266,7 @@ func (o *outbox) resend(path string, e outboxEntry, in notify.Integration, alert
 		ctx = notify.WithNotificationReason(ctx, notify.NotifyReason(e.Reason))
 		v := in.Notify(ctx, alerts...)
 		cancel()
+		o.attempted(e, v)
 		switch {
 		case v.Err() == nil:
 			o.count(o.delivered, e)
@@ -269,11 +291,15 @@ func (o *outbox) resend(path string, e outboxEntry, in notify.Integration, alert
 
 // count adds one to c for the entry's receiver and integration.
 func (o *outbox) count(c *prometheus.CounterVec, e outboxEntry) {
-	name := e.Integration
+	c.WithLabelValues(e.Receiver, integrationName(e)).Inc()
+}
+
+// integrationName is the integration's type (webhook, slack, …) from its outbox key.
+func integrationName(e outboxEntry) string {
 	if parts := strings.Split(e.Integration, "/"); len(parts) == 3 {
-		name = parts[1]
+		return parts[1]
 	}
-	c.WithLabelValues(e.Receiver, name).Inc()
+	return e.Integration
 }
 
 // stillFiring reports whether every alert of the entry is firing and not yet past its EndsAt

@@ -92,4 +92,11 @@ func TestOutbox(t *testing.T) {
 	if len(o.files()) != 0 || testutil.ToFloat64(o.given) != 1 {
 		t.Errorf("unknown integration: %d files, %v dropped; want 0 and 1", len(o.files()), testutil.ToFloat64(o.given))
 	}
+	// Every attempt counted per receiver by its result: four retryable failures at run
+	// time, one refusal for good, one delivery by the replay.
+	for result, want := range map[string]float64{"retried": 4, "dropped": 1, "sent": 1} {
+		if got := testutil.ToFloat64(o.attempts.WithLabelValues("hook", "webhook", result)); got != want {
+			t.Errorf("attempts{receiver_name=hook,integration=webhook,result=%s} = %v, want %v", result, got, want)
+		}
+	}
 }

@@ -73,10 +73,11 @@ func (m *metrics) unregister(reg prometheus.Registerer) {
 // queueCollector reads the queue's Stats once per scrape for all the queue gauges.
 type queueCollector struct {
 	q          queue.Queue
+	sizer      queue.Sizer
 	persistent bool
 
-	size, items, bytes, capacity, capacityBytes, oldest *prometheus.Desc
-	segments, walBytes, corruptions                     *prometheus.Desc
+	size, items, bytes, capacity, capacityBytes, oldest, fillRatio *prometheus.Desc
+	segments, walBytes, corruptions                                *prometheus.Desc
 }
 
 func newQueueCollector(q queue.Queue, sizer queue.Sizer, persistent bool) *queueCollector {
@@ -85,12 +86,14 @@ func newQueueCollector(q queue.Queue, sizer queue.Sizer, persistent bool) *queue
 	}
 	return &queueCollector{
 		q:          q,
+		sizer:      sizer,
 		persistent: persistent,
 		size:       d("vigil_exporter_queue_size", "Batches in the sending queue, waiting or being sent.", nil),
 		items:      d("vigil_exporter_queue_items", "Items (spans, data points, log records) in the sending queue.", nil),
 		bytes:      d("vigil_exporter_queue_bytes", "Encoded bytes held by the sending queue (persistent: on disk).", nil),
 		capacity: d("vigil_exporter_queue_capacity", "Capacity of the sending queue, in the unit of its sizer label.",
 			prometheus.Labels{"sizer": string(sizer)}),
+		fillRatio:     d("vigil_exporter_queue_fill_ratio", "How full the sending queue is, 0 to 1: what it holds in the unit of its sizer over its capacity, or its bytes over the byte cap if that is fuller.", nil),
 		capacityBytes: d("vigil_exporter_queue_capacity_bytes", "Byte cap of the persistent queue (max_size_mib); 0: none.", nil),
 		oldest:        d("vigil_exporter_queue_oldest_item_age_seconds", "Age of the oldest batch in the sending queue; 0 when empty.", nil),
 		segments:      d("vigil_exporter_wal_segments", "Segment files of the persistent queue's write-ahead log.", nil),
@@ -104,6 +107,7 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.items
 	ch <- c.bytes
 	ch <- c.capacity
+	ch <- c.fillRatio
 	ch <- c.oldest
 	if c.persistent {
 		ch <- c.capacityBytes
@@ -120,6 +124,7 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	g(c.items, float64(st.Items))
 	g(c.bytes, float64(st.Bytes))
 	g(c.capacity, float64(st.Capacity))
+	g(c.fillRatio, fill(st, c.sizer))
 	age := 0.0
 	if !st.Oldest.IsZero() {
 		age = max(time.Since(st.Oldest).Seconds(), 0)

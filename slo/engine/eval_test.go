@@ -25,7 +25,13 @@ type sim struct {
 
 func newSim(t *testing.T, objective float64, o Options) *sim {
 	t.Helper()
-	s := &spec.SLO{ID: "svc-api", Service: "svc", Name: "api", Objective: objective,
+	return newSimOver(t, objective, 0, o)
+}
+
+// newSimOver is newSim for an SLO window of period (0: the default 30 days).
+func newSimOver(t *testing.T, objective float64, period time.Duration, o Options) *sim {
+	t.Helper()
+	s := &spec.SLO{ID: "svc-api", Service: "svc", Name: "api", Objective: objective, Window: period,
 		SLI: spec.SLI{Spans: &spec.Spans{Service: "svc"}}, Alerting: spec.Alerting{Name: "APIBudgetBurn"}}
 	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	slo, err := NewSLO(s, o, start)
@@ -142,6 +148,42 @@ func TestTwiceBurnTicketsAfter36Hours(t *testing.T) {
 		}
 	}
 	t.Error("no ticket within 40 hours")
+}
+
+// TestPyrraPolicyHoldsFor: Pyrra's windows for a 99.9% objective over 28 days page when the
+// burn is over 14× on 1h and 5m for 2 minutes. 100% errors cross both at once, so the alert
+// is pending after the first minute and fires two minutes later. 2% errors (20×) put the 1h
+// window over 1.4% when 20·k of 60 000 events exceed 840, after 43 minutes; it fires 2
+// minutes after that. Google's policy has no wait: the sim with it pages after 1 minute.
+func TestPyrraPolicyHoldsFor(t *testing.T) {
+	const period = 28 * 24 * time.Hour
+	o := defaults()
+	o.Policy = "pyrra"
+
+	s := newSimOver(t, 99.9, period, o)
+	s.clean(3 * 24 * 60)
+	active, _ := s.minute(perMinute, perMinute)
+	pending := false
+	for _, a := range active {
+		if a.Labels["window"] == "1h" {
+			pending = a.State == Pending
+		}
+	}
+	if !pending {
+		t.Fatalf("after the first minute of a total outage the 1h page is not pending: %+v", active)
+	}
+	m, _ := s.until(1, "page", "1h", 10)
+	within(t, "the 1h page (after the pending minute)", m, 2, 0)
+
+	s = newSimOver(t, 99.9, period, o)
+	s.clean(3 * 24 * 60)
+	m, _ = s.until(0.02, "page", "1h", 120)
+	within(t, "the 1h page at 2% errors", m, 45, 1)
+
+	g := newSimOver(t, 99.9, period, defaults())
+	g.clean(3 * 24 * 60)
+	m, _ = g.until(1, "page", "1h", 5)
+	within(t, "Google's 1h page", m, 1, 0)
 }
 
 // TestLowTrafficDoesNotPage: one event a minute for three days, and then one error. Without a
