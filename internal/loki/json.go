@@ -39,8 +39,8 @@ func DecodeJSON(b []byte, lim Limits) ([]Stream, error) {
 			return nil, fmt.Errorf("%w: streams[%d] has no labels", ErrMalformed, i)
 		}
 		slices.SortFunc(s.Labels, func(a, b Label) int { return strings.Compare(a.Name, b.Name) })
-		if lim.MaxLabels > 0 && len(s.Labels) > lim.MaxLabels {
-			return nil, fmt.Errorf("%w: streams[%d] has %d labels, the limit is %d", ErrTooMany, i, len(s.Labels), lim.MaxLabels)
+		if err := lim.checkLabels(fmt.Sprintf("streams[%d]", i), s.Labels); err != nil {
+			return nil, err
 		}
 		for j, raw := range js.Values {
 			var tuple []json.RawMessage

@@ -239,9 +239,27 @@ func streamSize(key string, s Stream) int {
 
 // Limits bound what a decoded request may hold.
 type Limits struct {
-	MaxLineBytes      int // 0: no limit
-	MaxLabels         int // per stream; 0: no limit
-	MaxEntriesPerBody int // 0: no limit
+	MaxLineBytes        int // 0: no limit
+	MaxLabels           int // per stream; 0: no limit
+	MaxLabelNameLength  int // bytes; 0: no limit
+	MaxLabelValueLength int // bytes; 0: no limit
+	MaxEntriesPerBody   int // 0: no limit
+}
+
+// checkLabels holds a stream's labels (named by where in errors) to the limits.
+func (lim Limits) checkLabels(where string, ls []Label) error {
+	if lim.MaxLabels > 0 && len(ls) > lim.MaxLabels {
+		return fmt.Errorf("%w: %s has %d labels, the limit is %d", ErrTooMany, where, len(ls), lim.MaxLabels)
+	}
+	for _, l := range ls {
+		if lim.MaxLabelNameLength > 0 && len(l.Name) > lim.MaxLabelNameLength {
+			return fmt.Errorf("%w: %s: label name %q is %d bytes, the limit is %d", ErrTooMany, where, trunc(l.Name), len(l.Name), lim.MaxLabelNameLength)
+		}
+		if lim.MaxLabelValueLength > 0 && len(l.Value) > lim.MaxLabelValueLength {
+			return fmt.Errorf("%w: %s: the value of label %s is %d bytes, the limit is %d", ErrTooMany, where, trunc(l.Name), len(l.Value), lim.MaxLabelValueLength)
+		}
+	}
+	return nil
 }
 
 // DecodeProto reads an uncompressed protobuf PushRequest.
@@ -284,8 +302,8 @@ func DecodeProto(b []byte, lim Limits) ([]Stream, error) {
 		if s.Labels, err = ParseLabels(labels); err != nil {
 			return err
 		}
-		if lim.MaxLabels > 0 && len(s.Labels) > lim.MaxLabels {
-			return fmt.Errorf("%w: stream %s has %d labels, the limit is %d", ErrTooMany, trunc(labels), len(s.Labels), lim.MaxLabels)
+		if err := lim.checkLabels("stream "+trunc(labels), s.Labels); err != nil {
+			return err
 		}
 		out = append(out, s)
 		return nil

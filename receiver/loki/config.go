@@ -19,6 +19,10 @@ const (
 	DefaultMaxLineBytes = 256 << 10
 	// DefaultMaxLabels bounds the labels of a stream (Loki's max_label_names_per_series is 15).
 	DefaultMaxLabels = 30
+	// DefaultMaxLabelNameLength and DefaultMaxLabelValueLength are Loki's own defaults
+	// (max_label_name_length, max_label_value_length).
+	DefaultMaxLabelNameLength  = 1024
+	DefaultMaxLabelValueLength = 2048
 )
 
 // Config is the receiver's configuration.
@@ -30,12 +34,17 @@ type Config struct {
 	MaxLineBytes int `yaml:"max_line_bytes"`
 	// MaxLabels refuses (400) a request with a stream of more labels.
 	MaxLabels int `yaml:"max_labels"`
+	// MaxLabelNameLength and MaxLabelValueLength refuse (400) a request with a stream label
+	// whose name or value is longer, in bytes.
+	MaxLabelNameLength  int `yaml:"max_label_name_length"`
+	MaxLabelValueLength int `yaml:"max_label_value_length"`
 }
 
 // NewConfig returns the defaults.
 func NewConfig() *Config {
 	return &Config{HTTP: server.NewHTTP(DefaultEndpoint), MaxDecompressedBodySize: DefaultMaxDecompressedBodySize,
-		MaxLineBytes: DefaultMaxLineBytes, MaxLabels: DefaultMaxLabels}
+		MaxLineBytes: DefaultMaxLineBytes, MaxLabels: DefaultMaxLabels,
+		MaxLabelNameLength: DefaultMaxLabelNameLength, MaxLabelValueLength: DefaultMaxLabelValueLength}
 }
 
 // Validate checks the configuration.
@@ -47,8 +56,13 @@ func (c *Config) Validate() error {
 	if c.MaxLineBytes <= 0 {
 		errs = append(errs, fmt.Errorf("max_line_bytes: must be > 0, got %d", c.MaxLineBytes))
 	}
-	if c.MaxLabels <= 0 {
-		errs = append(errs, fmt.Errorf("max_labels: must be > 0, got %d", c.MaxLabels))
+	for _, f := range []struct {
+		key string
+		v   int
+	}{{"max_labels", c.MaxLabels}, {"max_label_name_length", c.MaxLabelNameLength}, {"max_label_value_length", c.MaxLabelValueLength}} {
+		if f.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be > 0, got %d", f.key, f.v))
+		}
 	}
 	if need := c.minInFlight(); c.HTTP.MaxInFlightBytes > 0 && c.HTTP.MaxInFlightBytes < need {
 		errs = append(errs, fmt.Errorf("max_in_flight_bytes: must be at least %d (max_request_body_size plus max_decompressed_body_size, plus a third of that for the Go runtime's overhead), got %d",

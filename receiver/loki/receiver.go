@@ -193,7 +193,8 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 		return
 	}
-	lim := loki.Limits{MaxLineBytes: r.cfg.MaxLineBytes, MaxLabels: r.cfg.MaxLabels}
+	lim := loki.Limits{MaxLineBytes: r.cfg.MaxLineBytes, MaxLabels: r.cfg.MaxLabels,
+		MaxLabelNameLength: r.cfg.MaxLabelNameLength, MaxLabelValueLength: r.cfg.MaxLabelValueLength}
 	var streams []loki.Stream
 	if isJSON {
 		streams, err = loki.DecodeJSON(body, lim)

@@ -149,6 +149,51 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
+// TestLabelLimits: a stream label's name and value may be as long as the limits and no
+// longer, in JSON and in protobuf; a refusal names the stream and the label.
+func TestLabelLimits(t *testing.T) {
+	jsonStream := func(name, value string) []byte {
+		return []byte(`{"streams":[{"stream":{"` + name + `":"` + value + `"},"values":[["1","x"]]}]}`)
+	}
+	protoStream := func(name, value string) []byte {
+		return snappy.Encode(nil, loki.AppendProto(nil, []loki.Stream{{Labels: []loki.Label{{Name: name, Value: value}},
+			Entries: []loki.Entry{{Timestamp: time.Unix(1, 0), Line: "x"}}}}))
+	}
+	n, v := strings.Repeat("n", 64), strings.Repeat("v", 128)
+	for _, tc := range []struct {
+		name       string
+		label, val string
+		code       int
+		want       string
+	}{
+		{"at the limits", n, v, http.StatusNoContent, ""},
+		{"name one byte over", n + "n", v, http.StatusBadRequest, "is 65 bytes, the limit is 64"},
+		{"value one byte over", n, v + "v", http.StatusBadRequest, "the value of label " + n + " is 129 bytes, the limit is 128"},
+	} {
+		for _, enc := range []struct {
+			name, ct string
+			body     func(string, string) []byte
+		}{{"json", "application/json", jsonStream}, {"protobuf", "application/x-protobuf", protoStream}} {
+			t.Run(tc.name+"/"+enc.name, func(t *testing.T) {
+				sink := &componenttest.Sink{}
+				r := newTestReceiver(t, sink, func(c *Config) { c.MaxLabelNameLength, c.MaxLabelValueLength = 64, 128 })
+				w := r.post(http.MethodPost, enc.ct, "", enc.body(tc.label, tc.val), nil)
+				if w.Code != tc.code || !strings.Contains(w.Body.String(), tc.want) {
+					t.Fatalf("%d %q, want %d with %q", w.Code, w.Body, tc.code, tc.want)
+				}
+				if got, want := len(sink.Batches()), map[bool]int{true: 1, false: 0}[tc.code == http.StatusNoContent]; got != want {
+					t.Errorf("%d batches reached the pipeline, want %d", got, want)
+				}
+			})
+		}
+	}
+	c := NewConfig()
+	c.MaxLabelValueLength = 0
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "max_label_value_length: must be > 0") {
+		t.Errorf("validate: %v", err)
+	}
+}
+
 func TestPipelineRefusal(t *testing.T) {
 	sink := &componenttest.Sink{Err: errBackpressure{}}
 	r := newTestReceiver(t, sink, nil)
