@@ -58,7 +58,12 @@ type Batch struct {
 // FromEncoded wraps a serialized Export…ServiceRequest. It scans the bytes to count items and to
 // reject malformed input before anything downstream sees it. b must not be modified afterwards.
 func FromEncoded(sig Signal, b []byte) (*Batch, error) {
-	n, err := Scan(sig, b)
+	return FromEncodedLimited(sig, b, Limits{})
+}
+
+// FromEncodedLimited is FromEncoded for a request from outside, held to lim (ScanLimited).
+func FromEncodedLimited(sig Signal, b []byte, lim Limits) (*Batch, error) {
+	n, err := ScanLimited(sig, b, lim)
 	if err != nil {
 		return nil, err
 	}

@@ -72,20 +72,26 @@ func BenchmarkConcatDecoded(b *testing.B) {
 	b.ReportMetric(float64(b.N*benchRequests*benchSpans)/b.Elapsed().Seconds(), "spans/s")
 }
 
-// BenchmarkScan measures the structural check every encoded request passes on arrival.
+// BenchmarkScan measures the structural check every encoded request passes on arrival, without
+// and with the receivers' attribute limit (its cost is the difference).
 func BenchmarkScan(b *testing.B) {
-	for _, s := range signals {
-		b.Run(s.sig.String(), func(b *testing.B) {
-			raw := s.encoded(b, 10, benchSpans/10, 0)
-			b.SetBytes(int64(len(raw)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := batch.Scan(s.sig, raw); err != nil {
-					b.Fatal(err)
+	for _, lim := range []struct {
+		name string
+		lim  batch.Limits
+	}{{"", batch.Limits{}}, {"/max_attributes", batch.Limits{MaxAttributes: 128}}} {
+		for _, s := range signals {
+			b.Run(s.sig.String()+lim.name, func(b *testing.B) {
+				raw := s.encoded(b, 10, benchSpans/10, 0)
+				b.SetBytes(int64(len(raw)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := batch.ScanLimited(s.sig, raw, lim.lim); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-			b.ReportMetric(float64(b.N*benchSpans)/b.Elapsed().Seconds(), "items/s")
-		})
+				b.ReportMetric(float64(b.N*benchSpans)/b.Elapsed().Seconds(), "items/s")
+			})
+		}
 	}
 }
 

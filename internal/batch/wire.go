@@ -41,14 +41,43 @@ type Resource struct {
 // Attribute values and the rest of the items' nested messages are checked by whichever
 // component decodes them.
 func Scan(sig Signal, b []byte) (int, error) {
+	return ScanLimited(sig, b, Limits{})
+}
+
+// ScanLimited is Scan that also holds every resource, scope and item to lim; a request over
+// a limit gets an error that wraps ErrLimit (not ErrMalformed).
+func ScanLimited(sig Signal, b []byte, lim Limits) (int, error) {
 	n := 0
-	err := ScanResources(sig, b, func(r Resource) { n += r.Items })
+	err := scanResources(sig, b, lim, func(r Resource) { n += r.Items })
 	return n, err
 }
+
+// Limits bound what a request from outside may hold; a zero field is no limit.
+type Limits struct {
+	// MaxAttributes bounds the attributes of each resource, scope, span, span event, link,
+	// log record, metric (its metadata), data point and exemplar.
+	MaxAttributes int
+}
+
+// ErrLimit is wrapped by the errors of a request over one of its Limits.
+var ErrLimit = errors.New("OTLP request over a limit")
+
+// limitError is an error over a limit: its message says which, and it is ErrLimit.
+type limitError struct{ max int }
+
+func (e *limitError) Error() string {
+	return fmt.Sprintf("more than %d attributes (max_attributes_per_item)", e.max)
+}
+
+func (e *limitError) Is(target error) bool { return target == ErrLimit }
 
 // ScanResources is Scan with a callback per resource entry, used to split encoded requests at
 // resource boundaries.
 func ScanResources(sig Signal, b []byte, fn func(Resource)) error {
+	return scanResources(sig, b, Limits{}, fn)
+}
+
+func scanResources(sig Signal, b []byte, lim Limits, fn func(Resource)) error {
 	off := 0
 	for res := 0; off < len(b); {
 		start := off
@@ -63,7 +92,10 @@ func ScanResources(sig Signal, b []byte, fn func(Resource)) error {
 		if typ != protowire.BytesType {
 			return fmt.Errorf("%w: resource entry at byte %d has wire type %d, want bytes", ErrMalformed, start, typ)
 		}
-		items, err := scanResource(sig, v)
+		items, err := scanResource(sig, v, lim.MaxAttributes)
+		if errors.Is(err, ErrLimit) {
+			return fmt.Errorf("resource %d: %w", res, err)
+		}
 		if err != nil {
 			return fmt.Errorf("%w: resource %d (at byte %d): %v", ErrMalformed, res, start, err)
 		}
@@ -75,9 +107,25 @@ func ScanResources(sig Signal, b []byte, fn func(Resource)) error {
 	return nil
 }
 
-func scanResource(sig Signal, b []byte) (int, error) {
+// Attribute fields of the messages above the items: Resource.attributes and
+// InstrumentationScope.attributes, inside field 1 of the resource and scope entries; and
+// Metric.metadata.
+const (
+	fieldResourceMsg   = 1
+	fieldResourceAttrs = 1
+	fieldScopeMsg      = 1
+	fieldScopeAttrs    = 3
+	fieldMetricMeta    = 12
+)
+
+func scanResource(sig Signal, b []byte, maxAttrs int) (int, error) {
 	total := 0
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
+		if num == fieldResourceMsg && maxAttrs > 0 && typ == protowire.BytesType {
+			if err := countAttrs(v, fieldResourceAttrs, maxAttrs); err != nil {
+				return fmt.Errorf("resource attributes: %w", err)
+			}
+		}
 		if num != fieldScope {
 			return nil
 		}
@@ -85,6 +133,11 @@ func scanResource(sig Signal, b []byte) (int, error) {
 			return fmt.Errorf("scope entry has wire type %d", typ)
 		}
 		return eachField(v, func(num protowire.Number, typ protowire.Type, v []byte) error {
+			if num == fieldScopeMsg && maxAttrs > 0 && typ == protowire.BytesType {
+				if err := countAttrs(v, fieldScopeAttrs, maxAttrs); err != nil {
+					return fmt.Errorf("scope attributes: %w", err)
+				}
+			}
 			if num != fieldItem {
 				return nil
 			}
@@ -94,11 +147,11 @@ func scanResource(sig Signal, b []byte) (int, error) {
 			var err error
 			switch sig {
 			case Traces:
-				err = validItem(v, kindSpan)
+				err = validItem(v, kindSpan, maxAttrs)
 			case Logs:
-				err = validItem(v, kindLogRecord)
+				err = validItem(v, kindLogRecord, maxAttrs)
 			default:
-				points, err := scanMetric(v)
+				points, err := scanMetric(v, maxAttrs)
 				total += points
 				return err
 			}
@@ -114,11 +167,17 @@ func scanResource(sig Signal, b []byte) (int, error) {
 
 var itemNames = [...]string{Traces: "span", Metrics: "data point", Logs: "log record"}
 
-func scanMetric(b []byte) (int, error) {
+func scanMetric(b []byte, maxAttrs int) (int, error) {
 	// data is a oneof: when a (malformed but parseable) metric carries several data fields, the
 	// last one wins, as it does when pdata decodes it.
-	points := 0
+	points, meta := 0, 0
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
+		if num == fieldMetricMeta && maxAttrs > 0 {
+			if meta++; meta > maxAttrs {
+				return fmt.Errorf("metric metadata: %w", &limitError{maxAttrs})
+			}
+			return nil
+		}
 		for _, f := range metricDataFields {
 			if num != f {
 				continue
@@ -141,7 +200,7 @@ func scanMetric(b []byte) (int, error) {
 					if typ != protowire.BytesType {
 						return fmt.Errorf("data point has wire type %d", typ)
 					}
-					if err := validItem(v, kind); err != nil {
+					if err := validItem(v, kind, maxAttrs); err != nil {
 						return fmt.Errorf("data point %d: %w", points, err)
 					}
 					points++
@@ -167,13 +226,14 @@ const (
 	kindHistogramPoint
 	kindExpHistogramPoint
 	kindSummaryPoint // no exemplars
+	kindEvent        // a span's event: attributes only
 )
 
 // idSize maps (kind, field number) to the size an ID field must have (wire type bytes, empty
 // or exactly this long), 0 for fields that are no IDs; field numbers above 15 carry no IDs in
 // any kind. One byte per field keeps a kind's table in a few bytes of cache; idName says which
 // ID it is, for errors.
-var idSize = [kindSummaryPoint + 1][16]uint8{
+var idSize = [kindEvent + 1][16]uint8{
 	// trace.proto Span: trace_id 1, span_id 2, parent_span_id 4 (links, 13, below).
 	kindSpan: {1: 16, 2: 8, 4: 8},
 	// Span.Link: trace_id 1, span_id 2.
@@ -184,7 +244,7 @@ var idSize = [kindSummaryPoint + 1][16]uint8{
 	kindExemplar: {4: 8, 5: 16},
 }
 
-var idName = [kindSummaryPoint + 1][16]string{
+var idName = [kindEvent + 1][16]string{
 	kindSpan:      {1: "trace_id", 2: "span_id", 4: "parent_span_id"},
 	kindLink:      {1: "link trace_id", 2: "link span_id"},
 	kindLogRecord: {9: "trace_id", 10: "span_id"},
@@ -193,18 +253,31 @@ var idName = [kindSummaryPoint + 1][16]string{
 
 // nestedField is the field of a kind holding messages whose IDs are checked too: a span's
 // links, a data point's exemplars; 0 for none.
-var nestedField = [kindSummaryPoint + 1]protowire.Number{kindSpan: 13, kindNumberPoint: 5, kindHistogramPoint: 8, kindExpHistogramPoint: 11}
+var nestedField = [kindEvent + 1]protowire.Number{kindSpan: 13, kindNumberPoint: 5, kindHistogramPoint: 8, kindExpHistogramPoint: 11}
 
-var nestedKind = [kindSummaryPoint + 1]itemKind{kindSpan: kindLink, kindNumberPoint: kindExemplar, kindHistogramPoint: kindExemplar, kindExpHistogramPoint: kindExemplar}
+var nestedKind = [kindEvent + 1]itemKind{kindSpan: kindLink, kindNumberPoint: kindExemplar, kindHistogramPoint: kindExemplar, kindExpHistogramPoint: kindExemplar}
+
+// attrField is each kind's repeated KeyValue field (its attributes; an exemplar's
+// filtered_attributes), counted against Limits.MaxAttributes; fieldEvents is a span's events,
+// whose attributes are counted too.
+var attrField = [kindEvent + 1]protowire.Number{kindSpan: 9, kindLink: 4, kindLogRecord: 6, kindExemplar: 7,
+	kindNumberPoint: 7, kindHistogramPoint: 9, kindExpHistogramPoint: 1, kindSummaryPoint: 7, kindEvent: 3}
+
+const fieldEvents = 11
 
 // validItem checks that b parses as a sequence of protobuf fields and that its ID fields (and
-// those of its links or exemplars) are bytes, empty or of their size. It runs for every span,
-// log record and data point, so it is a plain loop rather than eachField with a callback, and
-// looks at a field's number only for the few that can hold IDs.
-func validItem(b []byte, kind itemKind) error {
+// those of its links or exemplars) are bytes, empty or of their size; with maxAttrs > 0, that
+// it (and each of its events, links and exemplars) has no more attributes. It runs for every
+// span, log record and data point, so it is a plain loop rather than eachField with a
+// callback, and looks at a field's number only for the few that can hold IDs.
+func validItem(b []byte, kind itemKind, maxAttrs int) error {
 	// The fields to look at, as a bit mask: most fields are neither IDs nor nested, and a mask
 	// in a register costs them one test.
 	mask := idMask[kind]
+	if maxAttrs > 0 {
+		mask |= attrMask[kind]
+	}
+	attrs := 0
 	for len(b) > 0 {
 		num, typ, v, n, err := next(b)
 		if err != nil {
@@ -213,6 +286,20 @@ func validItem(b []byte, kind itemKind) error {
 		b = b[n:]
 		if num >= 16 || mask&(1<<uint(num)) == 0 {
 			continue
+		}
+		if maxAttrs > 0 {
+			switch {
+			case num == attrField[kind]:
+				if attrs++; attrs > maxAttrs {
+					return &limitError{maxAttrs}
+				}
+				continue
+			case kind == kindSpan && num == fieldEvents && typ == protowire.BytesType:
+				if err := validItem(v, kindEvent, maxAttrs); err != nil {
+					return fmt.Errorf("event: %w", err)
+				}
+				continue
+			}
 		}
 		if size := int(idSize[kind][num]); size != 0 {
 			if typ != protowire.BytesType {
@@ -227,7 +314,7 @@ func validItem(b []byte, kind itemKind) error {
 		if typ != protowire.BytesType {
 			return fmt.Errorf("field %d has wire type %d, want bytes", num, typ)
 		}
-		if err := validItem(v, nestedKind[kind]); err != nil {
+		if err := validItem(v, nestedKind[kind], maxAttrs); err != nil {
 			return err
 		}
 	}
@@ -235,7 +322,7 @@ func validItem(b []byte, kind itemKind) error {
 }
 
 // idMask has, per kind, the bits of its ID fields and of its nested field.
-var idMask = func() (m [kindSummaryPoint + 1]uint16) {
+var idMask = func() (m [kindEvent + 1]uint16) {
 	for k := range m {
 		for num, size := range idSize[k] {
 			if size != 0 {
@@ -248,6 +335,33 @@ var idMask = func() (m [kindSummaryPoint + 1]uint16) {
 	}
 	return m
 }()
+
+// attrMask has, per kind, the bits of the fields counted against Limits.MaxAttributes.
+var attrMask = func() (m [kindEvent + 1]uint16) {
+	for k := range m {
+		m[k] = 1 << attrField[k]
+	}
+	m[kindSpan] |= 1 << fieldEvents
+	return m
+}()
+
+// countAttrs fails when b (a message) has more than max fields numbered field.
+func countAttrs(b []byte, field protowire.Number, max int) error {
+	n := 0
+	for len(b) > 0 {
+		num, _, _, size, err := next(b)
+		if err != nil {
+			return nil // the message's structure is checked by whoever decodes it
+		}
+		b = b[size:]
+		if num == field {
+			if n++; n > max {
+				return &limitError{max}
+			}
+		}
+	}
+	return nil
+}
 
 func eachField(b []byte, fn func(protowire.Number, protowire.Type, []byte) error) error {
 	for len(b) > 0 {

@@ -18,7 +18,15 @@ const (
 // Config is the otlp receiver's configuration, with the OpenTelemetry Collector's key names.
 type Config struct {
 	Protocols Protocols `yaml:"protocols"`
+	// MaxAttributesPerItem refuses (invalid argument, 400) a request in which a resource,
+	// scope, span, span event, link, log record, metric's metadata, data point or exemplar has
+	// more attributes.
+	MaxAttributesPerItem int `yaml:"max_attributes_per_item"`
 }
+
+// DefaultMaxAttributesPerItem is the OpenTelemetry SDKs' default attribute count limit, so
+// that what an SDK sends passes.
+const DefaultMaxAttributesPerItem = 128
 
 // Protocols holds one block per protocol; a nil block means the protocol is off.
 //
@@ -42,7 +50,7 @@ type HTTPConfig struct {
 // NewConfig returns the default configuration: both protocols on, on loopback.
 func NewConfig() *Config {
 	g, h := defaultGRPC(), defaultHTTP()
-	return &Config{Protocols: Protocols{GRPC: &g, HTTP: &h}}
+	return &Config{Protocols: Protocols{GRPC: &g, HTTP: &h}, MaxAttributesPerItem: DefaultMaxAttributesPerItem}
 }
 
 func defaultGRPC() server.GRPC { return server.NewGRPC(DefaultGRPCEndpoint) }
@@ -88,6 +96,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if p.GRPC == nil && p.HTTP == nil {
 		errs = append(errs, errors.New("protocols: enable at least one of grpc and http"))
+	}
+	if c.MaxAttributesPerItem <= 0 {
+		errs = append(errs, fmt.Errorf("max_attributes_per_item: must be > 0, got %d", c.MaxAttributesPerItem))
 	}
 	if p.GRPC != nil {
 		errs = append(errs, server.Prefix("protocols.grpc", p.GRPC.Validate()))

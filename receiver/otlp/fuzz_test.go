@@ -106,7 +106,33 @@ func FuzzScan(f *testing.F) {
 		if want, err := pdataCount(sig, data); err == nil && n != want {
 			t.Fatalf("Scan counted %d items, pdata %d", n, want)
 		}
+		// With a limit: its errors are ErrLimit or ErrMalformed, and a request over it on the
+		// wire is over it decoded too (what the JSON path checks).
+		lim := batch.Limits{MaxAttributes: 2}
+		_, err = batch.ScanLimited(sig, data, lim)
+		if err != nil && !errors.Is(err, batch.ErrLimit) && !errors.Is(err, batch.ErrMalformed) {
+			t.Fatalf("ScanLimited error is neither ErrLimit nor ErrMalformed: %v", err)
+		}
+		if errors.Is(err, batch.ErrLimit) {
+			if b, derr := decodedBatch(sig, data); derr == nil && !errors.Is(batch.CheckLimits(b, lim), batch.ErrLimit) {
+				t.Fatalf("over the limit on the wire (%v), not once decoded", err)
+			}
+		}
 	})
+}
+
+func decodedBatch(sig batch.Signal, data []byte) (*batch.Batch, error) {
+	switch sig {
+	case batch.Traces:
+		td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(data)
+		return batch.FromTraces(td), err
+	case batch.Metrics:
+		md, err := (&pmetric.ProtoUnmarshaler{}).UnmarshalMetrics(data)
+		return batch.FromMetrics(md), err
+	default:
+		ld, err := (&plog.ProtoUnmarshaler{}).UnmarshalLogs(data)
+		return batch.FromLogs(ld), err
+	}
 }
 
 func pdataCount(sig batch.Signal, data []byte) (int, error) {

@@ -70,9 +70,9 @@ func (r *otlp) serviceDesc(sig batch.Signal) *grpc.ServiceDesc {
 }
 
 func (r *otlp) exportGRPC(ctx context.Context, sig batch.Signal, req *otlpgrpc.Raw) (*otlpgrpc.Raw, error) {
-	b, err := batch.FromEncoded(sig, req.Bytes)
+	b, err := batch.FromEncodedLimited(sig, req.Bytes, r.limits())
 	if err != nil {
-		r.reject("grpc", reasonMalformed)
+		r.reject("grpc", refusalReason(err))
 		r.set.Logger.Debug("malformed OTLP/gRPC request", "signal", sig, "error", err)
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}

@@ -113,13 +113,13 @@ func (r *otlp) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 	var b *batch.Batch
 	if enc == encProto {
-		b, err = batch.FromEncoded(sig, body)
-	} else {
-		b, err = decodeJSON(sig, body)
+		b, err = batch.FromEncodedLimited(sig, body, r.limits())
+	} else if b, err = decodeJSON(sig, body); err == nil {
+		err = batch.CheckLimits(b, r.limits())
 	}
 	handOff()
 	if err != nil {
-		r.reject("http", reasonMalformed)
+		r.reject("http", refusalReason(err))
 		r.set.Logger.Debug("malformed OTLP/HTTP request", "signal", sig, "error", err)
 		r.writeStatus(w, enc, http.StatusBadRequest, status.New(codes.InvalidArgument, err.Error()))
 		return

@@ -28,6 +28,7 @@ const (
 	reasonMethod           = "method_not_allowed"
 	reasonInFlight         = server.ReasonInFlightLimit
 	reasonForbidden        = server.ReasonForbidden
+	reasonOverLimit        = "over_limit"
 )
 
 // otlp is the receiver. One instance serves every pipeline that names it: next holds the
@@ -117,12 +118,12 @@ func registerRejected(reg prometheus.Registerer, cfg *Config) (*prometheus.Count
 	}
 	// Create the series up front so that rate() over them works from the first scrape.
 	if cfg.Protocols.GRPC != nil {
-		for _, reason := range []string{reasonMalformed, reasonTooLarge, reasonUnauthenticated, reasonForbidden, reasonInFlight} {
+		for _, reason := range []string{reasonMalformed, reasonOverLimit, reasonTooLarge, reasonUnauthenticated, reasonForbidden, reasonInFlight} {
 			c.WithLabelValues("grpc", reason)
 		}
 	}
 	if cfg.Protocols.HTTP != nil {
-		for _, reason := range []string{reasonMalformed, reasonTooLarge, reasonUnauthenticated, reasonForbidden, reasonUnsupportedMedia, reasonMethod, reasonInFlight} {
+		for _, reason := range []string{reasonMalformed, reasonOverLimit, reasonTooLarge, reasonUnauthenticated, reasonForbidden, reasonUnsupportedMedia, reasonMethod, reasonInFlight} {
 			c.WithLabelValues("http", reason)
 		}
 	}
@@ -131,6 +132,19 @@ func registerRejected(reg prometheus.Registerer, cfg *Config) (*prometheus.Count
 
 func (r *otlp) reject(protocol, reason string) {
 	r.rejected.WithLabelValues(protocol, reason).Inc()
+}
+
+// limits are what each request is held to beyond its size.
+func (r *otlp) limits() batch.Limits {
+	return batch.Limits{MaxAttributes: r.cfg.MaxAttributesPerItem}
+}
+
+// refusalReason is the rejected counter's reason for a request that did not decode or scan.
+func refusalReason(err error) string {
+	if errors.Is(err, batch.ErrLimit) {
+		return reasonOverLimit
+	}
+	return reasonMalformed
 }
 
 // registerBudgets registers the budget gauges while the receiver runs: a receiver that is built

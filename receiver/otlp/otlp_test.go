@@ -456,6 +456,69 @@ func TestMalformed(t *testing.T) {
 	}
 }
 
+// TestAttributesPerItem: a span with max_attributes_per_item attributes goes through over gRPC,
+// OTLP/HTTP protobuf and JSON; one more is refused as invalid, counted as over_limit, with a
+// message naming the span, and nothing reaches the pipeline.
+func TestAttributesPerItem(t *testing.T) {
+	s, next := newSinks(batch.Traces)
+	cfg := testConfig()
+	cfg.MaxAttributesPerItem = 4
+	r := start(t, cfg, next)
+	traces := func(n int) ptraceotlp.ExportRequest {
+		td := ptrace.NewTraces()
+		sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.SetName("checkout")
+		for i := range n {
+			sp.Attributes().PutInt(fmt.Sprint("attr.", i), int64(i))
+		}
+		return ptraceotlp.NewExportRequestFromTraces(td)
+	}
+	const want = "resource 0: span 0: more than 4 attributes (max_attributes_per_item)"
+	conn := dial(t, r.GRPCAddr())
+	client := ptraceotlp.NewGRPCClient(conn)
+	if _, err := client.Export(t.Context(), traces(4)); err != nil {
+		t.Fatalf("gRPC at the limit: %v", err)
+	}
+	_, err := client.Export(t.Context(), traces(5))
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), want) {
+		t.Fatalf("gRPC over the limit: %v, want InvalidArgument with %q", err, want)
+	}
+	for _, ct := range []string{contentTypeProto, contentTypeJSON} {
+		body := func(n int) []byte {
+			req := traces(n)
+			b, err := req.MarshalProto()
+			if ct == contentTypeJSON {
+				b, err = req.MarshalJSON()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		if resp, out := do(t, r.HTTPAddr(), httpReq{path: "/v1/traces", contentType: ct, body: bytes.NewReader(body(4))}); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s at the limit: %s %q", ct, resp.Status, out)
+		}
+		resp, out := do(t, r.HTTPAddr(), httpReq{path: "/v1/traces", contentType: ct, body: bytes.NewReader(body(5))})
+		if st := rpcStatus(t, ct, out); resp.StatusCode != http.StatusBadRequest || st.Code != int32(codes.InvalidArgument) || !strings.Contains(st.Message, want) {
+			t.Fatalf("%s over the limit: %s %v, want 400 with %q", ct, resp.Status, st, want)
+		}
+	}
+	if got := len(s[batch.Traces].Batches()); got != 3 {
+		t.Errorf("%d batches reached the pipeline, want the 3 at the limit", got)
+	}
+	if g, h := rejected(r, "grpc", reasonOverLimit), rejected(r, "http", reasonOverLimit); g != 1 || h != 2 {
+		t.Errorf("over_limit counted %d (grpc) and %d (http), want 1 and 2", g, h)
+	}
+	if rejected(r, "grpc", reasonMalformed)+rejected(r, "http", reasonMalformed) != 0 {
+		t.Error("an over-limit request was counted as malformed")
+	}
+	bad := testConfig()
+	bad.MaxAttributesPerItem = 0
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "max_attributes_per_item: must be > 0") {
+		t.Errorf("validate: %v", err)
+	}
+}
+
 func TestTooLarge(t *testing.T) {
 	s, next := newSinks(batch.Traces)
 	cfg := testConfig()

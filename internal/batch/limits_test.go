@@ -1,0 +1,157 @@
+package batch
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// putAttrs adds n attributes to m.
+func putAttrs(m pcommon.Map, n int) {
+	start := m.Len()
+	for i := range n {
+		m.PutStr(fmt.Sprintf("k%d", start+i), "v")
+	}
+}
+
+// limitCase builds a request with n attributes in one place (and a few everywhere else).
+type limitCase struct {
+	name, where string
+	build       func(n int) *Batch
+}
+
+func limitCases() []limitCase {
+	span := func(place string) func(int) *Batch {
+		return func(n int) *Batch {
+			td := ptrace.NewTraces()
+			rs := td.ResourceSpans().AppendEmpty()
+			putAttrs(rs.Resource().Attributes(), 2)
+			ss := rs.ScopeSpans().AppendEmpty()
+			ss.Spans().AppendEmpty().SetName("first")
+			sp := ss.Spans().AppendEmpty()
+			putAttrs(sp.Attributes(), 3)
+			ev := sp.Events().AppendEmpty()
+			lk := sp.Links().AppendEmpty()
+			switch place {
+			case "resource":
+				putAttrs(rs.Resource().Attributes(), n-2)
+			case "scope":
+				putAttrs(ss.Scope().Attributes(), n)
+			case "span":
+				putAttrs(sp.Attributes(), n-3)
+			case "event":
+				putAttrs(ev.Attributes(), n)
+			case "link":
+				putAttrs(lk.Attributes(), n)
+			}
+			return FromTraces(td)
+		}
+	}
+	logs := func(n int) *Batch {
+		ld := plog.NewLogs()
+		sl := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty()
+		sl.LogRecords().AppendEmpty()
+		putAttrs(sl.LogRecords().AppendEmpty().Attributes(), n)
+		return FromLogs(ld)
+	}
+	metric := func(place string) func(int) *Batch {
+		return func(n int) *Batch {
+			md := pmetric.NewMetrics()
+			m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+			m.SetName("m")
+			var attrs pcommon.Map
+			var ex pmetric.ExemplarSlice
+			switch place {
+			case "gauge", "metadata", "exemplar":
+				dps := m.SetEmptyGauge().DataPoints()
+				dps.AppendEmpty()
+				dp := dps.AppendEmpty()
+				attrs, ex = dp.Attributes(), dp.Exemplars()
+			case "sum":
+				dps := m.SetEmptySum().DataPoints()
+				dps.AppendEmpty()
+				attrs = dps.AppendEmpty().Attributes()
+			case "histogram":
+				dps := m.SetEmptyHistogram().DataPoints()
+				dps.AppendEmpty()
+				attrs = dps.AppendEmpty().Attributes()
+			case "exponential histogram":
+				dps := m.SetEmptyExponentialHistogram().DataPoints()
+				dps.AppendEmpty()
+				attrs = dps.AppendEmpty().Attributes()
+			case "summary":
+				dps := m.SetEmptySummary().DataPoints()
+				dps.AppendEmpty()
+				attrs = dps.AppendEmpty().Attributes()
+			}
+			switch place {
+			case "metadata":
+				putAttrs(m.Metadata(), n)
+			case "exemplar":
+				putAttrs(ex.AppendEmpty().FilteredAttributes(), n)
+			default:
+				putAttrs(attrs, n)
+			}
+			return FromMetrics(md)
+		}
+	}
+	cases := []limitCase{
+		{"resource", "resource 0: resource attributes: more than", span("resource")},
+		{"scope", "resource 0: scope attributes: more than", span("scope")},
+		{"span", "resource 0: span 1: more than", span("span")},
+		{"span event", "resource 0: span 1: event: more than", span("event")},
+		{"span link", "resource 0: span 1: more than", span("link")},
+		{"log record", "resource 0: log record 1: more than", logs},
+		{"metric metadata", "resource 0: metric metadata: more than", metric("metadata")},
+		{"exemplar", "resource 0: data point 1: more than", metric("exemplar")},
+	}
+	for _, kind := range []string{"gauge", "sum", "histogram", "exponential histogram", "summary"} {
+		cases = append(cases, limitCase{kind + " point", "resource 0: data point 1: more than", metric(kind)})
+	}
+	return cases
+}
+
+// TestAttributeLimits: each place that holds attributes may hold as many as the limit and no
+// more, in the encoded form (ScanLimited) and decoded (CheckLimits, for OTLP/JSON), with the
+// same error naming the place; without a limit both pass.
+func TestAttributeLimits(t *testing.T) {
+	const max = 10
+	lim := Limits{MaxAttributes: max}
+	for _, tc := range limitCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, n := range []int{max, max + 1} {
+				b := tc.build(n)
+				enc, err := b.Encoded()
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, wireErr := ScanLimited(b.Signal(), enc, lim)
+				decErr := CheckLimits(b, lim)
+				if n == max {
+					if wireErr != nil || decErr != nil {
+						t.Errorf("%d attributes at the limit: wire %v, decoded %v", n, wireErr, decErr)
+					}
+					continue
+				}
+				for form, err := range map[string]error{"wire": wireErr, "decoded": decErr} {
+					if !errors.Is(err, ErrLimit) || errors.Is(err, ErrMalformed) || !strings.HasPrefix(err.Error(), tc.where) ||
+						!strings.HasSuffix(err.Error(), "more than 10 attributes (max_attributes_per_item)") {
+						t.Errorf("%s, %d attributes: %v, want ErrLimit %q…", form, n, err, tc.where)
+					}
+				}
+				if _, err := Scan(b.Signal(), enc); err != nil {
+					t.Errorf("without a limit: %v", err)
+				}
+				if err := CheckLimits(b, Limits{}); err != nil {
+					t.Errorf("decoded, without a limit: %v", err)
+				}
+			}
+		})
+	}
+}
