@@ -1,6 +1,7 @@
 // Package rulestest runs unit tests of Prometheus rules in promtool's `test rules` format:
-// series written in the expanding notation (`1+2x10`, `_`, `stale`) are loaded into an
-// in-memory store with promqltest's loader, the rule files are loaded by Prometheus's rule
+// series written in the expanding notation (`1+2x10`, `_`, `stale`, native histograms as
+// `{{schema:0 count:4 sum:5 buckets:[1 2 1]}}+{{...}}x3`) are loaded into an in-memory store
+// with promqltest's loader, the rule files are loaded by Prometheus's rule
 // manager and their groups evaluated step by step, and the alerts firing and the results of
 // PromQL expressions at each eval_time are compared with the expected ones.
 package rulestest
@@ -16,10 +17,12 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/promqltest"
@@ -54,6 +57,32 @@ type TestGroup struct {
 	PromQLTests    []ExprTest        `yaml:"promql_expr_test"`
 	ExternalLabels map[string]string `yaml:"external_labels"`
 	ExternalURL    string            `yaml:"external_url"`
+	StartTimestamp Timestamp         `yaml:"start_timestamp"`
+}
+
+// Timestamp is start_timestamp: Unix seconds (fractions allowed) or RFC 3339, as promtool's.
+// Zero means the Unix epoch.
+type Timestamp struct {
+	time.Time
+}
+
+// UnmarshalYAML reads the scalar's text, so that an unquoted RFC 3339 time (a YAML
+// !!timestamp) and a number are read the same way as a quoted string.
+func (t *Timestamp) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: start_timestamp must be a Unix timestamp or an RFC 3339 time", n.Line)
+	}
+	if f, err := strconv.ParseFloat(n.Value, 64); err == nil {
+		sec, frac := math.Modf(f)
+		t.Time = time.Unix(int64(sec), int64(frac*float64(time.Second))).UTC()
+		return nil
+	}
+	parsed, err := time.Parse(time.RFC3339Nano, n.Value)
+	if err != nil {
+		return fmt.Errorf("cannot parse %q to a valid timestamp", n.Value)
+	}
+	t.Time = parsed
+	return nil
 }
 
 // Series is an input series: a selector and its values in the expanding notation.
@@ -82,10 +111,13 @@ type ExprTest struct {
 	ExpSamples []ExpectedSample `yaml:"exp_samples"`
 }
 
-// ExpectedSample is one sample: its series in selector notation and its value.
+// ExpectedSample is one sample: its series in selector notation and its value, a float or,
+// when Histogram is set, a native histogram in the series notation
+// (`{{schema:0 count:4 sum:5 buckets:[1 2 1]}}`).
 type ExpectedSample struct {
-	Labels string  `yaml:"labels"`
-	Value  float64 `yaml:"value"`
+	Labels    string  `yaml:"labels"`
+	Value     float64 `yaml:"value"`
+	Histogram string  `yaml:"histogram"`
 }
 
 // Run tests each file and writes promtool's report ("Unit Testing: FILE", then SUCCESS or
@@ -191,6 +223,7 @@ func (tg *TestGroup) loadCommand() string {
 func (tg *TestGroup) run(evalInterval time.Duration, order, fileOrder map[string]int, fuzzy bool, ruleFiles []string) []error {
 	suite, err := promqltest.NewLazyLoader(tg.loadCommand(), promqltest.LazyLoaderOpts{
 		EnableAtModifier: true, EnableNegativeOffset: true, Parser: rulefiles.Parser,
+		StartTime: tg.StartTimestamp.Time,
 	})
 	if err != nil {
 		return []error{err}
@@ -240,11 +273,16 @@ func (tg *TestGroup) run(evalInterval time.Duration, order, fileOrder map[string
 	slices.Sort(times)
 	eq := equalFloats(fuzzy)
 
+	// eval_times count from start_timestamp; the errors of rules name the time since the epoch.
 	epoch := time.Unix(0, 0).UTC()
+	mint := epoch
+	if !tg.StartTimestamp.IsZero() {
+		mint = tg.StartTimestamp.Time
+	}
 	var failures []error
 	next := 0
 	for step := time.Duration(0); step <= last; step += evalInterval {
-		ts := epoch.Add(step)
+		ts := mint.Add(step)
 		var evalErrs []error
 		suite.WithSamplesTill(ts, func(err error) {
 			if err != nil {
@@ -255,7 +293,7 @@ func (tg *TestGroup) run(evalInterval time.Duration, order, fileOrder map[string
 				g.Eval(suite.Context(), ts)
 				for _, r := range g.Rules() {
 					if err := r.LastError(); err != nil {
-						evalErrs = append(evalErrs, fmt.Errorf("    rule: %s, time: %s, err: %w", r.Name(), model.Duration(step), err))
+						evalErrs = append(evalErrs, fmt.Errorf("    rule: %s, time: %s, err: %w", r.Name(), model.Duration(ts.Sub(epoch)), err))
 					}
 				}
 			}
@@ -268,7 +306,7 @@ func (tg *TestGroup) run(evalInterval time.Duration, order, fileOrder map[string
 		}
 	}
 	for _, et := range tg.PromQLTests {
-		failures = append(failures, tg.checkExpr(suite, et, eq)...)
+		failures = append(failures, tg.checkExpr(suite, mint, et, eq)...)
 	}
 	return failures
 }
@@ -372,57 +410,117 @@ func listAlerts(as []alertText) string {
 	return "[" + strings.Join(parts, "") + "\n        ]"
 }
 
-// sampleText is one sample of an expression's result or expectation.
+// sampleText is one sample of an expression's result or expectation. A histogram is kept as
+// its test expression, so that histograms compare as promtool compares them: equal when their
+// schema, count, sum, zero bucket, custom bounds, counter-reset hint and buckets print the same.
+// A float and a histogram never compare equal.
 type sampleText struct {
-	labels labels.Labels
-	value  float64
+	labels    labels.Labels
+	value     float64
+	histogram string
 }
 
-func (tg *TestGroup) checkExpr(suite *promqltest.LazyLoader, et ExprTest, eq func(a, b float64) bool) []error {
-	at := time.Unix(0, 0).UTC().Add(time.Duration(et.EvalTime))
+func (s sampleText) String() string {
+	switch {
+	case s.histogram == "":
+		return fmt.Sprintf("%s %v", s.labels, s.value)
+	case s.value != 0:
+		// promtool compares the value of a histogram sample too (the result's is always 0):
+		// without it, such a difference would not show.
+		return fmt.Sprintf("%s %s value:%v", s.labels, s.histogram, s.value)
+	}
+	return fmt.Sprintf("%s %s", s.labels, s.histogram)
+}
+
+func (tg *TestGroup) checkExpr(suite *promqltest.LazyLoader, mint time.Time, et ExprTest, eq func(a, b float64) bool) []error {
+	failed := func(err error) []error {
+		return []error{fmt.Errorf("    expr: %q, time: %s, err: %w", et.Expr, et.EvalTime, err)}
+	}
+	at := mint.Add(time.Duration(et.EvalTime))
 	q, err := suite.QueryEngine().NewInstantQuery(suite.Context(), suite.Queryable(), nil, et.Expr, at)
 	if err != nil {
-		return []error{fmt.Errorf("    expr: %q, time: %s, err: %w", et.Expr, et.EvalTime, err)}
+		return failed(err)
 	}
 	defer q.Close()
 	res := q.Exec(suite.Context())
 	if res.Err != nil {
-		return []error{fmt.Errorf("    expr: %q, time: %s, err: %w", et.Expr, et.EvalTime, res.Err)}
+		return failed(res.Err)
 	}
 	var got []sampleText
 	switch v := res.Value.(type) {
 	case promql.Vector:
 		for _, s := range v {
-			got = append(got, sampleText{s.Metric, s.F})
+			got = append(got, sampleText{s.Metric, s.F, histogramText(s.H)})
 		}
 	case promql.Scalar:
-		got = append(got, sampleText{labels.EmptyLabels(), v.V})
+		got = append(got, sampleText{labels.EmptyLabels(), v.V, ""})
 	default:
-		return []error{fmt.Errorf("    expr: %q, time: %s, err: rule result is not a vector or scalar", et.Expr, et.EvalTime)}
+		return failed(errors.New("rule result is not a vector or scalar"))
 	}
 	var want []sampleText
 	for _, s := range et.ExpSamples {
-		ls, err := rulefiles.Parser.ParseMetric(s.Labels)
+		w, err := parseExpected(s)
 		if err != nil {
-			return []error{fmt.Errorf("    expr: %q, time: %s, err: %w", et.Expr, et.EvalTime, err)}
+			return failed(fmt.Errorf("labels %q: %w", s.Labels, err))
 		}
-		want = append(want, sampleText{ls, s.Value})
+		want = append(want, w)
 	}
 	byLabels := func(s []sampleText) {
 		sort.Slice(s, func(i, j int) bool { return labels.Compare(s[i].labels, s[j].labels) < 0 })
 	}
 	byLabels(got)
 	byLabels(want)
-	if !slices.EqualFunc(want, got, func(a, b sampleText) bool { return labels.Equal(a.labels, b.labels) && eq(a.value, b.value) }) {
+	if !slices.EqualFunc(want, got, func(a, b sampleText) bool {
+		return labels.Equal(a.labels, b.labels) && a.histogram == b.histogram && eq(a.value, b.value)
+	}) {
 		return []error{fmt.Errorf("    expr: %q, time: %s,\n        exp: %s\n        got: %s", et.Expr, et.EvalTime, listSamples(want), listSamples(got))}
 	}
 	return nil
 }
 
+// parseExpected reads an expected sample's labels and, if given, its histogram: one value in
+// the series notation, read by the same parser as the input series.
+func parseExpected(s ExpectedSample) (sampleText, error) {
+	ls, err := rulefiles.Parser.ParseMetric(s.Labels)
+	if err != nil {
+		return sampleText{}, err
+	}
+	w := sampleText{labels: ls, value: s.Value}
+	if s.Histogram == "" {
+		return w, nil
+	}
+	_, values, err := rulefiles.Parser.ParseSeriesDesc("{} " + s.Histogram)
+	switch {
+	case err != nil:
+		return sampleText{}, err
+	case len(values) != 1:
+		return sampleText{}, fmt.Errorf("expected 1 value, got %d", len(values))
+	case values[0].Histogram == nil:
+		return sampleText{}, fmt.Errorf("expected histogram, got %v", values[0])
+	}
+	w.histogram = histogramText(values[0].Histogram)
+	return w, nil
+}
+
+// histogramText is h's test expression, or "" for a float sample. The expression cannot show
+// more than one bucket span; should h still have several after compaction, its full form is
+// compared instead of panicking.
+func histogramText(h *histogram.FloatHistogram) (text string) {
+	if h == nil {
+		return ""
+	}
+	defer func() {
+		if recover() != nil {
+			text = h.String()
+		}
+	}()
+	return promqltest.HistogramTestExpression(h)
+}
+
 func listSamples(ss []sampleText) string {
 	parts := make([]string, len(ss))
 	for i, s := range ss {
-		parts[i] = fmt.Sprintf("%s %v", s.labels, s.value)
+		parts[i] = s.String()
 	}
 	return "[" + strings.Join(parts, ", ") + "]"
 }
