@@ -241,6 +241,69 @@ func TestRulesFireAndStateSurvivesRestart(t *testing.T) {
 	}
 }
 
+// TestPendingKeepsItsAgeAcrossRestart: an alert pending on a long `for` is pending again after
+// a restart and keeps the time it had spent pending (its activeAt moves forward by the time the
+// agent was down, as in Prometheus; for_grace_period is 0), so a restart does not put off the
+// page by the whole `for`.
+func TestPendingKeepsItsAgeAcrossRestart(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.RuleFiles = []string{"testdata/pending/*.rules.yaml"}
+	api := labels.FromStrings("__name__", "errors_total", "job", "api")
+	pending := func(srv *httptest.Server) time.Time {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			_, r := get(t, srv, "/api/v1/alerts", nil)
+			var d alertsData
+			if err := json.Unmarshal(r.Data, &d); err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range d.Alerts {
+				if a.Labels["alertname"] == "SlowBurn" {
+					if a.State != "pending" {
+						t.Fatalf("SlowBurn is %s, want pending for an hour", a.State)
+					}
+					return a.ActiveAt
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatal("SlowBurn not pending within 15s")
+		return time.Time{}
+	}
+	e, srv := start(t, cfg)
+	feed(t, e, api)
+	activeAt := pending(srv)
+	time.Sleep(3 * time.Second) // pending for 3 s, ALERTS_FOR_STATE written meanwhile
+	spent := time.Since(activeAt)
+	srv.Close()
+	if err := e.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	time.Sleep(2 * time.Second) // down for 2 s
+	e2, srv2 := start(t, cfg)
+	defer func() {
+		srv2.Close()
+		if err := e2.Stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	feed(t, e2, api)
+	pending(srv2)
+	// The manager restores `for` state after the second evaluation of a group (the first may
+	// lack data); until then the alert is pending anew.
+	time.Sleep(500 * time.Millisecond)
+	restored := pending(srv2)
+	// A fresh alert would have been pending for well under a second; the restored one for what
+	// it had, give or take a second (ALERTS_FOR_STATE keeps activeAt, and the restore reads the
+	// last sample's time, to the second).
+	if got := time.Since(restored); got < spent-1200*time.Millisecond || got > spent+1800*time.Millisecond {
+		t.Errorf("after a restart the alert has been pending for %s (activeAt %s), want about the %s it had before (activeAt %s)",
+			got.Round(time.Millisecond), restored, spent.Round(time.Millisecond), activeAt)
+	}
+}
+
 // TestAPIErrors: bad parameters get Prometheus's error envelope and status codes.
 func TestAPIErrors(t *testing.T) {
 	e, srv := start(t, testConfig(t, t.TempDir()))
