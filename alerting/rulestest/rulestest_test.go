@@ -69,6 +69,13 @@ func TestRunStartTimestamp(t *testing.T) {
 	f("newer-promtool/bad-start-timestamp.yaml", ExitFailure, `bad-start-timestamp.yaml: cannot parse "yesterday" to a valid timestamp`)
 }
 
+// TestRunQueryOffset: a group's query_offset makes its rules read (and record at) the time that
+// far back, so an alert fires that much later.
+func TestRunQueryOffset(t *testing.T) {
+	f := checkRun(t)
+	f("newer-promtool/query-offset.yaml", ExitOK, "SUCCESS")
+}
+
 // TestSampleString: a histogram sample shows its value only when one was expected, since the
 // value of a histogram result is always 0 and promtool still compares it.
 func TestSampleString(t *testing.T) {
