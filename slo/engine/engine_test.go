@@ -225,6 +225,19 @@ func TestEngineEndToEnd(t *testing.T) {
 	if v := h.value(`slo:period_error_budget_remaining:ratio` + sel); math.Abs(v-(1-(200.0/1200)/0.001)) > 1e-6 {
 		t.Errorf("budget remaining %v", v)
 	}
+	if v := h.value(`slo:error_budget:ratio` + sel); math.Abs(v-0.001) > 1e-12 {
+		t.Errorf("error budget %v, want 0.001", v)
+	}
+	if v := h.value(`slo:time_period:days` + sel); v != 30 {
+		t.Errorf("time period %v days, want 30", v)
+	}
+	// Burn rates are the error ratios over the budget: the shortest window's is the current one.
+	if v, r := h.value(`slo:current_burn_rate:ratio`+sel), h.value(`slo:sli_error:ratio_rate5m`+sel); r == 0 || math.Abs(v-r/0.001) > 1e-6 {
+		t.Errorf("current burn rate %v, want the 5m ratio %v over the budget", v, r)
+	}
+	if v := h.value(`slo:period_burn_rate:ratio` + sel); math.Abs(v-(200.0/1200)/0.001) > 1e-6 {
+		t.Errorf("period burn rate %v, want %v", v, (200.0/1200)/0.001)
+	}
 	if v := h.value(`slo:sli_error:ratio_rate5m{sloth_id="checkout-payment-log"}`); v != 0.5 {
 		t.Errorf("log SLO 5m ratio %v, want 0.5 (1 error of 2 payment lines)", v)
 	}
