@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -54,22 +55,56 @@ func TestRulesCheckMatchesPromtool(t *testing.T) {
 
 // TestRulesTestMatchesPromtool runs `vigil rules test` and Debian's `promtool test rules` on the
 // same unit-test files, passing and failing ones, and expects the same verdict. Left out:
-// fuzzy.yaml uses a key newer than Debian's promtool (2.42), and unordered.yaml leaves the order
-// of its groups open, which promtool 2.42 settles by map iteration (a different verdict from
-// run to run; Vigil runs them in file order, as Prometheus does).
+// fuzzy.yaml uses a key newer than Debian's promtool (2.42), as do the files in newer-promtool
+// (compared by TestRulesTestMatchesModulePromtool), and unordered.yaml leaves the order of its
+// groups open, which promtool 2.42 settles by map iteration (a different verdict from run to
+// run; Vigil runs them in file order, as Prometheus does).
 func TestRulesTestMatchesPromtool(t *testing.T) {
-	vigil, promtool := binary(t, "VIGIL_BIN"), binary(t, "PROMTOOL_BIN")
 	files, err := filepath.Glob("../../alerting/rulestest/testdata/*.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The self-health pack's own unit tests, too.
 	files = append(files, "../../alerting/engine/testdata/selfhealth/selfhealth.test.yaml")
+	verdicts := compareRuleTests(t, binary(t, "PROMTOOL_BIN"), files, "fuzzy.yaml", "unordered.yaml")
+	if verdicts[0] < 2 || verdicts[1] < 3 {
+		t.Errorf("verdicts %v: want at least 2 passing and 3 failing files compared", verdicts)
+	}
+}
+
+// TestRulesTestMatchesModulePromtool compares `vigil rules test` with the promtool of the
+// Prometheus release Vigil's rule engine comes from (built from the Go module by run.sh), on
+// every unit-test file: those Debian's promtool can read and those with newer keys (native
+// histograms in input and expected samples, start_timestamp, query_offset), passing and failing.
+func TestRulesTestMatchesModulePromtool(t *testing.T) {
+	files, err := filepath.Glob("../../alerting/rulestest/testdata/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer, err := filepath.Glob("../../alerting/rulestest/testdata/newer-promtool/*.yaml")
+	if err != nil || len(newer) < 5 {
+		t.Fatalf("newer-promtool files: %v %v", newer, err)
+	}
+	files = append(append(files, newer...), "../../alerting/engine/testdata/selfhealth/selfhealth.test.yaml")
+	verdicts := compareRuleTests(t, binary(t, "PROMTOOL_MODULE_BIN"), files, "unordered.yaml")
+	if verdicts[0] < 5 || verdicts[1] < 5 {
+		t.Errorf("verdicts %v: want at least 5 passing and 5 failing files compared", verdicts)
+	}
+}
+
+// ruleFiles are the rule files the unit tests load, not tests themselves.
+var ruleFiles = []string{"rules.yaml", "order-rules.yaml", "histogram-rules.yaml", "query-offset-rules.yaml"}
+
+// compareRuleTests runs both tools on each unit-test file (rule files and the named ones
+// left out) and fails on a different exit code or SUCCESS line; it returns the verdicts by
+// exit code.
+func compareRuleTests(t *testing.T, promtool string, files []string, skip ...string) map[int]int {
+	t.Helper()
+	vigil := binary(t, "VIGIL_BIN")
 	verdicts := map[int]int{}
 	for _, f := range files {
 		base := filepath.Base(f)
-		switch base {
-		case "fuzzy.yaml", "unordered.yaml", "rules.yaml", "order-rules.yaml": // rule files are not tests
+		if slices.Contains(skip, base) || slices.Contains(ruleFiles, base) {
 			continue
 		}
 		abs, _ := filepath.Abs(f)
@@ -81,10 +116,8 @@ func TestRulesTestMatchesPromtool(t *testing.T) {
 		}
 		verdicts[pc]++
 	}
-	if verdicts[0] < 2 || verdicts[1] < 3 {
-		t.Errorf("verdicts %v: want at least 2 passing and 3 failing files compared", verdicts)
-	}
-	t.Logf("verdicts by exit code: %v", verdicts)
+	t.Logf("verdicts by exit code against %s: %v", promtool, verdicts)
+	return verdicts
 }
 
 func exitCode(t *testing.T, err error) int {

@@ -47,10 +47,24 @@ build_jaeger() {
   )
 }
 
+# promtool of the Prometheus release whose packages Vigil builds with (go.mod), for the rule
+# unit tests that use keys newer than Debian's promtool: native histograms, start_timestamp,
+# query_offset.
+PROMETHEUS_MODULE_VERSION=$(go list -m -f '{{.Version}}' github.com/prometheus/prometheus)
+build_promtool() {
+  local gobin="$cache/bin-promtool"
+  mkdir -p "$gobin"
+  (cd "$cache" && GOBIN="$gobin" go install \
+    "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_MODULE_VERSION")
+  mv "$gobin/promtool" "$cache/bin/promtool-$PROMETHEUS_MODULE_VERSION"
+}
+
 TELEMETRYGEN_BIN="$cache/bin/telemetrygen-$TELEMETRYGEN_VERSION"
 JAEGER_BIN="$cache/bin/jaeger-$JAEGER_VERSION"
+PROMTOOL_MODULE_BIN="$cache/bin/promtool-$PROMETHEUS_MODULE_VERSION"
 [[ -x "$TELEMETRYGEN_BIN" ]] || timed "telemetrygen $TELEMETRYGEN_VERSION" build_telemetrygen
 [[ -x "$JAEGER_BIN" ]] || timed "jaeger $JAEGER_VERSION" build_jaeger
+[[ -x "$PROMTOOL_MODULE_BIN" ]] || timed "promtool $PROMETHEUS_MODULE_VERSION" build_promtool
 # The Loki push API's implementation the logs tests ship to and query back with LogsQL; built
 # by the benchmark's peer script, which the logs benchmark shares (one version, one cache).
 VICTORIALOGS_BIN=$(bash bench/peers/build.sh victoria-logs)
@@ -88,6 +102,6 @@ log "building vigil and the faultsink"
 go build -o "$tmp/vigil" ./cmd/vigil
 go build -o "$tmp/faultsink" ./test/e2e/faultsink
 
-export VIGIL_BIN="$tmp/vigil" FAULTSINK_BIN="$tmp/faultsink" TELEMETRYGEN_BIN JAEGER_BIN PROMETHEUS_BIN PROMTOOL_BIN VICTORIAMETRICS_BIN PYTHON3_BIN ALERTMANAGER_BIN AMTOOL_BIN VICTORIALOGS_BIN
+export VIGIL_BIN="$tmp/vigil" FAULTSINK_BIN="$tmp/faultsink" TELEMETRYGEN_BIN JAEGER_BIN PROMETHEUS_BIN PROMTOOL_BIN PROMTOOL_MODULE_BIN VICTORIAMETRICS_BIN PYTHON3_BIN ALERTMANAGER_BIN AMTOOL_BIN VICTORIALOGS_BIN
 cd "$repo"
 go test -tags e2e -count=1 -v -timeout 15m ./test/e2e/... "$@"
