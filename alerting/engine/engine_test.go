@@ -84,15 +84,18 @@ func get(t *testing.T, srv *httptest.Server, path string, q url.Values) (int, ap
 }
 
 type alertsData struct {
-	Alerts []struct {
-		Labels      map[string]string `json:"labels"`
-		Annotations map[string]string `json:"annotations"`
-		State       string            `json:"state"`
-		ActiveAt    time.Time         `json:"activeAt"`
-	} `json:"alerts"`
+	Alerts []apiAlert `json:"alerts"`
 }
 
-func waitFiring(t *testing.T, srv *httptest.Server) (activeAt time.Time, summary string) {
+type apiAlert = struct {
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+	State       string            `json:"state"`
+	ActiveAt    time.Time         `json:"activeAt"`
+}
+
+// waitAlert polls /api/v1/alerts for up to 15 s until an alert satisfies found, and returns it.
+func waitAlert(t *testing.T, srv *httptest.Server, what string, found func(apiAlert) bool) apiAlert {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
@@ -102,17 +105,23 @@ func waitFiring(t *testing.T, srv *httptest.Server) (activeAt time.Time, summary
 			t.Fatal(err)
 		}
 		for _, a := range d.Alerts {
-			if a.State == "firing" {
-				if a.Labels["severity"] != "page" || a.Labels["job"] != "api" || a.Labels["alertname"] != "ManyErrors" {
-					t.Errorf("firing alert labels %v", a.Labels)
-				}
-				return a.ActiveAt, a.Annotations["summary"]
+			if found(a) {
+				return a
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatal("ManyErrors did not fire within 15s")
-	return time.Time{}, ""
+	t.Fatalf("%s: not within 15s", what)
+	return apiAlert{}
+}
+
+func waitFiring(t *testing.T, srv *httptest.Server) (activeAt time.Time, summary string) {
+	t.Helper()
+	a := waitAlert(t, srv, "ManyErrors firing", func(a apiAlert) bool { return a.State == "firing" })
+	if a.Labels["severity"] != "page" || a.Labels["job"] != "api" || a.Labels["alertname"] != "ManyErrors" {
+		t.Errorf("firing alert labels %v", a.Labels)
+	}
+	return a.ActiveAt, a.Annotations["summary"]
 }
 
 var timeZero time.Time
@@ -251,25 +260,11 @@ func TestPendingKeepsItsAgeAcrossRestart(t *testing.T) {
 	api := labels.FromStrings("__name__", "errors_total", "job", "api")
 	pending := func(srv *httptest.Server) time.Time {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for time.Now().Before(deadline) {
-			_, r := get(t, srv, "/api/v1/alerts", nil)
-			var d alertsData
-			if err := json.Unmarshal(r.Data, &d); err != nil {
-				t.Fatal(err)
-			}
-			for _, a := range d.Alerts {
-				if a.Labels["alertname"] == "SlowBurn" {
-					if a.State != "pending" {
-						t.Fatalf("SlowBurn is %s, want pending for an hour", a.State)
-					}
-					return a.ActiveAt
-				}
-			}
-			time.Sleep(50 * time.Millisecond)
+		a := waitAlert(t, srv, "SlowBurn", func(a apiAlert) bool { return a.Labels["alertname"] == "SlowBurn" })
+		if a.State != "pending" {
+			t.Fatalf("SlowBurn is %s, want pending for an hour", a.State)
 		}
-		t.Fatal("SlowBurn not pending within 15s")
-		return time.Time{}
+		return a.ActiveAt
 	}
 	e, srv := start(t, cfg)
 	feed(t, e, api)

@@ -59,32 +59,42 @@ type e2eAlert struct {
 	ActiveAt    time.Time         `json:"activeAt"`
 }
 
+// agentAlerts reads the agent's /api/v1/alerts, by alert name.
+func agentAlerts(tel string) (map[string]e2eAlert, error) {
+	resp, err := httpClient.Get("http://" + tel + "/api/v1/alerts")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Data struct {
+			Alerts []e2eAlert `json:"alerts"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, err
+	}
+	out := map[string]e2eAlert{}
+	for _, a := range r.Data.Alerts {
+		out[a.Labels["alertname"]] = a
+	}
+	return out, nil
+}
+
 // firingAlert polls the agent's /api/v1/alerts until GaugeSeen fires.
 func firingAlert(t *testing.T, tel string, timeout time.Duration) e2eAlert {
 	t.Helper()
 	var found e2eAlert
 	eventually(t, timeout, func() error {
-		resp, err := httpClient.Get("http://" + tel + "/api/v1/alerts")
+		as, err := agentAlerts(tel)
 		if err != nil {
 			return err
 		}
-		defer resp.Body.Close()
-		var r struct {
-			Status string `json:"status"`
-			Data   struct {
-				Alerts []e2eAlert `json:"alerts"`
-			} `json:"data"`
+		if a := as["GaugeSeen"]; a.State == "firing" {
+			found = a
+			return nil
 		}
-		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-			return err
-		}
-		for _, a := range r.Data.Alerts {
-			if a.Labels["alertname"] == "GaugeSeen" && a.State == "firing" {
-				found = a
-				return nil
-			}
-		}
-		return fmt.Errorf("GaugeSeen not firing: %+v", r.Data.Alerts)
+		return fmt.Errorf("GaugeSeen not firing: %+v", as)
 	})
 	return found
 }

@@ -71,12 +71,12 @@ func TestErrorRatePagesAndResolves(t *testing.T) {
 
 	// Pending first, and nothing sent while it is.
 	eventually(t, 30*time.Second, func() error {
-		a, err := appAlert(tel)
+		as, err := agentAlerts(tel)
 		if err != nil {
 			return err
 		}
-		if a.State != "pending" {
-			return fmt.Errorf("AppErrors is %q, want pending", a.State)
+		if a, ok := as["AppErrors"]; !ok || a.State != "pending" {
+			return fmt.Errorf("AppErrors is %+v, want pending", as["AppErrors"])
 		}
 		return nil
 	})
@@ -109,29 +109,6 @@ func TestErrorRatePagesAndResolves(t *testing.T) {
 		t.Errorf("%d firing notifications, want 1", n)
 	}
 	v.stopClean(t)
-}
-
-// appAlert reads AppErrors from the agent's /api/v1/alerts.
-func appAlert(tel string) (e2eAlert, error) {
-	resp, err := httpClient.Get("http://" + tel + "/api/v1/alerts")
-	if err != nil {
-		return e2eAlert{}, err
-	}
-	defer resp.Body.Close()
-	var r struct {
-		Data struct {
-			Alerts []e2eAlert `json:"alerts"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return e2eAlert{}, err
-	}
-	for _, a := range r.Data.Alerts {
-		if a.Labels["alertname"] == "AppErrors" {
-			return a, nil
-		}
-	}
-	return e2eAlert{}, fmt.Errorf("no AppErrors alert yet: %+v", r.Data.Alerts)
 }
 
 // waitWebhook waits for the first webhook notification with the given status and decodes it.

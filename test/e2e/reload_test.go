@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -66,24 +65,11 @@ func TestReloadRulesAndRoutes(t *testing.T) {
 
 	alertState := func() map[string]e2eAlert {
 		t.Helper()
-		resp, err := httpClient.Get("http://" + tel + "/api/v1/alerts")
+		as, err := agentAlerts(tel)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		var r struct {
-			Data struct {
-				Alerts []e2eAlert `json:"alerts"`
-			} `json:"data"`
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]e2eAlert{}
-		for _, a := range r.Data.Alerts {
-			out[a.Labels["alertname"]] = a
-		}
-		return out
+		return as
 	}
 	eventually(t, 30*time.Second, func() error {
 		if len(rec.matching("/one", nil)) == 0 {
