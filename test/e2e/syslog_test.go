@@ -158,10 +158,12 @@ func TestSyslogOverTLS(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
+	// A time of now: VictoriaLogs keeps a day (-retentionPeriod=1d) and drops older entries.
+	ts := time.Now().UTC().Format(time.RFC3339)
 	var lines, octets strings.Builder
 	for i := range 50 {
-		fmt.Fprintf(&lines, "<11>1 2026-12-03T10:00:00Z host1 tls-lines - - - line message %d\n", i)
-		m := fmt.Sprintf("<14>1 2026-12-03T10:00:00Z host1 tls-octets - - - octet message %d\nwith a second line", i)
+		fmt.Fprintf(&lines, "<11>1 %s host1 tls-lines - - - line message %d\n", ts, i)
+		m := fmt.Sprintf("<14>1 %s host1 tls-octets - - - octet message %d\nwith a second line", ts, i)
 		fmt.Fprintf(&octets, "%d %s", len(m), m)
 	}
 	if out, err := send(lines.String(), true); err != nil {
@@ -172,13 +174,13 @@ func TestSyslogOverTLS(t *testing.T) {
 	}
 	// Without a client certificate the handshake fails (TLS 1.3 reports it at the first read,
 	// so the client may not see an error): nothing of it may arrive.
-	_, _ = send("<11>1 2026-12-03T10:00:00Z host1 tls-nocert - - - refused\n", false)
+	_, _ = send("<11>1 "+ts+" host1 tls-nocert - - - refused\n", false)
 	// Plain TCP to the TLS listener: not a TLS record, refused.
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(c, "<11>1 2026-12-03T10:00:00Z host1 tls-plain - - - refused\n")
+	fmt.Fprintf(c, "<11>1 %s host1 tls-plain - - - refused\n", ts)
 	c.Close()
 	eventually(t, 30*time.Second, func() error {
 		for _, app := range []string{"tls-lines", "tls-octets"} {
