@@ -20,11 +20,12 @@ const (
 	StatefulSet = "k8s.statefulset.name"
 	DaemonSet   = "k8s.daemonset.name"
 	Job         = "k8s.job.name"
+	CronJob     = "k8s.cronjob.name"
 )
 
 // DefaultMetadata is what extract.metadata defaults to: everything but the pod IP (which data
 // found by connection usually says already, and which changes with every restart).
-var DefaultMetadata = []string{Namespace, PodName, PodUID, PodStart, NodeName, ReplicaSet, Deployment, StatefulSet, DaemonSet, Job}
+var DefaultMetadata = []string{Namespace, PodName, PodUID, PodStart, NodeName, ReplicaSet, Deployment, StatefulSet, DaemonSet, Job, CronJob}
 
 // knownMetadata is every name extract.metadata accepts.
 var knownMetadata = append(slices.Clone(DefaultMetadata), PodIP)

@@ -216,23 +216,29 @@ func TestLogsFromPathGetOwnerLabelsAnnotations(t *testing.T) {
 
 func TestOwners(t *testing.T) {
 	f := start(t, func(c *Config) {
-		c.Extract = Extract{Metadata: []string{Deployment, ReplicaSet, StatefulSet, DaemonSet, Job}}
+		c.Extract = Extract{Metadata: []string{Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob}}
 	},
 		pod("db-0", "u-sts", "10.1.0.1", metav1.OwnerReference{Kind: "StatefulSet", Name: "db"}, nil),
 		pod("agent-x", "u-ds", "10.1.0.2", metav1.OwnerReference{Kind: "DaemonSet", Name: "agent"}, nil),
 		pod("migrate-abc", "u-job", "10.1.0.3", metav1.OwnerReference{Kind: "Job", Name: "migrate"}, nil),
 		// A ReplicaSet made by hand: its name does not end in the pods' hash, so no Deployment.
 		pod("rs-1", "u-rs", "10.1.0.4", metav1.OwnerReference{Kind: "ReplicaSet", Name: "handmade"}, map[string]string{"pod-template-hash": "abc"}),
-		pod("bare", "u-bare", "10.1.0.5", metav1.OwnerReference{}, nil))
+		pod("bare", "u-bare", "10.1.0.5", metav1.OwnerReference{}, nil),
+		// A CronJob's Job: <cronjob>-<scheduled minute since the epoch>; and a dated hand-made Job.
+		pod("nightly-29460960-x", "u-cron", "10.1.0.6", metav1.OwnerReference{Kind: "Job", Name: "nightly-29460960"}, nil),
+		pod("backup-x", "u-dated", "10.1.0.7", metav1.OwnerReference{Kind: "Job", Name: "backup-20261206"}, nil))
 	got := f.consume(context.Background(), logsWith(
 		map[string]string{"k8s.pod.uid": "u-sts"}, map[string]string{"k8s.pod.uid": "u-ds"},
 		map[string]string{"k8s.pod.uid": "u-job"}, map[string]string{"k8s.pod.uid": "u-rs"},
-		map[string]string{"k8s.pod.uid": "u-bare"}))
+		map[string]string{"k8s.pod.uid": "u-bare"}, map[string]string{"k8s.pod.uid": "u-cron"},
+		map[string]string{"k8s.pod.uid": "u-dated"}))
 	equal(t, "statefulset", got[0], map[string]any{"k8s.pod.uid": "u-sts", "k8s.statefulset.name": "db"})
 	equal(t, "daemonset", got[1], map[string]any{"k8s.pod.uid": "u-ds", "k8s.daemonset.name": "agent"})
 	equal(t, "job", got[2], map[string]any{"k8s.pod.uid": "u-job", "k8s.job.name": "migrate"})
 	equal(t, "handmade replicaset", got[3], map[string]any{"k8s.pod.uid": "u-rs", "k8s.replicaset.name": "handmade"})
 	equal(t, "no owner", got[4], map[string]any{"k8s.pod.uid": "u-bare"})
+	equal(t, "cronjob", got[5], map[string]any{"k8s.pod.uid": "u-cron", "k8s.job.name": "nightly-29460960", "k8s.cronjob.name": "nightly"})
+	equal(t, "dated job", got[6], map[string]any{"k8s.pod.uid": "u-dated", "k8s.job.name": "backup-20261206"})
 }
 
 func TestByConnectionAndIP(t *testing.T) {

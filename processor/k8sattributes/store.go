@@ -3,6 +3,7 @@ package k8sattributes
 import (
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -167,6 +168,8 @@ func (s *store) attributes(p *Pod) []attr {
 			add(m, p.Owners["DaemonSet"])
 		case Job:
 			add(m, p.Owners["Job"])
+		case CronJob:
+			add(m, cronJobOf(p))
 		}
 	}
 	for _, f := range s.cfg.Extract.Labels {
@@ -195,6 +198,23 @@ func deploymentOf(p *Pod) string {
 		return d
 	}
 	return ""
+}
+
+// cronJobOf is the CronJob that made p's Job: a CronJob names its Jobs <cronjob>-<scheduled
+// time in minutes since the epoch>, as Deployments name their ReplicaSets, so the agent need
+// not read Jobs. Only a suffix of 8 digits from 24000000 (August 2015, before CronJobs existed)
+// counts, so that a Job named by hand "migrate-2" or "backup-20261206" claims no CronJob.
+func cronJobOf(p *Pod) string {
+	job := p.Owners["Job"]
+	i := strings.LastIndexByte(job, '-')
+	if i <= 0 || len(job)-i-1 != 8 {
+		return ""
+	}
+	n, err := strconv.Atoi(job[i+1:])
+	if err != nil || n < 24_000_000 {
+		return ""
+	}
+	return job[:i]
 }
 
 func tagName(f FieldExtra, prefix string) string {
