@@ -380,11 +380,38 @@ func eachField(b []byte, fn func(protowire.Number, protowire.Type, []byte) error
 // next consumes one field and returns its number, type, value bytes (for length-delimited fields)
 // and total length.
 func next(b []byte) (protowire.Number, protowire.Type, []byte, int, error) {
-	// Fast path: a one-byte tag of a length-delimited field shorter than 128 bytes (attribute
-	// keys and values, names, ids), the commonest field in a request.
-	if len(b) >= 2 && b[0]&7 == byte(protowire.BytesType) && b[0] < 0x80 && b[0] > 7 && b[1] < 0x80 {
-		if end := 2 + int(b[1]); end <= len(b) {
-			return protowire.Number(b[0] >> 3), protowire.BytesType, b[2:end:end], end, nil
+	// Fast paths for a one-byte tag (fields 1 to 15, every field of the messages scanned): a
+	// length-delimited field shorter than 16 KiB (attribute keys and values, names, IDs, bodies),
+	// a varint of up to 9 bytes (kinds, severities, counts), fixed64 and fixed32 (times, flags).
+	// What they do not cover (longer tags and lengths, groups, truncated fields) protowire
+	// reads below, and refuses what is malformed.
+	if len(b) >= 2 && b[0] < 0x80 && b[0] > 7 {
+		num := protowire.Number(b[0] >> 3)
+		switch protowire.Type(b[0] & 7) {
+		case protowire.BytesType:
+			if b[1] < 0x80 {
+				if end := 2 + int(b[1]); end <= len(b) {
+					return num, protowire.BytesType, b[2:end:end], end, nil
+				}
+			} else if len(b) >= 3 && b[2] < 0x80 {
+				if end := 3 + (int(b[1]&0x7f) | int(b[2])<<7); end <= len(b) {
+					return num, protowire.BytesType, b[3:end:end], end, nil
+				}
+			}
+		case protowire.VarintType:
+			for i := 1; i < len(b) && i < 10; i++ {
+				if b[i] < 0x80 {
+					return num, protowire.VarintType, nil, i + 1, nil
+				}
+			}
+		case protowire.Fixed64Type:
+			if len(b) >= 9 {
+				return num, protowire.Fixed64Type, nil, 9, nil
+			}
+		case protowire.Fixed32Type:
+			if len(b) >= 5 {
+				return num, protowire.Fixed32Type, nil, 5, nil
+			}
 		}
 	}
 	num, typ, n := protowire.ConsumeTag(b)
