@@ -150,6 +150,17 @@ func TestFilelogSurvivesKill(t *testing.T) {
 		writeLines(t, path, "app", i*500, (i+1)*500)
 		time.Sleep(100 * time.Millisecond)
 	}
+	// Kill once VictoriaLogs has acknowledged more than half of the lines (on a busy host the
+	// first pushes can take longer than the writing), and three checkpoint intervals later:
+	// the checkpoint must then be past them, so at most the rest come twice.
+	eventually(t, 30*time.Second, func() error {
+		_, distinct, err := countLines(t, vl, `app`)
+		if err == nil && distinct < 6000 {
+			err = fmt.Errorf("%d of 10000 lines in VictoriaLogs before the kill", distinct)
+		}
+		return err
+	})
+	time.Sleep(300 * time.Millisecond)
 	v.kill()
 	writeLines(t, path, "app", 10000, 11000)
 	v = startVigil(t, "vigil-restarted", cfg, tel)
