@@ -160,6 +160,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	path := fs.String("config", "", "config file (default: the embedded default config)")
 	grace := fs.Duration("grace-period", 20*time.Second, "how long shutdown may take to drain in-flight data")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for performance work)")
+	memProfile := fs.String("memprofile", "", "write a heap profile (allocations since start and what is live) to this file at exit (for performance work)")
 	watch := fs.Duration("watch-config", 0, "check the config file this often and reload when it changed (0: only on SIGHUP or POST /-/reload)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -171,6 +172,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 			return 1
 		}
 		defer stop()
+	}
+	if *memProfile != "" {
+		defer writeHeapProfile(*memProfile, stderr)
 	}
 	f, err := components()
 	if err != nil {
@@ -255,6 +259,21 @@ func startCPUProfile(path string) (func(), error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// writeHeapProfile writes the heap profile: go tool pprof -sample_index=alloc_space shows
+// what was allocated over the run, inuse_space what is live at exit.
+func writeHeapProfile(path string, stderr io.Writer) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "vigil: heap profile: %v\n", err)
+	}
 }
 
 // releaseStartupMemory gives back the pages of the executable that only initialisation touched

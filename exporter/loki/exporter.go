@@ -5,7 +5,6 @@
 package loki
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +25,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/vigilhq/vigil/internal/batch"
+	"github.com/vigilhq/vigil/internal/bufpool"
 	"github.com/vigilhq/vigil/internal/client"
 	"github.com/vigilhq/vigil/internal/component"
 	"github.com/vigilhq/vigil/internal/consumererror"
@@ -61,6 +61,11 @@ type exporter struct {
 	rejected  *prometheus.CounterVec
 	demoted   *prometheus.CounterVec
 	rejectLog ratelog.Limiter
+
+	// What requests are built in, kept for the next (bufpool); scratches hold the
+	// conversion's slices.
+	bufs      *bufpool.Pool
+	scratches chan *scratch
 }
 
 type labelSource struct {
@@ -107,6 +112,7 @@ type batchState struct {
 	names   map[string]string
 	slab    []loki.Label
 	left    int // records not yet converted, which size the next slab
+	used    int // metadata labels cut so far
 	last    []loki.Label
 	lastIdx int
 }
@@ -128,7 +134,11 @@ func newExporter(set component.Settings, cfg *Config) (*exporter, error) {
 		set.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := &exporter{set: set, cfg: cfg, now: time.Now, rejectLog: ratelog.Limiter{Every: time.Minute},
-		guard: cardinality{max: cfg.MaxLabelValues, seen: map[string]map[string]struct{}{}}}
+		guard:     cardinality{max: cfg.MaxLabelValues, seen: map[string]map[string]struct{}{}},
+		scratches: make(chan *scratch, 2),
+		// Two buffers per request in flight (encoded, compressed); a request is at most
+		// max_request_bytes but for one entry larger than that.
+		bufs: bufpool.New(4, 2*cfg.MaxRequestBytes+64<<10)}
 	for _, a := range cfg.Labels.Resource {
 		e.labels = append(e.labels, labelSource{attr: a, name: LabelName(a), resource: true})
 	}
@@ -214,20 +224,70 @@ func (c *cardinality) admit(name, value string, now time.Time) bool {
 	return true
 }
 
+// scratch is what converting a batch into push requests needs and the next batch can reuse:
+// the entries (in record order, then grouped by stream), the stream of each entry, the slab
+// structured metadata is cut from. What it holds is only valid until it goes back (release).
+type scratch struct {
+	flat, grouped []loki.Entry
+	stream        []int32 // flat[i] belongs to out[stream[i]]
+	slab          []loki.Label
+	slabWanted    int // metadata the last batch had: the next slab's size
+	byKey         map[string]int
+	out           []loki.Stream
+	starts        []int
+}
+
+func (e *exporter) scratch() *scratch {
+	select {
+	case sc := <-e.scratches:
+		return sc
+	default:
+		return &scratch{byKey: map[string]int{}}
+	}
+}
+
+// release clears what the scratch points into (the batch's strings) and keeps it.
+func (e *exporter) release(sc *scratch) {
+	clear(sc.flat)
+	clear(sc.grouped)
+	clear(sc.slab[:cap(sc.slab)])
+	clear(sc.byKey)
+	clear(sc.out)
+	sc.flat, sc.grouped, sc.stream, sc.slab, sc.out = sc.flat[:0], sc.grouped[:0], sc.stream[:0], sc.slab[:0], sc.out[:0]
+	if cap(sc.flat) > maxScratchEntries {
+		sc.flat, sc.grouped, sc.stream = nil, nil, nil
+	}
+	if cap(sc.slab) > 4*maxScratchEntries {
+		sc.slab = nil
+	}
+	select {
+	case e.scratches <- sc:
+	default:
+	}
+}
+
+// maxScratchEntries bounds the entries a kept scratch holds room for (64 bytes each).
+const maxScratchEntries = 64 << 10
+
 // streams groups the records of ld into streams, entries sorted by time; it drops the entries
-// older than max_entry_age, and returns how many.
-func (e *exporter) streams(ld plog.Logs) ([]loki.Stream, int) {
+// older than max_entry_age, and returns how many. The streams live in sc.
+func (e *exporter) streams(ld plog.Logs, sc *scratch) ([]loki.Stream, int) {
 	now := e.now()
 	oldest := time.Time{}
 	if e.cfg.MaxEntryAge > 0 {
 		oldest = now.Add(-e.cfg.MaxEntryAge)
 	}
-	byKey := map[string]int{}
-	var out []loki.Stream
+	n := ld.LogRecordCount()
+	sc.flat = slices.Grow(sc.flat[:0], n)
+	sc.stream = slices.Grow(sc.stream[:0], n)
+	out := sc.out[:0]
 	tooOld := 0
 	var labels []loki.Label
 	var used []labelSource // the sources the record's labels came from (reused)
-	st := &batchState{names: map[string]string{}, left: ld.LogRecordCount()}
+	if cap(sc.slab) < sc.slabWanted {
+		sc.slab = make([]loki.Label, 0, sc.slabWanted)
+	}
+	st := &batchState{names: map[string]string{}, left: n, slab: sc.slab[:0]}
 	for _, rl := range ld.ResourceLogs().All() {
 		res := rl.Resource().Attributes()
 		for _, sl := range rl.ScopeLogs().All() {
@@ -272,20 +332,45 @@ func (e *exporter) streams(ld plog.Logs) ([]loki.Stream, int) {
 				if st.last == nil || !slices.Equal(labels, st.last) {
 					k := loki.FormatLabels(labels)
 					var ok bool
-					if i, ok = byKey[k]; !ok {
+					if i, ok = sc.byKey[k]; !ok {
 						i = len(out)
-						byKey[k] = i
+						sc.byKey[k] = i
 						out = append(out, loki.Stream{Labels: slices.Clone(labels)})
 					}
 					st.last, st.lastIdx = out[i].Labels, i
 				}
-				out[i].Entries = append(out[i].Entries, loki.Entry{Timestamp: at, Line: lr.Body().AsString(), Metadata: st.metadata(lr, res, used)})
+				sc.flat = append(sc.flat, loki.Entry{Timestamp: at, Line: lr.Body().AsString(), Metadata: st.metadata(lr, res, used)})
+				sc.stream = append(sc.stream, int32(i))
 			}
 		}
 	}
-	for i := range out {
-		slices.SortStableFunc(out[i].Entries, func(a, b loki.Entry) int { return a.Timestamp.Compare(b.Timestamp) })
+	sc.slabWanted = st.used + 32 // metadata() wants room for a record's labels before each
+	if cap(st.slab) > cap(sc.slab) {
+		sc.slab = st.slab // the larger: kept for the next batch
 	}
+	// Grouped by stream (a counting sort: entries keep their order within a stream), then
+	// each stream in time order.
+	sc.starts = slices.Grow(sc.starts[:0], len(out)+1)[:len(out)+1]
+	clear(sc.starts)
+	for _, i := range sc.stream {
+		sc.starts[i+1]++
+	}
+	for i := 1; i <= len(out); i++ {
+		sc.starts[i] += sc.starts[i-1]
+	}
+	sc.grouped = slices.Grow(sc.grouped[:0], len(sc.flat))[:len(sc.flat)]
+	for k, i := range sc.stream {
+		sc.grouped[sc.starts[i]] = sc.flat[k]
+		sc.starts[i]++
+	}
+	from := 0
+	for i := range out {
+		es := sc.grouped[from:sc.starts[i]:sc.starts[i]]
+		slices.SortStableFunc(es, func(a, b loki.Entry) int { return a.Timestamp.Compare(b.Timestamp) })
+		out[i].Entries = es
+		from = sc.starts[i]
+	}
+	sc.out = out
 	return out, tooOld
 }
 
@@ -329,6 +414,7 @@ func (st *batchState) metadata(lr plog.LogRecord, res pcommon.Map, used []labelS
 		md = append(md, loki.Label{Name: "severity_number", Value: strconv.Itoa(int(n))})
 	}
 	st.slab = md
+	st.used += len(md) - start
 	if len(md) == start {
 		return nil
 	}
@@ -380,7 +466,9 @@ func (e *exporter) send(ctx context.Context, b *batch.Batch) error {
 	if err != nil {
 		return consumererror.NewPermanent(fmt.Errorf("decode logs: %w", err))
 	}
-	streams, tooOld := e.streams(ld)
+	sc := e.scratch()
+	defer e.release(sc)
+	streams, tooOld := e.streams(ld, sc)
 	if tooOld > 0 {
 		e.reject("too_old", tooOld, fmt.Sprintf("older than max_entry_age (%s)", e.cfg.MaxEntryAge))
 	}
@@ -392,20 +480,20 @@ func (e *exporter) send(ctx context.Context, b *batch.Batch) error {
 	return nil
 }
 
-// rawPool holds the buffers requests are encoded into before they are compressed.
-var rawPool = sync.Pool{New: func() any { return new([]byte) }}
-
 // push sends one request.
 func (e *exporter) push(ctx context.Context, hc *http.Client, streams []loki.Stream) error {
-	bp := rawPool.Get().(*[]byte)
-	raw := loki.AppendProto((*bp)[:0], streams)
-	body := promrw.Encode(nil, raw)
-	*bp = raw
-	rawPool.Put(bp)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.cfg.Client.Endpoint, bytes.NewReader(body))
+	raw := e.bufs.Get()
+	*raw = loki.AppendProto(*raw, streams)
+	compressed := e.bufs.Get()
+	*compressed = promrw.Encode(*compressed, *raw)
+	e.bufs.Put(raw)
+	body := e.bufs.Body(compressed)
+	defer body.Release()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.cfg.Client.Endpoint, nil)
 	if err != nil {
 		return consumererror.NewPermanent(fmt.Errorf("build request: %w", err))
 	}
+	body.Set(req)
 	req.Header.Set("User-Agent", client.UserAgent)
 	e.cfg.Client.SetHeaders(req.Header)
 	req.Header.Set("Content-Type", "application/x-protobuf")

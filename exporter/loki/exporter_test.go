@@ -2,6 +2,7 @@ package loki
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -286,33 +287,56 @@ func TestLabelName(t *testing.T) {
 // each entry keeps its own structured metadata (they are cut from one slab per batch).
 func TestStreamsInterleaved(t *testing.T) {
 	e, _ := setup(t, &backend{}, func(c *Config) { c.Labels.Attributes = []string{"pod"} })
-	ld := plog.NewLogs()
-	recs := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
 	now := time.Now()
-	const n = 5000 // more metadata than one slab holds
-	for i := range n {
-		lr := recs.AppendEmpty()
-		lr.Body().SetStr(strconv.Itoa(i))
-		lr.SetTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Duration(i) * time.Millisecond)))
-		lr.Attributes().PutStr("pod", []string{"a", "b"}[i%2])
-		lr.Attributes().PutStr("seq", strconv.Itoa(i))
-		lr.Attributes().PutStr("odd.attr-name", "x")
-	}
-	streams, tooOld := e.streams(ld)
-	if tooOld != 0 || len(streams) != 2 {
-		t.Fatalf("%d streams, %d too old; want 2 and 0", len(streams), tooOld)
-	}
-	for _, s := range streams {
-		pod := s.Labels[0].Value
-		if len(s.Labels) != 1 || s.Labels[0].Name != "pod" || len(s.Entries) != n/2 {
-			t.Fatalf("stream %v: %d entries", s.Labels, len(s.Entries))
+	var kept *scratch
+	// One scratch goes from batch to batch: larger, smaller, and with more streams than before;
+	// each batch's streams hold that batch's entries only.
+	for round, n := range []int{5000, 7000, 300, 6000} { // more metadata than one slab holds
+		pods := []string{"a", "b", "c"}[:2+round%2]
+		ld := plog.NewLogs()
+		recs := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
+		for i := range n {
+			lr := recs.AppendEmpty()
+			lr.Body().SetStr(fmt.Sprintf("%d-%d", round, i))
+			// Out of time order within a stream: the last third comes first.
+			lr.SetTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Duration((i+n/3)%n) * time.Millisecond)))
+			lr.Attributes().PutStr("pod", pods[i%len(pods)])
+			lr.Attributes().PutStr("seq", strconv.Itoa(i))
+			lr.Attributes().PutStr("odd.attr-name", "x")
 		}
-		for _, en := range s.Entries {
-			i, _ := strconv.Atoi(en.Line)
-			want := []loki.Label{{Name: "seq", Value: en.Line}, {Name: "odd_attr_name", Value: "x"}}
-			if []string{"a", "b"}[i%2] != pod || !slices.Equal(en.Metadata, want) {
-				t.Fatalf("stream %s, entry %s: metadata %v, want %v", pod, en.Line, en.Metadata, want)
+		sc := e.scratch()
+		if kept != nil && sc != kept {
+			t.Fatal("the scratch was not reused")
+		}
+		streams, tooOld := e.streams(ld, sc)
+		if tooOld != 0 || len(streams) != len(pods) {
+			t.Fatalf("round %d: %d streams, %d too old; want %d and 0", round, len(streams), tooOld, len(pods))
+		}
+		total := 0
+		for _, s := range streams {
+			pod := s.Labels[0].Value
+			if len(s.Labels) != 1 || s.Labels[0].Name != "pod" {
+				t.Fatalf("stream %v", s.Labels)
+			}
+			total += len(s.Entries)
+			for k, en := range s.Entries {
+				var r, i int
+				if _, err := fmt.Sscanf(en.Line, "%d-%d", &r, &i); err != nil || r != round {
+					t.Fatalf("round %d, stream %s: entry %q of another batch", round, pod, en.Line)
+				}
+				want := []loki.Label{{Name: "seq", Value: strconv.Itoa(i)}, {Name: "odd_attr_name", Value: "x"}}
+				if pods[i%len(pods)] != pod || !slices.Equal(en.Metadata, want) {
+					t.Fatalf("stream %s, entry %s: metadata %v, want %v", pod, en.Line, en.Metadata, want)
+				}
+				if k > 0 && en.Timestamp.Before(s.Entries[k-1].Timestamp) {
+					t.Fatalf("round %d, stream %s: entry %d out of time order", round, pod, k)
+				}
 			}
 		}
+		if total != n {
+			t.Fatalf("round %d: %d entries in the streams, want %d", round, total, n)
+		}
+		e.release(sc)
+		kept = sc
 	}
 }

@@ -102,6 +102,11 @@ type receiver struct {
 	utf16     *encoding.Decoder                     // UTF-16's, nil otherwise
 	bigEndian bool
 
+	// The poller's scratch for split: each read's lines and where they start, emptied after
+	// its records are built (the records keep the read buffer, not these).
+	lineBuf  [][]byte
+	startBuf []int
+
 	lines, dropped, truncated, unparsed *prometheus.CounterVec
 	warn                                ratelog.Limiter
 
@@ -518,6 +523,10 @@ func (r *receiver) readFile(f *file) {
 				return // stopping
 			}
 		}
+		if r.utf16 == nil && r.lineStart == nil {
+			clear(lines)
+			r.lineBuf, r.startBuf = lines[:0], starts[:0]
+		}
 		if int64(n) < want {
 			return
 		}
@@ -528,8 +537,8 @@ func (r *receiver) readFile(f *file) {
 // skipped) took. A line over max_line_bytes is cut there and the rest dropped up to its newline.
 func (r *receiver) split(f *file, data []byte) ([][]byte, []int, int) {
 	max := r.cfg.MaxLineBytes
-	var lines [][]byte
-	var starts []int
+	lines, starts := r.lineBuf[:0], r.startBuf[:0]
+	r.lineBuf, r.startBuf = nil, nil // back once the lines are sent (readFile)
 	pos := 0
 	for pos < len(data) {
 		i := bytes.IndexByte(data[pos:], '\n')
