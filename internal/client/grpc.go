@@ -1,11 +1,14 @@
 package client
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -208,11 +211,14 @@ func (g *GRPC) NewConn(extra ...grpc.DialOption) (*grpc.ClientConn, error) {
 		// Load returns nil when tls.insecure is set, which Validate rules out for https://.
 		tc := g.TLS
 		tc.Insecure = false
-		cfg, err := tc.Load()
+		dyn, err := tc.Dynamic()
 		if err != nil {
 			return nil, fmt.Errorf("tls: %w", err)
 		}
-		creds = credentials.NewTLS(cfg)
+		creds = credentials.NewTLS(dyn.Config())
+		if dyn.Reloads() {
+			creds = &reloadingCreds{dyn: dyn}
+		}
 	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
@@ -275,4 +281,53 @@ func prefix(p string, err error) error {
 		return errors.Join(errs...)
 	}
 	return fmt.Errorf("%s%w", p, err)
+}
+
+// reloadingCreds are TLS transport credentials whose CA follows ca_file: each handshake uses
+// the config as it is then (tlsconfig.Dynamic).
+type reloadingCreds struct {
+	dyn *tlsconfig.Dynamic
+
+	mu       sync.Mutex
+	cfg      *tls.Config
+	creds    credentials.TransportCredentials
+	override string
+}
+
+func (r *reloadingCreds) current() credentials.TransportCredentials {
+	cfg := r.dyn.Config()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cfg != r.cfg {
+		r.cfg = cfg
+		r.creds = credentials.NewTLS(cfg)
+		if r.override != "" {
+			_ = r.creds.OverrideServerName(r.override) //nolint:staticcheck // kept working as grpc-go's own TLS credentials do
+		}
+	}
+	return r.creds
+}
+
+func (r *reloadingCreds) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return r.current().ClientHandshake(ctx, authority, conn)
+}
+
+func (r *reloadingCreds) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errors.New("client credentials cannot serve")
+}
+
+func (r *reloadingCreds) Info() credentials.ProtocolInfo { return r.current().Info() }
+
+func (r *reloadingCreds) Clone() credentials.TransportCredentials {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return &reloadingCreds{dyn: r.dyn, override: r.override}
+}
+
+// OverrideServerName is deprecated in grpc-go, and kept for what still calls it.
+func (r *reloadingCreds) OverrideServerName(name string) error {
+	r.mu.Lock()
+	r.override, r.cfg = name, nil
+	r.mu.Unlock()
+	return nil
 }

@@ -17,10 +17,12 @@ const ReloadCheck = time.Second
 
 var reloadCheck = ReloadCheck // tests shorten it
 
-// stamp is what tells a file changed: its size, modification time and inode change time.
+// stamp is what tells a file changed: its size, modification time, inode change time and
+// inode.
 type stamp struct {
 	size       int64
 	mod, ctime time.Time
+	inode      [2]uint64
 }
 
 func stampOf(path string) (stamp, error) {
@@ -28,7 +30,7 @@ func stampOf(path string) (stamp, error) {
 	if err != nil {
 		return stamp{}, err
 	}
-	return stamp{size: fi.Size(), mod: fi.ModTime(), ctime: changeTime(fi)}, nil
+	return stamp{size: fi.Size(), mod: fi.ModTime(), ctime: changeTime(fi), inode: inode(fi)}, nil
 }
 
 // reloading holds a value loaded from files and loads it again when one of them changes,
@@ -79,7 +81,7 @@ func equalStamps(a, b []stamp) bool {
 		return false
 	}
 	for i := range a {
-		if a[i].size != b[i].size || !a[i].mod.Equal(b[i].mod) || !a[i].ctime.Equal(b[i].ctime) {
+		if a[i].size != b[i].size || !a[i].mod.Equal(b[i].mod) || !a[i].ctime.Equal(b[i].ctime) || a[i].inode != b[i].inode {
 			return false
 		}
 	}

@@ -1,73 +1,16 @@
 package tlsconfig
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/tlsconfig/tlstest"
 )
-
-// issue makes a certificate with the given serial, signed by parent (self-signed when nil), and
-// returns it with its key, both as PEM, and the parsed certificate.
-func issue(t *testing.T, serial int64, ca bool, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) ([]byte, []byte, *x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	return issueUntil(t, serial, ca, parent, parentKey, time.Now().Add(time.Hour))
-}
-
-func issueUntil(t *testing.T, serial int64, ca bool, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, notAfter time.Time) ([]byte, []byte, *x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: "vigil reload test"},
-		NotBefore:    time.Now().Add(-2 * time.Hour),
-		NotAfter:     notAfter,
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-	}
-	if ca {
-		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
-	}
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), c, key
-}
-
-// replace writes data to path the way Kubernetes updates a mounted Secret: a new file renamed
-// over the old one.
-func replace(t *testing.T, path string, data []byte) {
-	t.Helper()
-	if err := os.WriteFile(path+".new", data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(path+".new", path); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // serve accepts TLS connections with cfg until the test ends, completing each handshake.
 func serve(t *testing.T, cfg *tls.Config) string {
@@ -99,9 +42,9 @@ func TestServerReloads(t *testing.T) {
 	t.Cleanup(func() { reloadCheck = ReloadCheck })
 	dir := t.TempDir()
 	certFile, keyFile, caFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), filepath.Join(dir, "ca.crt")
-	c1, k1, _, _ := issue(t, 1, false, nil, nil)
-	replace(t, certFile, c1)
-	replace(t, keyFile, k1)
+	c1, k1, _, _ := tlstest.Issue(t, 1, false, nil, nil)
+	tlstest.Replace(t, certFile, c1)
+	tlstest.Replace(t, keyFile, k1)
 	cfg, err := (&Server{Common: Common{CertFile: certFile, KeyFile: keyFile}}).Load()
 	if err != nil {
 		t.Fatal(err)
@@ -119,29 +62,29 @@ func TestServerReloads(t *testing.T) {
 	if s := serial(); s != 1 {
 		t.Fatalf("serial %d, want 1", s)
 	}
-	c2, k2, _, _ := issue(t, 2, false, nil, nil)
-	replace(t, keyFile, k2)
-	replace(t, certFile, c2)
+	c2, k2, _, _ := tlstest.Issue(t, 2, false, nil, nil)
+	tlstest.Replace(t, keyFile, k2)
+	tlstest.Replace(t, certFile, c2)
 	if s := serial(); s != 2 {
 		t.Errorf("after the renewal: serial %d, want 2", s)
 	}
-	replace(t, certFile, []byte("half-written"))
+	tlstest.Replace(t, certFile, []byte("half-written"))
 	if s := serial(); s != 2 {
 		t.Errorf("after a bad write: serial %d, want the last good one, 2", s)
 	}
 
 	// Mutual TLS: a client of a CA the listener does not trust yet is refused, then taken
 	// once the CA file holds its CA.
-	replace(t, certFile, c2)
-	caA, _, _, _ := issue(t, 10, true, nil, nil)
-	caB, _, caBCert, caBKey := issue(t, 20, true, nil, nil)
-	replace(t, caFile, caA)
+	tlstest.Replace(t, certFile, c2)
+	caA, _, _, _ := tlstest.Issue(t, 10, true, nil, nil)
+	caB, _, caBCert, caBKey := tlstest.Issue(t, 20, true, nil, nil)
+	tlstest.Replace(t, caFile, caA)
 	mcfg, err := (&Server{Common: Common{CertFile: certFile, KeyFile: keyFile}, ClientCAFile: caFile}).Load()
 	if err != nil {
 		t.Fatal(err)
 	}
 	maddr := serve(t, mcfg)
-	cc, ck, _, _ := issue(t, 21, false, caBCert, caBKey)
+	cc, ck, _, _ := tlstest.Issue(t, 21, false, caBCert, caBKey)
 	clientCert, err := tls.X509KeyPair(cc, ck)
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +106,7 @@ func TestServerReloads(t *testing.T) {
 	if err := handshake(); err == nil {
 		t.Error("a client of an untrusted CA was accepted")
 	}
-	replace(t, caFile, caB)
+	tlstest.Replace(t, caFile, caB)
 	if err := handshake(); err != nil {
 		t.Errorf("after the CA file changed: %v", err)
 	}
@@ -175,9 +118,9 @@ func TestClientReloads(t *testing.T) {
 	t.Cleanup(func() { reloadCheck = ReloadCheck })
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "c.crt"), filepath.Join(dir, "c.key")
-	c1, k1, _, _ := issue(t, 1, false, nil, nil)
-	replace(t, certFile, c1)
-	replace(t, keyFile, k1)
+	c1, k1, _, _ := tlstest.Issue(t, 1, false, nil, nil)
+	tlstest.Replace(t, certFile, c1)
+	tlstest.Replace(t, keyFile, k1)
 	cfg, err := (&Client{Common: Common{CertFile: certFile, KeyFile: keyFile}}).Load()
 	if err != nil {
 		t.Fatal(err)
@@ -193,9 +136,9 @@ func TestClientReloads(t *testing.T) {
 	if s := presented(); s != 1 {
 		t.Fatalf("serial %d, want 1", s)
 	}
-	c2, k2, _, _ := issue(t, 2, false, nil, nil)
-	replace(t, keyFile, k2)
-	replace(t, certFile, c2)
+	c2, k2, _, _ := tlstest.Issue(t, 2, false, nil, nil)
+	tlstest.Replace(t, keyFile, k2)
+	tlstest.Replace(t, certFile, c2)
 	if s := presented(); s != 2 {
 		t.Errorf("after the renewal: serial %d, want 2", s)
 	}
@@ -208,12 +151,12 @@ func TestExpiredCertificateReplaced(t *testing.T) {
 	t.Cleanup(func() { reloadCheck = ReloadCheck })
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	_, _, ca, caKey := issue(t, 100, true, nil, nil)
+	_, _, ca, caKey := tlstest.Issue(t, 100, true, nil, nil)
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
-	old, oldKey, _, _ := issueUntil(t, 101, false, ca, caKey, time.Now().Add(-time.Hour))
-	replace(t, certFile, old)
-	replace(t, keyFile, oldKey)
+	old, oldKey, _, _ := tlstest.IssueUntil(t, 101, false, ca, caKey, time.Now().Add(-time.Hour))
+	tlstest.Replace(t, certFile, old)
+	tlstest.Replace(t, keyFile, oldKey)
 	cfg, err := (&Server{Common: Common{CertFile: certFile, KeyFile: keyFile}}).Load()
 	if err != nil {
 		t.Fatal(err)
@@ -230,9 +173,9 @@ func TestExpiredCertificateReplaced(t *testing.T) {
 	if err := dial(); !errors.As(err, &invalid) || invalid.Reason != x509.Expired {
 		t.Fatalf("expired certificate: %v, want an expiry error", err)
 	}
-	renewed, renewedKey, _, _ := issue(t, 102, false, ca, caKey)
-	replace(t, keyFile, renewedKey)
-	replace(t, certFile, renewed)
+	renewed, renewedKey, _, _ := tlstest.Issue(t, 102, false, ca, caKey)
+	tlstest.Replace(t, keyFile, renewedKey)
+	tlstest.Replace(t, certFile, renewed)
 	if err := dial(); err != nil {
 		t.Errorf("after the renewal: %v", err)
 	}

@@ -126,8 +126,31 @@ func (s *Server) Load() (*tls.Config, error) {
 	return cfg, nil
 }
 
-// Load builds the client's *tls.Config, or nil when Insecure asks for plaintext.
+// Load builds the client's *tls.Config, or nil when Insecure asks for plaintext. The client
+// certificate is asked for at each handshake, so a renewed one is used without a restart; the
+// CA is read once (Dynamic follows it too).
 func (c *Client) Load() (*tls.Config, error) {
+	d, err := c.Dynamic()
+	if err != nil || d == nil {
+		return nil, err
+	}
+	return d.Config(), nil
+}
+
+// Dynamic is a client's TLS settings with the CA of ca_file followed: Config is the config for
+// the next connection, made again when the CA file changed (ReloadCheck). A connection is only
+// verified at its handshake, so a renewed CA applies to connections made after it.
+type Dynamic struct {
+	base *tls.Config
+	cas  *reloading[*x509.CertPool] // nil without ca_file
+
+	mu   sync.Mutex
+	pool *x509.CertPool
+	cfg  *tls.Config
+}
+
+// Dynamic loads the block's files; it returns nil when Insecure asks for plaintext.
+func (c *Client) Dynamic() (*Dynamic, error) {
 	if c.Insecure {
 		return nil, nil
 	}
@@ -136,17 +159,37 @@ func (c *Client) Load() (*tls.Config, error) {
 		return nil, err
 	}
 	if kp != nil {
-		// Asked for at each handshake: a renewed client certificate is used without a restart.
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return kp.get(), nil }
-	}
-	if c.CAFile != "" {
-		pool, err := loadPool(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
-		}
-		cfg.RootCAs = pool
 	}
 	cfg.InsecureSkipVerify = c.InsecureSkipVerify
 	cfg.ServerName = c.ServerNameOverride
-	return cfg, nil
+	d := &Dynamic{base: cfg, cfg: cfg}
+	if c.CAFile != "" {
+		if d.cas, err = pool(c.CAFile); err != nil {
+			return nil, fmt.Errorf("ca_file: %w", err)
+		}
+		d.pool = d.cas.get()
+		d.cfg = cfg.Clone()
+		d.cfg.RootCAs = d.pool
+	}
+	return d, nil
+}
+
+// Reloads reports whether Config can change (ca_file is set).
+func (d *Dynamic) Reloads() bool { return d.cas != nil }
+
+// Config is the config to make a connection with; do not modify it (Clone it first).
+func (d *Dynamic) Config() *tls.Config {
+	if d.cas == nil {
+		return d.cfg
+	}
+	p := d.cas.get()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p != d.pool {
+		d.pool = p
+		d.cfg = d.base.Clone()
+		d.cfg.RootCAs = p
+	}
+	return d.cfg
 }
