@@ -129,6 +129,42 @@ func (a *Auth) validateWithTLS(hasClientCA bool) error {
 	return nil
 }
 
+// ValidateCertsOnly checks the auth block of a listener whose only credential is the client
+// certificate of its TLS connection (syslog over TLS): no tokens or passwords, and client
+// certificates asked for.
+func (a *Auth) ValidateCertsOnly(hasClientCA bool) error {
+	err := a.Validate()
+	const only = ": not on this listener, whose only credential is the client certificate (client_certs)"
+	if a.BearerToken != "" {
+		err = errors.Join(err, errors.New("bearer_token"+only))
+	}
+	if len(a.Tokens) > 0 {
+		err = errors.Join(err, errors.New("tokens"+only))
+	}
+	if len(a.Basic) > 0 {
+		err = errors.Join(err, errors.New("basic"+only))
+	}
+	if !hasClientCA {
+		err = errors.Join(err, errors.New("client_certs: needs tls.client_ca_file, so that clients present certificates"))
+	}
+	return err
+}
+
+// CertIdentities finds identities by client certificate alone.
+type CertIdentities struct{ au *authenticator }
+
+// CertIdentities is the block's client-certificate check.
+func (a *Auth) CertIdentities() *CertIdentities { return &CertIdentities{a.authenticator()} }
+
+// Identify returns the identity of the first client_certs entry the verified chain's leaf
+// matches.
+func (c *CertIdentities) Identify(peer []*x509.Certificate) (*Identity, bool) {
+	if len(peer) == 0 {
+		return nil, false
+	}
+	return c.au.authenticate("", peer)
+}
+
 // Identity is who a request was authenticated as, and what it may do.
 type Identity struct {
 	Name            string // the token's name, the user, or the certificate's matched name

@@ -23,6 +23,7 @@ import (
 	"github.com/vigilhq/vigil/internal/consumererror"
 	"github.com/vigilhq/vigil/internal/ratelog"
 	"github.com/vigilhq/vigil/internal/selftelemetry"
+	"github.com/vigilhq/vigil/internal/server"
 	"github.com/vigilhq/vigil/internal/syslog"
 	"github.com/vigilhq/vigil/internal/tlsconfig"
 )
@@ -50,6 +51,9 @@ type Config struct {
 type Listener struct {
 	Endpoint string            `yaml:"endpoint"`
 	TLS      *tlsconfig.Server `yaml:"tls"` // TCP only
+	// Auth admits only the TLS clients whose certificate names a client_certs entry, and
+	// stamps its tenant (TCP with tls.client_ca_file only: syslog has no other credential).
+	Auth *server.Auth `yaml:"auth"`
 }
 
 // NewConfig returns the defaults.
@@ -72,6 +76,14 @@ func (c *Config) Validate() error {
 		}
 		if _, _, err := net.SplitHostPort(l.Endpoint); err != nil {
 			errs = append(errs, fmt.Errorf("%s.endpoint: must be host:port, got %q", name, l.Endpoint))
+		}
+		if l.Auth != nil {
+			switch {
+			case name == "udp":
+				errs = append(errs, errors.New("udp.auth: a datagram carries no credential; use tcp with tls and auth"))
+			default:
+				errs = append(errs, server.Prefix("tcp.auth", l.Auth.ValidateCertsOnly(l.TLS != nil && l.TLS.ClientCAFile != "")))
+			}
 		}
 		if l.TLS != nil {
 			if name == "udp" {
@@ -107,6 +119,7 @@ type message struct {
 	received time.Time
 	peer     string
 	protocol string
+	id       *server.Identity // the TLS client's, with tcp.auth; nil otherwise
 }
 
 type receiver struct {
@@ -118,7 +131,10 @@ type receiver struct {
 	msgs      chan message
 	malformed *prometheus.CounterVec
 	dropped   prometheus.Counter
+	refused   *prometheus.CounterVec
 	badLog    ratelog.Limiter
+	authLog   ratelog.Limiter
+	certs     *server.CertIdentities // nil without tcp.auth
 
 	tcp      net.Listener
 	udp      net.PacketConn
@@ -134,7 +150,10 @@ func newReceiver(set component.Settings, cfg *Config, next map[batch.Signal]comp
 		set.Logger = slog.New(slog.DiscardHandler)
 	}
 	r := &receiver{set: set, cfg: *cfg, now: time.Now, msgs: make(chan message, 4*cfg.BatchSize), stop: make(chan struct{}),
-		badLog: ratelog.Limiter{Every: time.Minute}}
+		badLog: ratelog.Limiter{Every: time.Minute}, authLog: ratelog.Limiter{Every: time.Minute}}
+	if cfg.TCP != nil && cfg.TCP.Auth != nil {
+		r.certs = cfg.TCP.Auth.CertIdentities()
+	}
 	for sig, c := range next {
 		if sig != batch.Logs {
 			return nil, fmt.Errorf("receiver %s: syslog carries logs only, not %s", set.ID, sig)
@@ -155,6 +174,12 @@ func newReceiver(set component.Settings, cfg *Config, next map[batch.Signal]comp
 		Name: "vigil_receiver_syslog_dropped_datagrams_total",
 		Help: "UDP messages dropped because the pipeline was not keeping up (UDP has no backpressure).",
 	})); err != nil {
+		return nil, fmt.Errorf("receiver %s: %w", set.ID, err)
+	}
+	if r.refused, err = selftelemetry.Register(set.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vigil_receiver_syslog_refused_connections_total",
+		Help: "TLS connections closed by tcp.auth, by reason: unauthenticated (no certificate, or one no client_certs entry names) or forbidden (its grant leaves out logs).",
+	}, []string{"reason"})); err != nil {
 		return nil, fmt.Errorf("receiver %s: %w", set.ID, err)
 	}
 	return r, nil
@@ -272,6 +297,13 @@ func (r *receiver) readTCP(c net.Conn) {
 	defer r.readers.Done()
 	defer func() { r.conns.Delete(c); c.Close() }()
 	peer := c.RemoteAddr().String()
+	var id *server.Identity
+	if r.certs != nil {
+		var ok bool
+		if id, ok = r.admit(c, peer); !ok {
+			return
+		}
+	}
 	f := syslog.NewFramer(c, r.cfg.MaxMessageBytes)
 	for {
 		frame, err := f.Next()
@@ -288,11 +320,44 @@ func (r *receiver) readTCP(c net.Conn) {
 			continue
 		}
 		select {
-		case r.msgs <- message{m: m, received: now, peer: peer, protocol: "tcp"}:
+		case r.msgs <- message{m: m, received: now, peer: peer, protocol: "tcp", id: id}:
 		case <-r.stop:
 			return
 		}
 	}
+}
+
+// admitHandshake bounds how long a client may take to complete its TLS handshake.
+const admitHandshake = 10 * time.Second
+
+// admit completes the TLS handshake and finds the client's identity; a client refused gets
+// the connection closed and nothing else (syslog has no answer to send).
+func (r *receiver) admit(c net.Conn, peer string) (*server.Identity, bool) {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), admitHandshake)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		r.refuse("unauthenticated", peer, "", err)
+		return nil, false
+	}
+	id, ok := r.certs.Identify(tc.ConnectionState().PeerCertificates)
+	if !ok {
+		r.refuse("unauthenticated", peer, "", errors.New("no client_certs entry names its certificate"))
+		return nil, false
+	}
+	if !id.Allows(batch.Logs) {
+		r.refuse("forbidden", peer, id.Name, errors.New("its grant leaves out logs"))
+		return nil, false
+	}
+	return id, true
+}
+
+func (r *receiver) refuse(reason, peer, identity string, err error) {
+	r.refused.WithLabelValues(reason).Inc()
+	r.authLog.Warn(r.set.Logger, "syslog connection refused", "reason", reason, "peer", peer, "identity", identity, "error", err)
 }
 
 func (r *receiver) readUDP() {
@@ -388,11 +453,31 @@ var severityNumbers = [8]plog.SeverityNumber{
 
 func toLogs(ms []message) plog.Logs {
 	ld := plog.NewLogs()
-	recs := ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords()
-	recs.EnsureCapacity(len(ms))
+	// One resource for the messages of no tenant, and one for each tenant (tcp.auth): the
+	// tenant attribute is the identity's, whatever the message says.
+	byTenant := map[string]plog.LogRecordSlice{}
+	records := func(id *server.Identity) plog.LogRecordSlice {
+		tenant := ""
+		if id != nil {
+			tenant = id.Tenant
+		}
+		recs, ok := byTenant[tenant]
+		if !ok {
+			rl := ld.ResourceLogs().AppendEmpty()
+			if tenant != "" {
+				rl.Resource().Attributes().PutStr(id.TenantAttribute, tenant)
+			}
+			recs = rl.ScopeLogs().AppendEmpty().LogRecords()
+			if len(byTenant) == 0 {
+				recs.EnsureCapacity(len(ms))
+			}
+			byTenant[tenant] = recs
+		}
+		return recs
+	}
 	for _, msg := range ms {
 		m := msg.m
-		lr := recs.AppendEmpty()
+		lr := records(msg.id).AppendEmpty()
 		lr.SetObservedTimestamp(pcommon.NewTimestampFromTime(msg.received))
 		if !m.Timestamp.IsZero() {
 			lr.SetTimestamp(pcommon.NewTimestampFromTime(m.Timestamp))

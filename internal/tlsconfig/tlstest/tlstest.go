@@ -26,13 +26,19 @@ func Issue(t *testing.T, serial int64, ca bool, parent *x509.Certificate, parent
 // IssueUntil is Issue with the certificate's end of validity.
 func IssueUntil(t *testing.T, serial int64, ca bool, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, notAfter time.Time) ([]byte, []byte, *x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
+	return IssueNamed(t, serial, "vigil reload test", ca, parent, parentKey, notAfter)
+}
+
+// IssueNamed is IssueUntil with the certificate's common name.
+func IssueNamed(t *testing.T, serial int64, commonName string, ca bool, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, notAfter time.Time) ([]byte, []byte, *x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: "vigil reload test"},
+		Subject:      pkix.Name{CommonName: commonName},
 		NotBefore:    time.Now().Add(-2 * time.Hour),
 		NotAfter:     notAfter,
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
@@ -68,4 +74,3 @@ func Replace(t *testing.T, path string, data []byte) {
 		t.Fatal(err)
 	}
 }
-
