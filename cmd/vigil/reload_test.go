@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -207,12 +208,28 @@ service:
 	if _, err := a.Reload(); !errors.As(err, &re) || !strings.Contains(err.Error(), "bogus") {
 		t.Errorf("broken config: %v, want a ReloadError naming it", err)
 	}
-	write(3, "50ms", 4<<20+2, "")
-	if err := os.WriteFile(path, bytes.Replace(must(os.ReadFile(path)), []byte("level: info"), []byte("level: debug"), 1), 0o600); err != nil {
-		t.Fatal(err)
+	// The log level is applied by a reload; the rest of service.telemetry needs a restart.
+	edit := func(from, to string) {
+		t.Helper()
+		write(3, "50ms", 4<<20+3, "") // as running, but for the edit
+		if err := os.WriteFile(path, bytes.Replace(must(os.ReadFile(path)), []byte(from), []byte(to), 1), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
+	if a.Logger.Enabled(ctx, slog.LevelDebug) {
+		t.Fatal("debug logging on at level info")
+	}
+	edit("level: info", "level: debug")
+	reloadOK("")
+	if !a.Logger.Enabled(ctx, slog.LevelDebug) {
+		t.Error("log level debug not applied by the reload")
+	}
+	edit("level: info", "level: info, encoding: console")
 	if _, err := a.Reload(); !errors.As(err, &re) || !strings.Contains(err.Error(), "service.telemetry changed: a reload cannot apply that, restart vigil") {
 		t.Errorf("a changed service.telemetry: %v, want a ReloadError naming it", err)
+	}
+	if !a.Logger.Enabled(ctx, slog.LevelDebug) {
+		t.Error("a refused reload changed the log level")
 	}
 	// POST /-/reload answers with what changed, or 400 and why nothing did.
 	post := func() (int, string) {

@@ -58,6 +58,7 @@ type Agent struct {
 	fatalOnce sync.Once
 	fatal     chan error
 
+	level      *slog.LevelVar // service.telemetry.logs.level, which a reload applies
 	reloadMu   sync.Mutex
 	base       *config.Config // a load of the running config no component has seen (with Options.Load)
 	reloads    *prometheus.CounterVec
@@ -67,16 +68,26 @@ type Agent struct {
 
 // NewLogger builds Vigil's own logger from service.telemetry.logs.
 func NewLogger(cfg config.LogsTelemetry, out io.Writer) *slog.Logger {
-	level := slog.LevelInfo
-	switch cfg.Level {
+	lv := new(slog.LevelVar)
+	lv.Set(logLevel(cfg.Level))
+	return newLogger(cfg, out, lv)
+}
+
+func logLevel(name string) slog.Level {
+	switch name {
 	case "debug":
-		level = slog.LevelDebug
+		return slog.LevelDebug
 	case "warn":
-		level = slog.LevelWarn
+		return slog.LevelWarn
 	case "error":
-		level = slog.LevelError
+		return slog.LevelError
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	return slog.LevelInfo
+}
+
+// newLogger is NewLogger at the level of lv, which a reload sets.
+func newLogger(cfg config.LogsTelemetry, out io.Writer, lv *slog.LevelVar) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: lv}
 	if cfg.Encoding == "console" {
 		return slog.New(slog.NewTextHandler(out, opts))
 	}
@@ -88,9 +99,12 @@ func New(cfg *config.Config, f component.Factories, opts Options) (*Agent, error
 	if opts.GracePeriod <= 0 {
 		opts.GracePeriod = 20 * time.Second
 	}
+	level := new(slog.LevelVar)
+	level.Set(logLevel(cfg.Service.Telemetry.Logs.Level))
 	a := &Agent{
 		opts:      opts,
-		Logger:    NewLogger(cfg.Service.Telemetry.Logs, opts.LogOutput),
+		level:     level,
+		Logger:    newLogger(cfg.Service.Telemetry.Logs, opts.LogOutput, level),
 		telemetry: selftelemetry.New(opts.Build),
 		health:    selftelemetry.NewHealth(),
 		listen: selftelemetry.Endpoint{Address: cfg.Service.Telemetry.Metrics.ListenAddress(),
@@ -281,6 +295,10 @@ func (a *Agent) reload() ([]pipeline.Change, error) {
 		if err != nil {
 			return changes, err
 		}
+		if lv := logLevel(base.Service.Telemetry.Logs.Level); lv != a.level.Level() {
+			a.Logger.Info("log level changed", "from", a.level.Level().String(), "to", lv.String())
+			a.level.Set(lv)
+		}
 		a.base = base
 	}
 	if a.alerting != nil {
@@ -292,11 +310,13 @@ func (a *Agent) reload() ([]pipeline.Change, error) {
 }
 
 // needsRestart names the sections of next that differ from running and that a reload cannot
-// apply: the agent's own telemetry, and the alerting and SLO engines' sections (the rule files
-// and Alertmanager config they name are re-read on every reload).
+// apply: the agent's own telemetry but for its log level, and the alerting and SLO engines'
+// sections (the rule files and Alertmanager config they name are re-read on every reload).
 func needsRestart(running, next *config.Config) error {
 	var diff []string
-	if !reflect.DeepEqual(running.Service.Telemetry, next.Service.Telemetry) {
+	tel := next.Service.Telemetry
+	tel.Logs.Level = running.Service.Telemetry.Logs.Level // applied by the reload
+	if !reflect.DeepEqual(running.Service.Telemetry, tel) {
 		diff = append(diff, "service.telemetry")
 	}
 	if !reflect.DeepEqual(running.Alerting, next.Alerting) {
