@@ -41,6 +41,7 @@ version:
 package:
 	@$(MAKE) -s build BIN=bin/vigil
 	@mkdir -p $(DIST)
+	@rm -f $(DIST)/vigil_*.deb $(DIST)/vigil-*.rpm # the package test takes what is there
 	@nfpm=$$(bash scripts/tools.sh nfpm) && \
 	  for p in deb rpm; do \
 	    VERSION='$(PKG_VERSION)' ARCH='$(ARCH)' $$nfpm package --config deploy/package/nfpm.yaml --packager $$p --target $(DIST)/ || exit 1; \

@@ -22,6 +22,9 @@ command -v curl >/dev/null || apt_install curl
 deb=$(ls "$DIST"/vigil_*.deb 2>/dev/null | head -1)
 rpmf=$(ls "$DIST"/vigil-*.rpm 2>/dev/null | head -1)
 [[ -n $deb && -n $rpmf ]] || fail "no .deb or .rpm in $DIST (make package)"
+# shellcheck disable=SC2012 # names made by nfpm: no newlines
+[[ $(ls "$DIST"/vigil_*.deb | wc -l) == 1 && $(ls "$DIST"/vigil-*.rpm | wc -l) == 1 ]] ||
+  fail "more than one package in $DIST: which one was just built? (make package empties it first)"
 if dpkg-query -W -f '${Status}' vigil 2>/dev/null | grep -q installed; then
   fail "a vigil package is installed on this machine already; this test would replace it (dpkg --purge vigil first)"
 fi
