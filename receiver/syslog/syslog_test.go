@@ -25,6 +25,13 @@ func start(t *testing.T, sink *componenttest.Sink) *receiver {
 	cfg := NewConfig()
 	cfg.TCP = &Listener{Endpoint: "127.0.0.1:0"}
 	cfg.UDP = &Listener{Endpoint: "127.0.0.1:0"}
+	return startWith(t, cfg, sink)
+}
+
+// startWith validates cfg (with a short flush interval) and starts a receiver of it that sends
+// to sink, stopped when the test ends.
+func startWith(t *testing.T, cfg *Config, sink *componenttest.Sink) *receiver {
+	t.Helper()
 	cfg.FlushInterval = 20 * time.Millisecond
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

@@ -1,65 +1,32 @@
 package syslog
 
 import (
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/vigilhq/vigil/internal/batch"
-	"github.com/vigilhq/vigil/internal/component"
 	"github.com/vigilhq/vigil/internal/componenttest"
 	"github.com/vigilhq/vigil/internal/server"
 	"github.com/vigilhq/vigil/internal/tlsconfig"
 	"github.com/vigilhq/vigil/internal/tlsconfig/tlstest"
 )
 
-// selfSigned writes a certificate and key for 127.0.0.1 and returns their paths and a pool
-// that trusts it.
+// selfSigned writes a self-signed certificate and key for 127.0.0.1 and returns their paths and
+// a pool that trusts it.
 func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "syslog-test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	crt, key, cert, _ := tlstest.IssueNamed(t, 1, "syslog-test", true, nil, nil, time.Now().Add(time.Hour))
 	dir := t.TempDir()
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
+	tlstest.Replace(t, certFile, crt)
+	tlstest.Replace(t, keyFile, key)
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
@@ -71,20 +38,8 @@ func TestTLS(t *testing.T) {
 	certFile, keyFile, pool := selfSigned(t)
 	cfg := NewConfig()
 	cfg.TCP = &Listener{Endpoint: "127.0.0.1:0", TLS: &tlsconfig.Server{Common: tlsconfig.Common{CertFile: certFile, KeyFile: keyFile}}}
-	cfg.FlushInterval = 20 * time.Millisecond
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
 	snk := &componenttest.Sink{}
-	r, err := newReceiver(component.Settings{ID: component.ID{Type: Type}, Registerer: prometheus.NewRegistry()}, cfg,
-		map[batch.Signal]component.Consumer{batch.Logs: snk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(context.Background(), component.NopHost{}); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = r.Shutdown(context.Background()) }()
+	r := startWith(t, cfg, snk)
 
 	plain, err := net.Dial("tcp", r.TCPAddr())
 	if err != nil {
@@ -133,21 +88,8 @@ func TestCertAuth(t *testing.T) {
 			{CommonName: "relay-a", Grant: server.Grant{Signals: []string{"logs"}, Tenant: "team-a"}},
 			{CommonName: "tracer", Grant: server.Grant{Signals: []string{"traces"}}},
 		}}}
-	cfg.FlushInterval = 20 * time.Millisecond
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
 	snk := &componenttest.Sink{}
-	r, err := newReceiver(component.Settings{ID: component.ID{Type: Type}, Registerer: reg}, cfg,
-		map[batch.Signal]component.Consumer{batch.Logs: snk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(context.Background(), component.NopHost{}); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = r.Shutdown(context.Background()) }()
+	r := startWith(t, cfg, snk)
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	send := func(certs []tls.Certificate, body string) {

@@ -17,7 +17,8 @@ import (
 )
 
 // Issue makes a certificate with the given serial, signed by parent (self-signed when nil), and
-// returns it with its key, both as PEM, and the parsed certificate.
+// returns it with its key, both as PEM, and the parsed certificate. It is for 127.0.0.1, ::1
+// and localhost, for servers and clients.
 func Issue(t *testing.T, serial int64, ca bool, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) ([]byte, []byte, *x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
 	return IssueUntil(t, serial, ca, parent, parentKey, time.Now().Add(time.Hour))
@@ -41,7 +42,8 @@ func IssueNamed(t *testing.T, serial int64, commonName string, ca bool, parent *
 		Subject:      pkix.Name{CommonName: commonName},
 		NotBefore:    time.Now().Add(-2 * time.Hour),
 		NotAfter:     notAfter,
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		DNSNames:     []string{"localhost"},
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 	}
