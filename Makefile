@@ -41,7 +41,6 @@ version:
 package:
 	@$(MAKE) -s build BIN=bin/vigil
 	@mkdir -p $(DIST)
-	@rm -f $(DIST)/vigil_*.deb $(DIST)/vigil-*.rpm # the package test takes what is there
 	@nfpm=$$(bash scripts/tools.sh nfpm) && \
 	  for p in deb rpm; do \
 	    VERSION='$(PKG_VERSION)' ARCH='$(ARCH)' $$nfpm package --config deploy/package/nfpm.yaml --packager $$p --target $(DIST)/ || exit 1; \
@@ -50,7 +49,7 @@ package:
 # Installs the .deb here (as root), checks its user, files and unit, runs the installed
 # vigil's validate, and purges it again.
 package-test: package
-	bash test/package/run.sh
+	PKG_VERSION='$(PKG_VERSION)' ARCH='$(ARCH)' bash test/package/run.sh
 
 # The GitHub workflows and dependabot config, checked by actionlint.
 lint-workflows:

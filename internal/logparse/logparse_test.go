@@ -3,6 +3,9 @@ package logparse
 import (
 	"encoding/json"
 	"errors"
+	"math"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -179,6 +182,79 @@ func FuzzLogfmt(f *testing.F) {
 		fields, err := Logfmt(s)
 		if err == nil && len(fields) == 0 {
 			t.Fatal("no error and no fields")
+		}
+	})
+}
+
+func FuzzJSON(f *testing.F) {
+	f.Add(`{"level":"info","msg":"ok","n":1.5,"nested":{"a":[1,2]}}`)
+	f.Add(`[1,2]`)
+	f.Fuzz(func(t *testing.T, s string) {
+		fields, err := JSON(s)
+		if err == nil && fields == nil {
+			t.Fatal("no error and no fields")
+		}
+	})
+}
+
+func FuzzRegex(f *testing.F) {
+	re, err := NewRegex(`^(?P<ip>\S+) \S+ \S+ \[(?P<time>[^\]]+)\] "(?P<method>\S+) (?P<path>[^"]*)" (?P<status>\d{3})`)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(`10.0.0.1 - - [03/Dec/2026:10:00:00 +0000] "GET /pay" 200`)
+	f.Fuzz(func(t *testing.T, s string) {
+		fields, err := re.Parse(s)
+		if (err == nil) != re.re.MatchString(s) {
+			t.Fatalf("Parse error %v, yet the pattern matches: %v", err, re.re.MatchString(s))
+		}
+		for k, v := range fields {
+			if v, ok := v.(string); !ok || v == "" || !strings.Contains(s, v) {
+				t.Fatalf("field %s=%q is not a non-empty part of the line", k, v)
+			}
+		}
+	})
+}
+
+func FuzzParseTime(f *testing.F) {
+	for _, s := range []string{"2026-12-03T10:00:00.123Z", "1764756000", "1764756000123", "1e300", "NaN", "-Inf", "9223372036854775807"} {
+		f.Add(s, uint8(0))
+		f.Add(s, uint8(1)) // unix
+	}
+	layouts := []string{"rfc3339", "unix", "unix_ms", "unix_us", "unix_ns", "2006-01-02 15:04:05", "02/Jan/2006:15:04:05 -0700"}
+	scales := map[string]float64{"unix": 1e9, "unix_ms": 1e6, "unix_us": 1e3}
+	f.Fuzz(func(t *testing.T, s string, layout uint8) {
+		l := layouts[int(layout)%len(layouts)]
+		ts, err := ParseTime(s, l)
+		scale, isUnix := scales[l]
+		if err != nil || !isUnix {
+			return
+		}
+		// What it returns is the number it read, as far as float64 and nanoseconds go.
+		want, _ := strconv.ParseFloat(s, 64)
+		want *= scale
+		if got := float64(ts.UnixNano()); math.Abs(got-want) > 1e-9*math.Abs(want)+1e3 {
+			t.Fatalf("ParseTime(%q, %s) = %v (%g ns), want %g ns", s, l, ts, got, want)
+		}
+	})
+}
+
+func FuzzPodFromPath(f *testing.F) {
+	f.Add("/var/log/pods/prod_checkout-7d4f_0f6c2b1e-1111-2222-3333-444455556666/app/0.log")
+	f.Add("/var/log/pods/a_b_c/d/1.log.20261203-100000")
+	f.Add("/var/log/containers/x.log")
+	f.Fuzz(func(t *testing.T, path string) {
+		p, ok := PodFromPath(path)
+		if !ok {
+			return
+		}
+		for name, v := range map[string]string{"namespace": p.Namespace, "pod": p.Name, "uid": p.UID, "container": p.Container} {
+			if v == "" || strings.ContainsAny(v, "/") || !strings.Contains(filepath.ToSlash(path), v) {
+				t.Fatalf("%s %q from %q: empty, with a slash, or not in the path", name, v, path)
+			}
+		}
+		if strings.Contains(p.Namespace+p.Name+p.UID, "_") {
+			t.Fatalf("pod directory of %q split wrong: %+v", path, p)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package logparse
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -141,6 +142,9 @@ func ParseTime(v any, layout string) (time.Time, error) {
 			return time.Time{}, fmt.Errorf("timestamp %q is not a number", s)
 		}
 		ns := f * scale
+		if math.IsNaN(ns) || ns < math.MinInt64 || ns >= math.MaxInt64 {
+			return time.Time{}, fmt.Errorf("timestamp %q is out of range (years 1678 to 2262)", s)
+		}
 		return time.Unix(0, int64(ns)).UTC(), nil
 	}
 	switch layout {

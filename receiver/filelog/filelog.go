@@ -219,8 +219,16 @@ func (r *receiver) Start(_ context.Context, _ component.Host) error {
 		if err := json.Unmarshal(b, &cf); err != nil {
 			return fmt.Errorf("receiver %s: checkpoint %s is unreadable (move it away to start over): %w", r.set.ID, r.checkpointPath(), err)
 		}
+		bad := 0
 		for _, f := range cf.Files {
+			if _, err := hex.DecodeString(f.Fingerprint); err != nil || f.Fingerprint == "" || f.Offset < 0 {
+				bad++ // not what this receiver writes: the file is read as a new one
+				continue
+			}
 			r.checkpoint[f.Fingerprint] = f
+		}
+		if bad > 0 {
+			r.set.Logger.Warn("checkpoint entries ignored: no hex fingerprint or a negative offset", "checkpoint", r.checkpointPath(), "entries", bad)
 		}
 	case !errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("receiver %s: checkpoint: %w", r.set.ID, err)

@@ -666,3 +666,41 @@ func TestPartialLineOfRotatedFile(t *testing.T) {
 		t.Errorf("lines %q, resource %v", lines, snk.res[0])
 	}
 }
+
+// TestCheckpointBadEntries: checkpoint entries this receiver would never write (a fingerprint
+// that is not hex, a negative offset) are ignored: the file they name is read as a new one,
+// instead of failing to read at a negative offset on every poll.
+func TestCheckpointBadEntries(t *testing.T) {
+	dir := logsDir(t)
+	path := filepath.Join(dir, "logs", "app.log")
+	appendLines(t, path, "a", 0, 10)
+	snk := &sink{}
+	r := start(t, dir, snk, nil)
+	snk.wait(t, 10)
+	stop(t, r)
+	b, err := os.ReadFile(r.checkpointPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cf checkpointFile
+	if err := json.Unmarshal(b, &cf); err != nil || len(cf.Files) != 1 {
+		t.Fatalf("checkpoint %s: %v", b, err)
+	}
+	cf.Files[0].Offset = -7
+	cf.Files = append(cf.Files, checkpointEntry{Fingerprint: "not hex", Offset: 3, Path: path})
+	if b, err = json.Marshal(cf); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(r.checkpointPath(), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snk2 := &sink{}
+	r2 := start(t, dir, snk2, nil)
+	defer stop(t, r2)
+	if len(r2.checkpoint) != 0 {
+		t.Errorf("kept checkpoint entries %v, want none", r2.checkpoint)
+	}
+	if lines := snk2.wait(t, 10); lines[0] != "a line 0" {
+		t.Errorf("first line %q, want the file read from its start", lines[0])
+	}
+}

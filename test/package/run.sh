@@ -19,12 +19,14 @@ apt_install() {
 command -v rpm >/dev/null || { log "installing rpm (apt), to query the .rpm"; apt_install rpm; }
 command -v curl >/dev/null || apt_install curl
 
-deb=$(ls "$DIST"/vigil_*.deb 2>/dev/null | head -1)
-rpmf=$(ls "$DIST"/vigil-*.rpm 2>/dev/null | head -1)
-[[ -n $deb && -n $rpmf ]] || fail "no .deb or .rpm in $DIST (make package)"
-# shellcheck disable=SC2012 # names made by nfpm: no newlines
-[[ $(ls "$DIST"/vigil_*.deb | wc -l) == 1 && $(ls "$DIST"/vigil-*.rpm | wc -l) == 1 ]] ||
-  fail "more than one package in $DIST: which one was just built? (make package empties it first)"
+# The packages of this version and architecture (make package-test passes both): dist/ may
+# hold others, of earlier commits or of a second architecture (the release builds two).
+deb="$DIST/vigil_${PKG_VERSION:?set by make package-test}_${ARCH:?set by make package-test}.deb"
+rpmarch=$ARCH
+case $ARCH in amd64) rpmarch=x86_64 ;; arm64) rpmarch=aarch64 ;; esac
+# shellcheck disable=SC2012 # nfpm's names: no newlines; the newest is the one just built
+rpmf=$(ls -t "$DIST"/vigil-*."$rpmarch".rpm 2>/dev/null | head -1)
+[[ -f $deb && -n $rpmf ]] || fail "no vigil $PKG_VERSION .deb or .rpm for $ARCH in $DIST (make package)"
 if dpkg-query -W -f '${Status}' vigil 2>/dev/null | grep -q installed; then
   fail "a vigil package is installed on this machine already; this test would replace it (dpkg --purge vigil first)"
 fi
