@@ -233,6 +233,20 @@ func TestAuthorisation(t *testing.T) {
 			TenantAttribute: TenantAttribute,
 		}
 	})
+	for name, h := range map[string]map[string]string{
+		"no credential": nil,
+		"wrong token":   {"Authorization": "Bearer team-"},
+		"unknown basic": {"Authorization": "Basic cHJvbXRhaWw6czNjcmV0"},
+	} {
+		w := r.post(http.MethodPost, "application/json", "", []byte(jsonBody), h)
+		if w.Code != http.StatusUnauthorized || !strings.Contains(w.Header().Get("WWW-Authenticate"), "Bearer") ||
+			strings.Contains(w.Body.String(), "team-b") || strings.Contains(w.Body.String(), "traces-only") {
+			t.Errorf("%s: %d %q (WWW-Authenticate %q), want 401 naming the scheme and nothing of the tokens", name, w.Code, w.Body, w.Header().Get("WWW-Authenticate"))
+		}
+	}
+	if n := len(sink.Batches()); n != 0 {
+		t.Fatalf("%d batches from unauthenticated requests", n)
+	}
 	w := r.post(http.MethodPost, "application/json", "", []byte(jsonBody), map[string]string{"Authorization": "Bearer traces-only"})
 	if w.Code != http.StatusForbidden || strings.Contains(w.Body.String(), "traces-only") || len(sink.Batches()) != 0 {
 		t.Fatalf("logs with a traces-only token: %d %s, %d batches", w.Code, w.Body, len(sink.Batches()))

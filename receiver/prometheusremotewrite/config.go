@@ -27,7 +27,8 @@ type Config struct {
 	// MaxDecompressedBodySize bounds a body after snappy decoding; checked against snappy's
 	// declared length before anything is allocated.
 	MaxDecompressedBodySize int `yaml:"max_decompressed_body_size"`
-	// MaxSeriesPerRequest refuses (400) requests with more series; 0 means no limit.
+	// MaxSeriesPerRequest refuses (400) requests with more series (DefaultMaxSeriesPerRequest);
+	// 0 means no limit.
 	MaxSeriesPerRequest int `yaml:"max_series_per_request"`
 	// MaxLabelsPerSeries, MaxLabelNameLength and MaxLabelValueLength refuse (400) a request with
 	// a series over them; 0 means no limit.
@@ -40,6 +41,9 @@ type Config struct {
 // labels, 1024-byte names and 2048-byte values), so that they stop abuse without refusing what
 // a backend would take.
 const (
+	// DefaultMaxSeriesPerRequest is 25 times what Prometheus sends at most per request
+	// (max_samples_per_send 2000) and 5 times vmagent's largest block.
+	DefaultMaxSeriesPerRequest = 50000
 	DefaultMaxLabelsPerSeries  = 128
 	DefaultMaxLabelNameLength  = 1024
 	DefaultMaxLabelValueLength = 16 << 10
@@ -56,6 +60,7 @@ func NewConfig() *Config {
 		HTTP:                    server.NewHTTP(DefaultEndpoint),
 		Path:                    DefaultPath,
 		MaxDecompressedBodySize: DefaultMaxDecompressedBodySize,
+		MaxSeriesPerRequest:     DefaultMaxSeriesPerRequest,
 		MaxLabelsPerSeries:      DefaultMaxLabelsPerSeries,
 		MaxLabelNameLength:      DefaultMaxLabelNameLength,
 		MaxLabelValueLength:     DefaultMaxLabelValueLength,

@@ -96,6 +96,7 @@ type request struct {
 	method, contentType, encoding string
 	body                          []byte
 	raw                           bool // body is already snappy-encoded (or deliberately not)
+	header                        map[string]string
 }
 
 func (r *receiver) do(q request) *httptest.ResponseRecorder {
@@ -113,6 +114,9 @@ func (r *receiver) do(q request) *httptest.ResponseRecorder {
 	}
 	if q.encoding != "" {
 		req.Header.Set("Content-Encoding", q.encoding)
+	}
+	for k, v := range q.header {
+		req.Header.Set(k, v)
 	}
 	w := httptest.NewRecorder()
 	r.cfg.HTTP.NewServer(r).Handler.ServeHTTP(w, req)
@@ -475,5 +479,56 @@ func TestInFlightBudgetFitsTheLargestRequest(t *testing.T) {
 	cfg.HTTP.MaxInFlightBytes = 0
 	if got, want := cfg.inFlightLimit(), server.LimitFor(cfg.HTTP.MaxBodySize()+int64(cfg.MaxDecompressedBodySize)); got < want {
 		t.Errorf("default budget %d, below the largest request's %d", got, want)
+	}
+}
+
+// TestAuth: without a credential or with a wrong one, 401 naming the scheme and nothing else; a
+// token whose grant leaves out metrics, 403; a granted one's tenant is stamped on what it sends.
+func TestAuth(t *testing.T) {
+	sink := &componenttest.Sink{}
+	r := newTestReceiver(t, func(c *Config) {
+		c.Auth = &server.Auth{Tokens: []server.TokenAuth{
+			{Name: "logs-shipper", Token: "logs-0nly-s3cret", Grant: server.Grant{Signals: []string{"logs"}}},
+			{Name: "prometheus", Token: "m3trics-s3cret", Grant: server.Grant{Tenant: "team-m"}},
+		}}
+	}, sink)
+	body := v1Body(t, series("up", []string{"job", "a"}, prompb.Sample{Value: 1, Timestamp: 1}))
+	for _, tc := range []struct {
+		name, authorization string
+		code                int
+	}{
+		{"no credential", "", http.StatusUnauthorized},
+		{"wrong token", "Bearer m3trics-s3cre", http.StatusUnauthorized},
+		{"basic, not configured", "Basic cHJvbTpzM2NyZXQ=", http.StatusUnauthorized},
+		{"logs-only token", "Bearer logs-0nly-s3cret", http.StatusForbidden},
+	} {
+		h := map[string]string{}
+		if tc.authorization != "" {
+			h["Authorization"] = tc.authorization
+		}
+		w := r.do(request{contentType: "application/x-protobuf", body: body, header: h})
+		if w.Code != tc.code {
+			t.Errorf("%s: %d %s, want %d", tc.name, w.Code, w.Body, tc.code)
+		}
+		if tc.code == http.StatusUnauthorized && !strings.Contains(w.Header().Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("%s: WWW-Authenticate %q, want the Bearer scheme named", tc.name, w.Header().Get("WWW-Authenticate"))
+		}
+		if b := w.Body.String(); strings.Contains(b, "s3cret") || strings.Contains(b, "logs-shipper") || strings.Contains(b, "prometheus") {
+			t.Errorf("%s: the answer %q tells about the credentials", tc.name, b)
+		}
+	}
+	if n := len(sink.Batches()); n != 0 {
+		t.Fatalf("%d batches from refused requests", n)
+	}
+	w := r.do(request{contentType: "application/x-protobuf", body: body, header: map[string]string{"Authorization": "Bearer m3trics-s3cret"}})
+	if w.Code != http.StatusNoContent || len(sink.Batches()) != 1 {
+		t.Fatalf("granted token: %d %s, %d batches", w.Code, w.Body, len(sink.Batches()))
+	}
+	md, err := sink.Batches()[0].Metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := md.ResourceMetrics().At(0).Resource().Attributes().Get(server.DefaultTenantAttribute); !ok || v.Str() != "team-m" {
+		t.Errorf("tenant %v, want team-m", md.ResourceMetrics().At(0).Resource().Attributes().AsRaw())
 	}
 }
