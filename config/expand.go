@@ -22,6 +22,10 @@ type expander struct {
 	// expandedLines are the lines of values that came from references, whose text decode errors
 	// must not quote.
 	expandedLines map[int]bool
+	// nodes are the scalars by path, refs the paths whose value was one reference as a whole
+	// (checkCredentials).
+	nodes map[string]*yaml.Node
+	refs  map[string]bool
 }
 
 func (e *expander) expandValue(s string) (string, bool, error) {
@@ -87,9 +91,11 @@ func (e *expander) expandNode(n *yaml.Node, path string, errs *errList) {
 		}
 	case yaml.ScalarNode:
 		if !strings.Contains(n.Value, "$") {
+			e.noteScalar(n, path, false)
 			return
 		}
 		v, whole, err := e.expandValue(n.Value)
+		e.noteScalar(n, path, whole && err == nil)
 		if err != nil {
 			errs.add(n, path, err)
 			n.Tag, n.Value, n.Style = "!!null", "", 0 // reported once; no decode error on top

@@ -139,6 +139,7 @@ func load(file string, data []byte, f component.Factories, exp *expander) (*Conf
 			}
 		}
 	}
+	checkCredentials(cfg, exp, errs)
 	if len(errs.errs) > 0 {
 		for _, e := range errs.errs {
 			e.Err = errors.New(exp.redact(e.Err.Error()))

@@ -60,13 +60,21 @@ service:
 	if strings.Contains(printed, "bearer_token: '[redacted]'") {
 		t.Error("an unset secret printed as [redacted]")
 	}
-	// The printed config loads again, strictly, as the same components.
+	// The printed config loads again, strictly, as the same components, once its redacted
+	// credential is a reference again (an inline one is refused).
 	again := filepath.Join(dir, "printed.yaml")
 	if err := os.WriteFile(again, out.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	f, err := components()
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadConfig(again, f); err == nil || !strings.Contains(err.Error(), "tokens[0].token: a credential written into the config") {
+		t.Errorf("the printed config with its redacted token: %v, want the inline credential refused", err)
+	}
+	fixed := strings.Replace(printed, "token: '[redacted]'", "token: ${env:PRINT_TEST_TOKEN}", 1)
+	if err := os.WriteFile(again, []byte(fixed), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err := loadConfig(again, f)
