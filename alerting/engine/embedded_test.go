@@ -35,7 +35,17 @@ func embeddedConfig(t *testing.T, text string) *EmbeddedConfig {
 
 // TestEmbeddedAPI: the in-agent Alertmanager serves the API v2 amtool and Grafana use.
 func TestEmbeddedAPI(t *testing.T) {
-	c := embeddedConfig(t, "route: {receiver: hook}\nreceivers: [{name: hook}]\n")
+	// Secrets of every kind the receivers hold; /api/v2/status serves the configuration and
+	// must mask each.
+	secrets := []string{"w3bh00k-s3cret", "pd-r0uting-s3cret", "sl4ck-s3cret", "0psgenie-s3cret"}
+	c := embeddedConfig(t, `route: {receiver: hook}
+receivers:
+  - name: hook
+    webhook_configs: [{url: "http://127.0.0.1:1/hook", http_config: {basic_auth: {username: u, password: w3bh00k-s3cret}}}]
+    pagerduty_configs: [{routing_key: pd-r0uting-s3cret}]
+    slack_configs: [{api_url: "https://hooks.slack.com/services/T0/B0/sl4ck-s3cret", channel: "#oncall"}]
+    opsgenie_configs: [{api_key: 0psgenie-s3cret}]
+`)
 	e, err := newEmbedded(c, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -56,6 +66,14 @@ func TestEmbeddedAPI(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 || !strings.HasPrefix(strings.TrimSpace(string(b)), "{") && !strings.HasPrefix(strings.TrimSpace(string(b)), "[") {
 			t.Errorf("%s: %d %s", path, resp.StatusCode, b)
+		}
+		for _, s := range secrets {
+			if strings.Contains(string(b), s) {
+				t.Errorf("%s shows the secret %q", path, s)
+			}
+		}
+		if path == "/api/v2/status" && !strings.Contains(string(b), "<secret>") {
+			t.Errorf("%s: no masked secret in the configuration it shows: %s", path, b)
 		}
 	}
 }
