@@ -71,6 +71,9 @@ func DecodeJSON(b []byte, lim Limits) ([]Stream, error) {
 					e.Metadata = append(e.Metadata, Label{Name: k, Value: v})
 				}
 				slices.SortFunc(e.Metadata, func(a, b Label) int { return strings.Compare(a.Name, b.Name) })
+				if err := lim.checkMetadata(e.Metadata); err != nil {
+					return nil, fmt.Errorf("streams[%d].values[%d]: %w", i, j, err)
+				}
 			}
 			entries++
 			if lim.MaxEntriesPerBody > 0 && entries > lim.MaxEntriesPerBody {

@@ -244,6 +244,25 @@ type Limits struct {
 	MaxLabelNameLength  int // bytes; 0: no limit
 	MaxLabelValueLength int // bytes; 0: no limit
 	MaxEntriesPerBody   int // 0: no limit
+	MaxMetadataEntries  int // structured metadata per entry; 0: no limit
+	MaxMetadataBytes    int // structured metadata per entry, names and values; 0: no limit
+}
+
+// checkMetadata holds an entry's structured metadata to the limits.
+func (lim Limits) checkMetadata(md []Label) error {
+	if lim.MaxMetadataEntries > 0 && len(md) > lim.MaxMetadataEntries {
+		return fmt.Errorf("%w: an entry with %d structured metadata, the limit is %d", ErrTooMany, len(md), lim.MaxMetadataEntries)
+	}
+	if lim.MaxMetadataBytes > 0 {
+		n := 0
+		for _, l := range md {
+			n += len(l.Name) + len(l.Value)
+		}
+		if n > lim.MaxMetadataBytes {
+			return fmt.Errorf("%w: an entry with %d bytes of structured metadata, the limit is %d", ErrTooMany, n, lim.MaxMetadataBytes)
+		}
+	}
+	return nil
 }
 
 // checkLabels holds a stream's labels (named by where in errors) to the limits.
@@ -362,6 +381,9 @@ func decodeEntry(b []byte, lim Limits) (Entry, error) {
 		return nil
 	})
 	if err != nil {
+		return e, err
+	}
+	if err := lim.checkMetadata(e.Metadata); err != nil {
 		return e, err
 	}
 	if nanos < 0 || nanos >= 1e9 || sec < -62135596800 || sec > 253402300799 {

@@ -23,6 +23,10 @@ const (
 	// (max_label_name_length, max_label_value_length).
 	DefaultMaxLabelNameLength  = 1024
 	DefaultMaxLabelValueLength = 2048
+	// DefaultMaxStructuredMetadataEntries and DefaultMaxStructuredMetadataSize are Loki's own
+	// defaults (max_structured_metadata_entries_count, max_structured_metadata_size).
+	DefaultMaxStructuredMetadataEntries = 128
+	DefaultMaxStructuredMetadataSize    = 64 << 10
 )
 
 // Config is the receiver's configuration.
@@ -38,13 +42,18 @@ type Config struct {
 	// whose name or value is longer, in bytes.
 	MaxLabelNameLength  int `yaml:"max_label_name_length"`
 	MaxLabelValueLength int `yaml:"max_label_value_length"`
+	// MaxStructuredMetadataEntries and MaxStructuredMetadataSize refuse (400) a request with an
+	// entry of more structured metadata, by count or by bytes of names and values.
+	MaxStructuredMetadataEntries int `yaml:"max_structured_metadata_entries_count"`
+	MaxStructuredMetadataSize    int `yaml:"max_structured_metadata_size"`
 }
 
 // NewConfig returns the defaults.
 func NewConfig() *Config {
 	return &Config{HTTP: server.NewHTTP(DefaultEndpoint), MaxDecompressedBodySize: DefaultMaxDecompressedBodySize,
 		MaxLineBytes: DefaultMaxLineBytes, MaxLabels: DefaultMaxLabels,
-		MaxLabelNameLength: DefaultMaxLabelNameLength, MaxLabelValueLength: DefaultMaxLabelValueLength}
+		MaxLabelNameLength: DefaultMaxLabelNameLength, MaxLabelValueLength: DefaultMaxLabelValueLength,
+		MaxStructuredMetadataEntries: DefaultMaxStructuredMetadataEntries, MaxStructuredMetadataSize: DefaultMaxStructuredMetadataSize}
 }
 
 // Validate checks the configuration.
@@ -59,7 +68,8 @@ func (c *Config) Validate() error {
 	for _, f := range []struct {
 		key string
 		v   int
-	}{{"max_labels", c.MaxLabels}, {"max_label_name_length", c.MaxLabelNameLength}, {"max_label_value_length", c.MaxLabelValueLength}} {
+	}{{"max_labels", c.MaxLabels}, {"max_label_name_length", c.MaxLabelNameLength}, {"max_label_value_length", c.MaxLabelValueLength},
+		{"max_structured_metadata_entries_count", c.MaxStructuredMetadataEntries}, {"max_structured_metadata_size", c.MaxStructuredMetadataSize}} {
 		if f.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: must be > 0, got %d", f.key, f.v))
 		}

@@ -194,7 +194,8 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	lim := loki.Limits{MaxLineBytes: r.cfg.MaxLineBytes, MaxLabels: r.cfg.MaxLabels,
-		MaxLabelNameLength: r.cfg.MaxLabelNameLength, MaxLabelValueLength: r.cfg.MaxLabelValueLength}
+		MaxLabelNameLength: r.cfg.MaxLabelNameLength, MaxLabelValueLength: r.cfg.MaxLabelValueLength,
+		MaxMetadataEntries: r.cfg.MaxStructuredMetadataEntries, MaxMetadataBytes: r.cfg.MaxStructuredMetadataSize}
 	var streams []loki.Stream
 	if isJSON {
 		streams, err = loki.DecodeJSON(body, lim)

@@ -3,6 +3,8 @@ package loki
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -191,6 +193,58 @@ func TestLabelLimits(t *testing.T) {
 	c.MaxLabelValueLength = 0
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "max_label_value_length: must be > 0") {
 		t.Errorf("validate: %v", err)
+	}
+}
+
+// TestStructuredMetadataLimits: an entry with more structured metadata than
+// max_structured_metadata_entries_count, or more bytes of it than max_structured_metadata_size,
+// is refused in both formats; one at the limits passes.
+func TestStructuredMetadataLimits(t *testing.T) {
+	md := func(n int, valueBytes int) []loki.Label {
+		var out []loki.Label
+		for i := range n {
+			out = append(out, loki.Label{Name: fmt.Sprintf("k%02d", i), Value: strings.Repeat("v", valueBytes)})
+		}
+		return out
+	}
+	jsonBody := func(ls []loki.Label) []byte {
+		m := map[string]string{}
+		for _, l := range ls {
+			m[l.Name] = l.Value
+		}
+		b, _ := json.Marshal(map[string]any{"streams": []any{map[string]any{"stream": map[string]string{"job": "a"}, "values": [][]any{{"1", "x", m}}}}})
+		return b
+	}
+	protoBody := func(ls []loki.Label) []byte {
+		return snappy.Encode(nil, loki.AppendProto(nil, []loki.Stream{{Labels: []loki.Label{{Name: "job", Value: "a"}},
+			Entries: []loki.Entry{{Timestamp: time.Unix(1, 0), Line: "x", Metadata: ls}}}}))
+	}
+	for _, tc := range []struct {
+		name string
+		md   []loki.Label
+		code int
+		want string
+	}{
+		{"at the limits", md(4, 22), http.StatusNoContent, ""}, // 4 × (3 + 22) = 100 bytes
+		{"one entry too many", md(5, 1), http.StatusBadRequest, "an entry with 5 structured metadata, the limit is 4"},
+		{"one byte too many", md(4, 23)[:4], http.StatusBadRequest, "an entry with 104 bytes of structured metadata, the limit is 100"},
+	} {
+		for _, enc := range []struct {
+			name, ct string
+			body     func([]loki.Label) []byte
+		}{{"json", "application/json", jsonBody}, {"protobuf", "application/x-protobuf", protoBody}} {
+			t.Run(tc.name+"/"+enc.name, func(t *testing.T) {
+				sink := &componenttest.Sink{}
+				r := newTestReceiver(t, sink, func(c *Config) { c.MaxStructuredMetadataEntries, c.MaxStructuredMetadataSize = 4, 100 })
+				w := r.post(http.MethodPost, enc.ct, "", enc.body(tc.md), nil)
+				if w.Code != tc.code || !strings.Contains(w.Body.String(), tc.want) {
+					t.Fatalf("%d %q, want %d with %q", w.Code, w.Body, tc.code, tc.want)
+				}
+				if got, want := len(sink.Batches()), map[bool]int{true: 1, false: 0}[tc.code == http.StatusNoContent]; got != want {
+					t.Errorf("%d batches reached the pipeline, want %d", got, want)
+				}
+			})
+		}
 	}
 }
 
