@@ -15,6 +15,8 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/vigilhq/vigil/processor/memorylimiter"
 )
 
 const kubeDir = "../../deploy/kubernetes"
@@ -215,8 +217,22 @@ func TestKubernetesManifests(t *testing.T) {
 			if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := loadConfig(path, f); err != nil {
-				t.Errorf("vigil validate on ConfigMap %s: %v", cmName, err)
+			loaded, err := loadConfig(path, f)
+			if err != nil {
+				t.Fatalf("vigil validate on ConfigMap %s: %v", cmName, err)
+			}
+			// The memory limiter is what the container's memory limit is for: every pipeline
+			// starts with one whose limit is a share of the cgroup's (limit_percentage), not a
+			// fixed size that could exceed it.
+			for pid, p := range loaded.Service.Pipelines {
+				if len(p.Processors) == 0 || p.Processors[0].Type != "memory_limiter" {
+					t.Errorf("ConfigMap %s: pipeline %s does not start with a memory_limiter", cmName, pid)
+					continue
+				}
+				ml := loaded.Processors[p.Processors[0]].(*memorylimiter.Config)
+				if ml.LimitPercentage == 0 || ml.LimitPercentage > 90 || ml.LimitMiB != 0 {
+					t.Errorf("ConfigMap %s: memory_limiter %+v: want limit_percentage (at most 90) of the container's limit", cmName, ml)
+				}
 			}
 		})
 	}
