@@ -73,12 +73,12 @@ func BenchmarkConcatDecoded(b *testing.B) {
 }
 
 // BenchmarkScan measures the structural check every encoded request passes on arrival, without
-// and with the receivers' attribute limit (its cost is the difference).
+// and with the receivers' attribute limits (their cost is the difference).
 func BenchmarkScan(b *testing.B) {
 	for _, lim := range []struct {
 		name string
 		lim  batch.Limits
-	}{{"", batch.Limits{}}, {"/max_attributes", batch.Limits{MaxAttributes: 128}}} {
+	}{{"", batch.Limits{}}, {"/max_attributes", batch.Limits{MaxAttributes: 128}}, {"/receiver_limits", batch.Limits{MaxAttributes: 128, MaxAttributeBytes: 128 << 10}}} {
 		for _, s := range signals {
 			b.Run(s.sig.String()+lim.name, func(b *testing.B) {
 				raw := s.encoded(b, 10, benchSpans/10, 0)

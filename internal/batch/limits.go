@@ -12,10 +12,10 @@ import (
 // CheckLimits holds decoded data (an OTLP/JSON request) to lim, as ScanLimited does the
 // encoded form, with errors that name the same places and wrap ErrLimit.
 func CheckLimits(b *Batch, lim Limits) error {
-	if lim.MaxAttributes <= 0 || !b.hasDec {
+	if !lim.attrs() || !b.hasDec {
 		return nil
 	}
-	c := attrChecker{max: lim.MaxAttributes}
+	c := attrChecker{lim: lim}
 	switch b.sig {
 	case Traces:
 		c.traces(b.traces)
@@ -29,28 +29,69 @@ func CheckLimits(b *Batch, lim Limits) error {
 
 // attrChecker keeps the first place found over the limit.
 type attrChecker struct {
-	max int
+	lim Limits
 	err error
 }
 
-// check records m as over the limit, in the words of where, unless an error is kept already.
+// check records m as over a limit, in the words of where, unless an error is kept already.
+// It finds the same attribute Limits.attr finds in the encoded form.
 func (c *attrChecker) check(m pcommon.Map, where func() string) bool {
-	if c.err == nil && m.Len() > c.max {
-		c.err = fmt.Errorf("%s: %w", where(), &limitError{c.max})
+	if c.err != nil {
+		return false
 	}
-	return c.err == nil
+	if c.lim.MaxAttributes > 0 && m.Len() > c.lim.MaxAttributes {
+		c.err = fmt.Errorf("%s: %w", where(), &limitError{fmt.Sprintf("more than %d attributes (max_attributes_per_item)", c.lim.MaxAttributes)})
+		return false
+	}
+	if c.lim.MaxAttributeBytes > 0 {
+		for k, v := range m.All() {
+			if size := len(k) + decodedValueBytes(v); size > c.lim.MaxAttributeBytes {
+				c.err = fmt.Errorf("%s: %w", where(), &limitError{fmt.Sprintf("attribute %.64q of %d bytes, over %d (max_attribute_bytes)", k, size, c.lim.MaxAttributeBytes)})
+				return false
+			}
+		}
+	}
+	return true
 }
 
-func (c *attrChecker) resource(i int, r pcommon.Resource, scope pcommon.InstrumentationScope) bool {
-	return c.check(r.Attributes(), func() string { return fmt.Sprintf("resource %d: resource attributes", i) }) &&
-		c.check(scope.Attributes(), func() string { return fmt.Sprintf("resource %d: scope attributes", i) })
+// decodedValueBytes is valueBytes of a decoded value.
+func decodedValueBytes(v pcommon.Value) int {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		return len(v.Str())
+	case pcommon.ValueTypeBytes:
+		return v.Bytes().Len()
+	case pcommon.ValueTypeSlice:
+		n := 0
+		for _, e := range v.Slice().All() {
+			n += decodedValueBytes(e)
+		}
+		return n
+	case pcommon.ValueTypeMap:
+		n := 0
+		for k, e := range v.Map().All() {
+			n += len(k) + decodedValueBytes(e)
+		}
+		return n
+	}
+	return 0
+}
+
+// resource checks a resource's attributes, which the encoded form holds whether or not any
+// scope follows.
+func (c *attrChecker) resource(i int, r pcommon.Resource) bool {
+	return c.check(r.Attributes(), func() string { return fmt.Sprintf("resource %d: resource attributes", i) })
+}
+
+func (c *attrChecker) scope(i int, scope pcommon.InstrumentationScope) bool {
+	return c.check(scope.Attributes(), func() string { return fmt.Sprintf("resource %d: scope attributes", i) })
 }
 
 func (c *attrChecker) traces(td ptrace.Traces) {
 	for i := 0; i < td.ResourceSpans().Len() && c.err == nil; i++ {
 		rs := td.ResourceSpans().At(i)
 		n := 0
-		for j := 0; j < rs.ScopeSpans().Len() && c.resource(i, rs.Resource(), rs.ScopeSpans().At(j).Scope()); j++ {
+		for j := 0; c.resource(i, rs.Resource()) && j < rs.ScopeSpans().Len() && c.scope(i, rs.ScopeSpans().At(j).Scope()); j++ {
 			spans := rs.ScopeSpans().At(j).Spans()
 			for k := 0; k < spans.Len() && c.err == nil; k, n = k+1, n+1 {
 				sp, at := spans.At(k), func() string { return fmt.Sprintf("resource %d: span %d", i, n) }
@@ -70,7 +111,7 @@ func (c *attrChecker) logs(ld plog.Logs) {
 	for i := 0; i < ld.ResourceLogs().Len() && c.err == nil; i++ {
 		rl := ld.ResourceLogs().At(i)
 		n := 0
-		for j := 0; j < rl.ScopeLogs().Len() && c.resource(i, rl.Resource(), rl.ScopeLogs().At(j).Scope()); j++ {
+		for j := 0; c.resource(i, rl.Resource()) && j < rl.ScopeLogs().Len() && c.scope(i, rl.ScopeLogs().At(j).Scope()); j++ {
 			recs := rl.ScopeLogs().At(j).LogRecords()
 			for k := 0; k < recs.Len() && c.err == nil; k, n = k+1, n+1 {
 				c.check(recs.At(k).Attributes(), func() string { return fmt.Sprintf("resource %d: log record %d", i, n) })
@@ -82,7 +123,7 @@ func (c *attrChecker) logs(ld plog.Logs) {
 func (c *attrChecker) metrics(md pmetric.Metrics) {
 	for i := 0; i < md.ResourceMetrics().Len() && c.err == nil; i++ {
 		rm := md.ResourceMetrics().At(i)
-		for j := 0; j < rm.ScopeMetrics().Len() && c.resource(i, rm.Resource(), rm.ScopeMetrics().At(j).Scope()); j++ {
+		for j := 0; c.resource(i, rm.Resource()) && j < rm.ScopeMetrics().Len() && c.scope(i, rm.ScopeMetrics().At(j).Scope()); j++ {
 			ms := rm.ScopeMetrics().At(j).Metrics()
 			for k := 0; k < ms.Len() && c.err == nil; k++ {
 				c.metric(i, ms.At(k))

@@ -155,3 +155,62 @@ func TestAttributeLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestAttributeBytes: an attribute's size is its key's bytes and those of every string and
+// byte array in its value, nested ones too; one at max_attribute_bytes passes, one byte more
+// is refused, encoded and decoded alike, wherever it is.
+func TestAttributeBytes(t *testing.T) {
+	put := func(m pcommon.Map, extra int) {
+		v := m.PutEmptyMap("k") // 1 byte of key
+		v.PutStr("a", strings.Repeat("x", 4+extra))
+		l := v.PutEmptySlice("list")
+		l.AppendEmpty().SetStr("yy")
+		l.AppendEmpty().SetEmptyBytes().FromRaw([]byte{1, 2, 3})
+		l.AppendEmpty().SetInt(42) // numbers count nothing
+		// 1 + (1 + 4) + (4 + 2 + 3) = 15 bytes, plus extra
+	}
+	places := map[string]func(extra int) *Batch{
+		"log record": func(extra int) *Batch {
+			ld := plog.NewLogs()
+			put(ld.ResourceLogs().AppendEmpty().ScopeLogs().AppendEmpty().LogRecords().AppendEmpty().Attributes(), extra)
+			return FromLogs(ld)
+		},
+		"resource": func(extra int) *Batch {
+			td := ptrace.NewTraces()
+			rs := td.ResourceSpans().AppendEmpty()
+			put(rs.Resource().Attributes(), extra)
+			rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+			return FromTraces(td)
+		},
+		"metric metadata": func(extra int) *Batch {
+			md := pmetric.NewMetrics()
+			m := md.ResourceMetrics().AppendEmpty().ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+			m.SetEmptyGauge().DataPoints().AppendEmpty()
+			put(m.Metadata(), extra)
+			return FromMetrics(md)
+		},
+	}
+	lim := Limits{MaxAttributeBytes: 15}
+	for name, build := range places {
+		for _, extra := range []int{0, 1} {
+			b := build(extra)
+			enc, err := b.Encoded()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, wireErr := ScanLimited(b.Signal(), enc, lim)
+			decErr := CheckLimits(b, lim)
+			if extra == 0 {
+				if wireErr != nil || decErr != nil {
+					t.Errorf("%s at the limit: wire %v, decoded %v", name, wireErr, decErr)
+				}
+				continue
+			}
+			for form, err := range map[string]error{"wire": wireErr, "decoded": decErr} {
+				if !errors.Is(err, ErrLimit) || !strings.HasSuffix(err.Error(), `attribute "k" of 16 bytes, over 15 (max_attribute_bytes)`) {
+					t.Errorf("%s, one byte over, %s: %v", name, form, err)
+				}
+			}
+		}
+	}
+}

@@ -694,7 +694,7 @@ func isMetricData(num protowire.Number) bool {
 func (w *wireSplitter) count(body []byte, depth int) (int, error) {
 	switch {
 	case w.sig == Metrics && depth == 2:
-		return scanMetric(body, 0)
+		return scanMetric(body, Limits{})
 	case depth == w.leafDepth():
 		return 1, nil
 	}

@@ -3,6 +3,7 @@ package batch
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -57,17 +58,132 @@ type Limits struct {
 	// MaxAttributes bounds the attributes of each resource, scope, span, span event, link,
 	// log record, metric (its metadata), data point and exemplar.
 	MaxAttributes int
+	// MaxAttributeBytes bounds each of those attributes: the bytes of its key and of the
+	// strings and byte arrays in its value (all of them, in an array or map value).
+	MaxAttributeBytes int
 }
+
+func (l Limits) attrs() bool { return l.MaxAttributes > 0 || l.MaxAttributeBytes > 0 }
+
+// bounds are the limits with none as the largest int, for the check each attribute gets:
+// n > maxN || len(kv) > maxBytes, then over. (The encoded size is at least the key's and
+// values' bytes, so most attributes are decided by their length alone.)
+func (l Limits) bounds() (maxN, maxBytes int) {
+	maxN, maxBytes = l.MaxAttributes, l.MaxAttributeBytes
+	if maxN <= 0 {
+		maxN = math.MaxInt
+	}
+	if maxBytes <= 0 {
+		maxBytes = math.MaxInt
+	}
+	return maxN, maxBytes
+}
+
+// attr holds the n-th attribute (counted from 1), encoded as kv, to the limits.
+func (l Limits) attr(n int, kv []byte) error {
+	if maxN, maxBytes := l.bounds(); n > maxN || len(kv) > maxBytes {
+		return l.over(n, kv)
+	}
+	return nil
+}
+
+// over is attr's slow path: which limit an attribute may be over, if any.
+func (l Limits) over(n int, kv []byte) error {
+	if l.MaxAttributes > 0 && n > l.MaxAttributes {
+		return &limitError{fmt.Sprintf("more than %d attributes (max_attributes_per_item)", l.MaxAttributes)}
+	}
+	if size := attrBytes(kv); l.MaxAttributeBytes > 0 && size > l.MaxAttributeBytes {
+		return &limitError{fmt.Sprintf("attribute %.64q of %d bytes, over %d (max_attribute_bytes)", attrKey(kv), size, l.MaxAttributeBytes)}
+	}
+	return nil
+}
+
+// attrBytes is what MaxAttributeBytes counts of an encoded KeyValue: its key's bytes and
+// valueBytes of its value.
+func attrBytes(kv []byte) int {
+	n := 0
+	for len(kv) > 0 {
+		num, typ, v, size, err := next(kv)
+		if err != nil {
+			return n
+		}
+		kv = kv[size:]
+		if typ != protowire.BytesType {
+			continue
+		}
+		switch num {
+		case 1:
+			n += len(v)
+		case 2:
+			n += valueBytes(v)
+		}
+	}
+	return n
+}
+
+// valueBytes is the bytes of the strings and byte arrays of an encoded AnyValue.
+func valueBytes(av []byte) int {
+	n := 0
+	for len(av) > 0 {
+		num, typ, v, size, err := next(av)
+		if err != nil {
+			return n
+		}
+		av = av[size:]
+		if typ != protowire.BytesType {
+			continue
+		}
+		switch num {
+		case 1, 7: // string_value, bytes_value
+			n += len(v)
+		case 5: // array_value: AnyValues in its field 1
+			n += eachBytes(v, valueBytes)
+		case 6: // kvlist_value: KeyValues in its field 1
+			n += eachBytes(v, attrBytes)
+		}
+	}
+	return n
+}
+
+// eachBytes sums size over the field-1 messages of b.
+func eachBytes(b []byte, size func([]byte) int) int {
+	n := 0
+	for len(b) > 0 {
+		num, typ, v, l, err := next(b)
+		if err != nil {
+			return n
+		}
+		b = b[l:]
+		if num == 1 && typ == protowire.BytesType {
+			n += size(v)
+		}
+	}
+	return n
+}
+
+// attrKey is the key of an encoded KeyValue, for errors.
+func attrKey(kv []byte) string {
+	for len(kv) > 0 {
+		num, typ, v, size, err := next(kv)
+		if err != nil {
+			break
+		}
+		kv = kv[size:]
+		if num == 1 && typ == protowire.BytesType {
+			return string(v)
+		}
+	}
+	return ""
+}
+
 
 // ErrLimit is wrapped by the errors of a request over one of its Limits.
 var ErrLimit = errors.New("OTLP request over a limit")
 
 // limitError is an error over a limit: its message says which, and it is ErrLimit.
-type limitError struct{ max int }
+type limitError struct{ msg string }
 
-func (e *limitError) Error() string {
-	return fmt.Sprintf("more than %d attributes (max_attributes_per_item)", e.max)
-}
+func (e *limitError) Error() string { return e.msg }
 
 func (e *limitError) Is(target error) bool { return target == ErrLimit }
 
@@ -92,7 +208,7 @@ func scanResources(sig Signal, b []byte, lim Limits, fn func(Resource)) error {
 		if typ != protowire.BytesType {
 			return fmt.Errorf("%w: resource entry at byte %d has wire type %d, want bytes", ErrMalformed, start, typ)
 		}
-		items, err := scanResource(sig, v, lim.MaxAttributes)
+		items, err := scanResource(sig, v, lim)
 		if errors.Is(err, ErrLimit) {
 			return fmt.Errorf("resource %d: %w", res, err)
 		}
@@ -118,11 +234,11 @@ const (
 	fieldMetricMeta    = 12
 )
 
-func scanResource(sig Signal, b []byte, maxAttrs int) (int, error) {
+func scanResource(sig Signal, b []byte, lim Limits) (int, error) {
 	total := 0
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
-		if num == fieldResourceMsg && maxAttrs > 0 && typ == protowire.BytesType {
-			if err := countAttrs(v, fieldResourceAttrs, maxAttrs); err != nil {
+		if num == fieldResourceMsg && lim.attrs() && typ == protowire.BytesType {
+			if err := countAttrs(v, fieldResourceAttrs, lim); err != nil {
 				return fmt.Errorf("resource attributes: %w", err)
 			}
 		}
@@ -133,8 +249,8 @@ func scanResource(sig Signal, b []byte, maxAttrs int) (int, error) {
 			return fmt.Errorf("scope entry has wire type %d", typ)
 		}
 		return eachField(v, func(num protowire.Number, typ protowire.Type, v []byte) error {
-			if num == fieldScopeMsg && maxAttrs > 0 && typ == protowire.BytesType {
-				if err := countAttrs(v, fieldScopeAttrs, maxAttrs); err != nil {
+			if num == fieldScopeMsg && lim.attrs() && typ == protowire.BytesType {
+				if err := countAttrs(v, fieldScopeAttrs, lim); err != nil {
 					return fmt.Errorf("scope attributes: %w", err)
 				}
 			}
@@ -147,11 +263,11 @@ func scanResource(sig Signal, b []byte, maxAttrs int) (int, error) {
 			var err error
 			switch sig {
 			case Traces:
-				err = validItem(v, kindSpan, maxAttrs)
+				err = validItem(v, kindSpan, lim)
 			case Logs:
-				err = validItem(v, kindLogRecord, maxAttrs)
+				err = validItem(v, kindLogRecord, lim)
 			default:
-				points, err := scanMetric(v, maxAttrs)
+				points, err := scanMetric(v, lim)
 				total += points
 				return err
 			}
@@ -167,14 +283,15 @@ func scanResource(sig Signal, b []byte, maxAttrs int) (int, error) {
 
 var itemNames = [...]string{Traces: "span", Metrics: "data point", Logs: "log record"}
 
-func scanMetric(b []byte, maxAttrs int) (int, error) {
+func scanMetric(b []byte, lim Limits) (int, error) {
 	// data is a oneof: when a (malformed but parseable) metric carries several data fields, the
 	// last one wins, as it does when pdata decodes it.
 	points, meta := 0, 0
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
-		if num == fieldMetricMeta && maxAttrs > 0 {
-			if meta++; meta > maxAttrs {
-				return fmt.Errorf("metric metadata: %w", &limitError{maxAttrs})
+		if num == fieldMetricMeta && lim.attrs() {
+			meta++
+			if err := lim.attr(meta, v); err != nil {
+				return fmt.Errorf("metric metadata: %w", err)
 			}
 			return nil
 		}
@@ -200,7 +317,7 @@ func scanMetric(b []byte, maxAttrs int) (int, error) {
 					if typ != protowire.BytesType {
 						return fmt.Errorf("data point has wire type %d", typ)
 					}
-					if err := validItem(v, kind, maxAttrs); err != nil {
+					if err := validItem(v, kind, lim); err != nil {
 						return fmt.Errorf("data point %d: %w", points, err)
 					}
 					points++
@@ -266,17 +383,19 @@ var attrField = [kindEvent + 1]protowire.Number{kindSpan: 9, kindLink: 4, kindLo
 const fieldEvents = 11
 
 // validItem checks that b parses as a sequence of protobuf fields and that its ID fields (and
-// those of its links or exemplars) are bytes, empty or of their size; with maxAttrs > 0, that
-// it (and each of its events, links and exemplars) has no more attributes. It runs for every
+// those of its links or exemplars) are bytes, empty or of their size; and that it (and each of
+// its events, links and exemplars) holds to lim's attribute limits. It runs for every
 // span, log record and data point, so it is a plain loop rather than eachField with a
 // callback, and looks at a field's number only for the few that can hold IDs.
-func validItem(b []byte, kind itemKind, maxAttrs int) error {
+func validItem(b []byte, kind itemKind, lim Limits) error {
 	// The fields to look at, as a bit mask: most fields are neither IDs nor nested, and a mask
 	// in a register costs them one test.
 	mask := idMask[kind]
-	if maxAttrs > 0 {
+	checkAttrs := lim.attrs()
+	if checkAttrs {
 		mask |= attrMask[kind]
 	}
+	maxN, maxBytes := lim.bounds()
 	attrs := 0
 	for len(b) > 0 {
 		num, typ, v, n, err := next(b)
@@ -287,15 +406,17 @@ func validItem(b []byte, kind itemKind, maxAttrs int) error {
 		if num >= 16 || mask&(1<<uint(num)) == 0 {
 			continue
 		}
-		if maxAttrs > 0 {
+		if checkAttrs {
 			switch {
 			case num == attrField[kind]:
-				if attrs++; attrs > maxAttrs {
-					return &limitError{maxAttrs}
+				if attrs++; attrs > maxN || len(v) > maxBytes {
+					if err := lim.over(attrs, v); err != nil {
+						return err
+					}
 				}
 				continue
 			case kind == kindSpan && num == fieldEvents && typ == protowire.BytesType:
-				if err := validItem(v, kindEvent, maxAttrs); err != nil {
+				if err := validItem(v, kindEvent, lim); err != nil {
 					return fmt.Errorf("event: %w", err)
 				}
 				continue
@@ -314,7 +435,7 @@ func validItem(b []byte, kind itemKind, maxAttrs int) error {
 		if typ != protowire.BytesType {
 			return fmt.Errorf("field %d has wire type %d, want bytes", num, typ)
 		}
-		if err := validItem(v, nestedKind[kind], maxAttrs); err != nil {
+		if err := validItem(v, nestedKind[kind], lim); err != nil {
 			return err
 		}
 	}
@@ -345,18 +466,19 @@ var attrMask = func() (m [kindEvent + 1]uint16) {
 	return m
 }()
 
-// countAttrs fails when b (a message) has more than max fields numbered field.
-func countAttrs(b []byte, field protowire.Number, max int) error {
+// countAttrs holds the attributes of b (a message), its fields numbered field, to lim.
+func countAttrs(b []byte, field protowire.Number, lim Limits) error {
 	n := 0
 	for len(b) > 0 {
-		num, _, _, size, err := next(b)
+		num, _, v, size, err := next(b)
 		if err != nil {
 			return nil // the message's structure is checked by whoever decodes it
 		}
 		b = b[size:]
 		if num == field {
-			if n++; n > max {
-				return &limitError{max}
+			n++
+			if err := lim.attr(n, v); err != nil {
+				return err
 			}
 		}
 	}

@@ -22,11 +22,17 @@ type Config struct {
 	// scope, span, span event, link, log record, metric's metadata, data point or exemplar has
 	// more attributes.
 	MaxAttributesPerItem int `yaml:"max_attributes_per_item"`
+	// MaxAttributeBytes refuses (the same way) a request with an attribute of more bytes: its
+	// key's and those of the strings and byte arrays in its value.
+	MaxAttributeBytes int `yaml:"max_attribute_bytes"`
 }
 
 // DefaultMaxAttributesPerItem is the OpenTelemetry SDKs' default attribute count limit, so
 // that what an SDK sends passes.
 const DefaultMaxAttributesPerItem = 128
+
+// DefaultMaxAttributeBytes leaves room for a long stack trace in exception.stacktrace.
+const DefaultMaxAttributeBytes = 128 << 10
 
 // Protocols holds one block per protocol; a nil block means the protocol is off.
 //
@@ -50,7 +56,8 @@ type HTTPConfig struct {
 // NewConfig returns the default configuration: both protocols on, on loopback.
 func NewConfig() *Config {
 	g, h := defaultGRPC(), defaultHTTP()
-	return &Config{Protocols: Protocols{GRPC: &g, HTTP: &h}, MaxAttributesPerItem: DefaultMaxAttributesPerItem}
+	return &Config{Protocols: Protocols{GRPC: &g, HTTP: &h}, MaxAttributesPerItem: DefaultMaxAttributesPerItem,
+		MaxAttributeBytes: DefaultMaxAttributeBytes}
 }
 
 func defaultGRPC() server.GRPC { return server.NewGRPC(DefaultGRPCEndpoint) }
@@ -96,6 +103,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if p.GRPC == nil && p.HTTP == nil {
 		errs = append(errs, errors.New("protocols: enable at least one of grpc and http"))
+	}
+	if c.MaxAttributeBytes <= 0 {
+		errs = append(errs, fmt.Errorf("max_attribute_bytes: must be > 0, got %d", c.MaxAttributeBytes))
 	}
 	if c.MaxAttributesPerItem <= 0 {
 		errs = append(errs, fmt.Errorf("max_attributes_per_item: must be > 0, got %d", c.MaxAttributesPerItem))

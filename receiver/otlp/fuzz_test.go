@@ -108,7 +108,7 @@ func FuzzScan(f *testing.F) {
 		}
 		// With a limit: its errors are ErrLimit or ErrMalformed, and a request over it on the
 		// wire is over it decoded too (what the JSON path checks).
-		lim := batch.Limits{MaxAttributes: 2}
+		lim := batch.Limits{MaxAttributes: 2, MaxAttributeBytes: 8}
 		_, err = batch.ScanLimited(sig, data, lim)
 		if err != nil && !errors.Is(err, batch.ErrLimit) && !errors.Is(err, batch.ErrMalformed) {
 			t.Fatalf("ScanLimited error is neither ErrLimit nor ErrMalformed: %v", err)

@@ -136,7 +136,7 @@ func (r *otlp) reject(protocol, reason string) {
 
 // limits are what each request is held to beyond its size.
 func (r *otlp) limits() batch.Limits {
-	return batch.Limits{MaxAttributes: r.cfg.MaxAttributesPerItem}
+	return batch.Limits{MaxAttributes: r.cfg.MaxAttributesPerItem, MaxAttributeBytes: r.cfg.MaxAttributeBytes}
 }
 
 // refusalReason is the rejected counter's reason for a request that did not decode or scan.

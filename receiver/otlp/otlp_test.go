@@ -519,6 +519,33 @@ func TestAttributesPerItem(t *testing.T) {
 	}
 }
 
+// TestAttributeBytesLimit: the receiver holds requests to max_attribute_bytes (the counting
+// itself is batch.TestAttributeBytes): a span whose attribute is one byte over is refused as
+// invalid, naming it.
+func TestAttributeBytesLimit(t *testing.T) {
+	_, next := newSinks(batch.Traces)
+	cfg := testConfig()
+	cfg.MaxAttributeBytes = 64
+	r := start(t, cfg, next)
+	client := ptraceotlp.NewGRPCClient(dial(t, r.GRPCAddr()))
+	span := func(valueBytes int) ptraceotlp.ExportRequest {
+		td := ptrace.NewTraces()
+		sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.Attributes().PutStr("exception.stacktrace", strings.Repeat("x", valueBytes)) // a 20-byte key
+		return ptraceotlp.NewExportRequestFromTraces(td)
+	}
+	if _, err := client.Export(t.Context(), span(44)); err != nil {
+		t.Fatalf("at the limit: %v", err)
+	}
+	const want = `resource 0: span 0: attribute "exception.stacktrace" of 65 bytes, over 64 (max_attribute_bytes)`
+	if _, err := client.Export(t.Context(), span(45)); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), want) {
+		t.Fatalf("one byte over: %v, want InvalidArgument with %q", err, want)
+	}
+	if got := rejected(r, "grpc", reasonOverLimit); got != 1 {
+		t.Errorf("over_limit counted %d, want 1", got)
+	}
+}
+
 func TestTooLarge(t *testing.T) {
 	s, next := newSinks(batch.Traces)
 	cfg := testConfig()
