@@ -176,7 +176,6 @@ func attrKey(kv []byte) string {
 	return ""
 }
 
-
 // ErrLimit is wrapped by the errors of a request over one of its Limits.
 var ErrLimit = errors.New("OTLP request over a limit")
 
