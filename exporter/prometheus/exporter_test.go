@@ -501,3 +501,33 @@ func TestOpenMetrics(t *testing.T) {
 }
 
 func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }
+
+// TestScrapeAuth: with auth on the scrape listener, a scrape without the token, or with
+// another, gets 401 and no metrics; with it, the metrics.
+func TestScrapeAuth(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Auth = &server.Auth{Tokens: []server.TokenAuth{{Name: "prometheus", Token: "scr4pe-s3cret"}}}
+	})
+	if err := h.exp.Start(context.Background(), component.NopHost{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = h.exp.Shutdown(context.Background()) }()
+	srv := h.exp.srv // the listener's server, as the exporter built it
+	for _, tc := range []struct {
+		authorization string
+		code          int
+	}{{"", http.StatusUnauthorized}, {"Bearer wrong", http.StatusUnauthorized}, {"Bearer scr4pe-s3cret", http.StatusOK}} {
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		if tc.authorization != "" {
+			req.Header.Set("Authorization", tc.authorization)
+		}
+		rec := httptest.NewRecorder()
+		srv.Handler.ServeHTTP(rec, req)
+		if rec.Code != tc.code {
+			t.Errorf("%q: %d, want %d", tc.authorization, rec.Code, tc.code)
+		}
+		if tc.code == http.StatusUnauthorized && (strings.Contains(rec.Body.String(), "# TYPE") || strings.Contains(rec.Body.String(), "s3cret")) {
+			t.Errorf("%q: the 401 says %q", tc.authorization, rec.Body)
+		}
+	}
+}
