@@ -94,8 +94,10 @@ func (e *expander) expandNode(n *yaml.Node, path string, errs *errList) {
 			e.noteScalar(n, path, false)
 			return
 		}
+		// A reference with a default is no pure reference: its default is written in the file.
+		_, def, _ := strings.Cut(n.Value, ":-")
 		v, whole, err := e.expandValue(n.Value)
-		e.noteScalar(n, path, whole && err == nil)
+		e.noteScalar(n, path, whole && err == nil && (def == "" || def == "}"))
 		if err != nil {
 			errs.add(n, path, err)
 			n.Tag, n.Value, n.Style = "!!null", "", 0 // reported once; no decode error on top

@@ -295,9 +295,10 @@ func (a *Agent) reload() ([]pipeline.Change, error) {
 		if err != nil {
 			return changes, err
 		}
-		if lv := logLevel(base.Service.Telemetry.Logs.Level); lv != a.level.Level() {
-			a.Logger.Info("log level changed", "from", a.level.Level().String(), "to", lv.String())
+		if lv, was := logLevel(base.Service.Telemetry.Logs.Level), a.level.Level(); lv != was {
 			a.level.Set(lv)
+			// At the less verbose of the two levels, so that both the old and the new show it.
+			a.Logger.Log(context.Background(), max(lv, was), "log level changed", "from", was.String(), "to", lv.String())
 		}
 		a.base = base
 	}

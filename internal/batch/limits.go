@@ -78,7 +78,7 @@ func decodedValueBytes(v pcommon.Value) int {
 }
 
 // resource checks a resource's attributes, which the encoded form holds whether or not any
-// scope follows.
+// scope follows: once per resource (a JSON request may pair large attributes with many scopes).
 func (c *attrChecker) resource(i int, r pcommon.Resource) bool {
 	return c.check(r.Attributes(), func() string { return fmt.Sprintf("resource %d: resource attributes", i) })
 }
@@ -91,7 +91,10 @@ func (c *attrChecker) traces(td ptrace.Traces) {
 	for i := 0; i < td.ResourceSpans().Len() && c.err == nil; i++ {
 		rs := td.ResourceSpans().At(i)
 		n := 0
-		for j := 0; c.resource(i, rs.Resource()) && j < rs.ScopeSpans().Len() && c.scope(i, rs.ScopeSpans().At(j).Scope()); j++ {
+		if !c.resource(i, rs.Resource()) {
+			break
+		}
+		for j := 0; j < rs.ScopeSpans().Len() && c.scope(i, rs.ScopeSpans().At(j).Scope()); j++ {
 			spans := rs.ScopeSpans().At(j).Spans()
 			for k := 0; k < spans.Len() && c.err == nil; k, n = k+1, n+1 {
 				sp, at := spans.At(k), func() string { return fmt.Sprintf("resource %d: span %d", i, n) }
@@ -111,7 +114,10 @@ func (c *attrChecker) logs(ld plog.Logs) {
 	for i := 0; i < ld.ResourceLogs().Len() && c.err == nil; i++ {
 		rl := ld.ResourceLogs().At(i)
 		n := 0
-		for j := 0; c.resource(i, rl.Resource()) && j < rl.ScopeLogs().Len() && c.scope(i, rl.ScopeLogs().At(j).Scope()); j++ {
+		if !c.resource(i, rl.Resource()) {
+			break
+		}
+		for j := 0; j < rl.ScopeLogs().Len() && c.scope(i, rl.ScopeLogs().At(j).Scope()); j++ {
 			recs := rl.ScopeLogs().At(j).LogRecords()
 			for k := 0; k < recs.Len() && c.err == nil; k, n = k+1, n+1 {
 				c.check(recs.At(k).Attributes(), func() string { return fmt.Sprintf("resource %d: log record %d", i, n) })
@@ -123,7 +129,10 @@ func (c *attrChecker) logs(ld plog.Logs) {
 func (c *attrChecker) metrics(md pmetric.Metrics) {
 	for i := 0; i < md.ResourceMetrics().Len() && c.err == nil; i++ {
 		rm := md.ResourceMetrics().At(i)
-		for j := 0; c.resource(i, rm.Resource()) && j < rm.ScopeMetrics().Len() && c.scope(i, rm.ScopeMetrics().At(j).Scope()); j++ {
+		if !c.resource(i, rm.Resource()) {
+			break
+		}
+		for j := 0; j < rm.ScopeMetrics().Len() && c.scope(i, rm.ScopeMetrics().At(j).Scope()); j++ {
 			ms := rm.ScopeMetrics().At(j).Metrics()
 			for k := 0; k < ms.Len() && c.err == nil; k++ {
 				c.metric(i, ms.At(k))

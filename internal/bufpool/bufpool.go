@@ -53,9 +53,10 @@ func (p *Pool) Put(b *[]byte) {
 
 // Body is a request body over a pooled buffer.
 type Body struct {
-	pool *Pool
-	buf  *[]byte
-	refs atomic.Int32
+	pool     *Pool
+	buf      *[]byte
+	refs     atomic.Int32
+	released atomic.Bool
 }
 
 // Body wraps b, which the caller holds until it calls Release.
@@ -76,8 +77,13 @@ func (b *Body) Set(req *http.Request) {
 	req.GetBody = func() (io.ReadCloser, error) { return b.open(), nil }
 }
 
-// Release is the caller's end of it: call it once Client.Do has returned.
-func (b *Body) Release() { b.release() }
+// Release is the caller's end of it: call it once Client.Do has returned. A second call does
+// nothing.
+func (b *Body) Release() {
+	if b.released.CompareAndSwap(false, true) {
+		b.release()
+	}
+}
 
 func (b *Body) open() io.ReadCloser {
 	b.refs.Add(1)

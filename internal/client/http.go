@@ -1,8 +1,6 @@
 package client
 
 import (
-	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -166,17 +164,15 @@ func (h *HTTP) NewClient() (*http.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
-	tr.TLSClientConfig = dyn.Config()
-	tr.ForceAttemptHTTP2 = true
-	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	tr.DialContext = dialer.DialContext
-	if dyn.Reloads() {
-		// The transport keeps one TLS config; each connection gets the one with the CA of
-		// ca_file as it is now. (Through a proxy_url the transport's own, first, config is used.)
-		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return dialTLS(ctx, dialer, dyn.Config(), network, addr)
-		}
+	host := ""
+	if u, err := url.Parse(h.Endpoint); err == nil {
+		host = u.Hostname()
 	}
+	// One config for every connection, direct or through a proxy: with ca_file, it verifies
+	// the server with the CA file as it is at each handshake.
+	tr.TLSClientConfig = dyn.Verifying(host)
+	tr.ForceAttemptHTTP2 = true
+	tr.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	if h.ProxyURL != "" {
 		u, err := url.Parse(h.ProxyURL)
 		if err != nil {
@@ -199,32 +195,6 @@ func (h *HTTP) NewClient() (*http.Client, error) {
 		tr.WriteBufferSize = h.WriteBufferSize
 	}
 	return &http.Client{Transport: tr}, nil
-}
-
-// dialTLS connects and completes the handshake as the transport would: the host is the server
-// name unless one is configured, and HTTP/2 is offered.
-func dialTLS(ctx context.Context, d *net.Dialer, base *tls.Config, network, addr string) (net.Conn, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	cfg := base.Clone()
-	if cfg.ServerName == "" {
-		cfg.ServerName = host
-	}
-	if len(cfg.NextProtos) == 0 {
-		cfg.NextProtos = []string{"h2", "http/1.1"}
-	}
-	tc := tls.Client(conn, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return tc, nil
 }
 
 // MaxRetryAfter keeps an absurd Retry-After from overflowing a Duration; senders cap the wait

@@ -180,3 +180,49 @@ func TestExpiredCertificateReplaced(t *testing.T) {
 		t.Errorf("after the renewal: %v", err)
 	}
 }
+
+// TestVerifyingChecksNameAndChain: the config that verifies with ca_file at each handshake
+// still does what the standard verification does: the chain must lead to the file's CA and the
+// certificate must name the host (or server_name_override); insecure_skip_verify skips both.
+func TestVerifyingChecksNameAndChain(t *testing.T) {
+	dir := t.TempDir()
+	caPEM, _, ca, caKey := tlstest.Issue(t, 1, true, nil, nil)
+	crt, key, _, _ := tlstest.Issue(t, 2, false, ca, caKey) // for 127.0.0.1, ::1 and localhost
+	otherCA, _, _, _ := tlstest.Issue(t, 3, true, nil, nil)
+	caFile, otherFile := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "other.crt")
+	tlstest.Replace(t, caFile, caPEM)
+	tlstest.Replace(t, otherFile, otherCA)
+	pair, err := tls.X509KeyPair(crt, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, &tls.Config{Certificates: []tls.Certificate{pair}})
+	for _, tc := range []struct {
+		name   string
+		client Client
+		host   string
+		ok     bool
+	}{
+		{"the CA, the IP", Client{Common: Common{CAFile: caFile}}, "127.0.0.1", true},
+		{"a name the certificate lacks", Client{Common: Common{CAFile: caFile}}, "vigil.example", false},
+		{"server_name_override it has", Client{Common: Common{CAFile: caFile}, ServerNameOverride: "localhost"}, "vigil.example", true},
+		{"another CA", Client{Common: Common{CAFile: otherFile}}, "127.0.0.1", false},
+		{"insecure_skip_verify", Client{Common: Common{CAFile: otherFile}, InsecureSkipVerify: true}, "vigil.example", true},
+	} {
+		d, err := tc.client.Dynamic()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := d.Verifying(tc.host).Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName = tc.host // as net/http's transport sets it
+		}
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err == nil {
+			c.Close()
+		}
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: handshake error %v, want success %v", tc.name, err, tc.ok)
+		}
+	}
+}

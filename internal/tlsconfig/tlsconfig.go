@@ -178,6 +178,39 @@ func (c *Client) Dynamic() (*Dynamic, error) {
 // Reloads reports whether Config can change (ca_file is set).
 func (d *Dynamic) Reloads() bool { return d.cas != nil }
 
+// Verifying is one config for every connection to host (the endpoint's host name or IP, or
+// server_name_override when set) that verifies the server with the CA of ca_file as it is at
+// each handshake. It suits a client that keeps one config for all its connections (net/http's
+// transport, also through a proxy). Without ca_file it is Config.
+func (d *Dynamic) Verifying(host string) *tls.Config {
+	if d.cas == nil || d.base.InsecureSkipVerify {
+		return d.cfg
+	}
+	name := d.base.ServerName
+	if name == "" {
+		name = host
+	}
+	cfg := d.base.Clone()
+	// The standard verification, done here against the pool of the moment: chain to a root
+	// of ca_file, for a server certificate, naming host.
+	cfg.InsecureSkipVerify = true
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("tls: the server sent no certificate")
+		}
+		opts := x509.VerifyOptions{Roots: d.Config().RootCAs, DNSName: name, Intermediates: x509.NewCertPool()}
+		for _, c := range cs.PeerCertificates[1:] {
+			opts.Intermediates.AddCert(c)
+		}
+		_, err := cs.PeerCertificates[0].Verify(opts)
+		if err != nil {
+			return fmt.Errorf("tls: failed to verify certificate: %w", err)
+		}
+		return nil
+	}
+	return cfg
+}
+
 // Config is the config to make a connection with; do not modify it (Clone it first).
 func (d *Dynamic) Config() *tls.Config {
 	if d.cas == nil {
