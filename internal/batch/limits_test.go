@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // putAttrs adds n attributes to m.
@@ -211,6 +212,50 @@ func TestAttributeBytes(t *testing.T) {
 					t.Errorf("%s, one byte over, %s: %v", name, form, err)
 				}
 			}
+		}
+	}
+}
+
+// TestRepeatedResourceMessage: a resource (or scope) message given twice is merged by
+// decoders, so its attributes are counted over both on the wire too.
+func TestRepeatedResourceMessage(t *testing.T) {
+	kv := func(k string) []byte {
+		var av, b []byte
+		av = protowire.AppendTag(av, 1, protowire.BytesType)
+		av = protowire.AppendString(av, "v")
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendString(b, k)
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		return protowire.AppendBytes(b, av)
+	}
+	msg := func(field protowire.Number, keys ...string) []byte {
+		var b []byte
+		for _, k := range keys {
+			b = protowire.AppendTag(b, field, protowire.BytesType)
+			b = protowire.AppendBytes(b, kv(k))
+		}
+		return b
+	}
+	field := func(b []byte, num protowire.Number, v []byte) []byte {
+		b = protowire.AppendTag(b, num, protowire.BytesType)
+		return protowire.AppendBytes(b, v)
+	}
+	record := field(nil, 2, nil) // ScopeLogs.log_records: one empty record
+	for name, rl := range map[string][]byte{
+		"resource": field(field(field(nil, 1, msg(1, "a", "b", "c")), 1, msg(1, "d", "e", "f")), 2, record),
+		"scope":    field(nil, 2, field(field(record, 1, msg(3, "a", "b", "c")), 1, msg(3, "d", "e", "f"))),
+	} {
+		data := field(nil, 1, rl)
+		lim := Limits{MaxAttributes: 4}
+		if _, err := ScanLimited(Logs, data, lim); !errors.Is(err, ErrLimit) {
+			t.Errorf("%s message twice, 3 attributes each, limit 4: wire %v, want ErrLimit", name, err)
+		}
+		ld, err := (&plog.ProtoUnmarshaler{}).UnmarshalLogs(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckLimits(FromLogs(ld), lim); !errors.Is(err, ErrLimit) {
+			t.Errorf("%s message twice, decoded: %v, want ErrLimit (the decoder merged them)", name, err)
 		}
 	}
 }

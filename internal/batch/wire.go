@@ -235,9 +235,13 @@ const (
 
 func scanResource(sig Signal, b []byte, lim Limits) (int, error) {
 	total := 0
+	// A message field given more than once is merged by decoders: the resource's attributes
+	// (and a scope's) are counted over every occurrence.
+	resAttrs := 0
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
 		if num == fieldResourceMsg && lim.attrs() && typ == protowire.BytesType {
-			if err := countAttrs(v, fieldResourceAttrs, lim); err != nil {
+			var err error
+			if resAttrs, err = countAttrs(v, fieldResourceAttrs, lim, resAttrs); err != nil {
 				return fmt.Errorf("resource attributes: %w", err)
 			}
 		}
@@ -247,9 +251,11 @@ func scanResource(sig Signal, b []byte, lim Limits) (int, error) {
 		if typ != protowire.BytesType {
 			return fmt.Errorf("scope entry has wire type %d", typ)
 		}
+		scopeAttrs := 0
 		return eachField(v, func(num protowire.Number, typ protowire.Type, v []byte) error {
 			if num == fieldScopeMsg && lim.attrs() && typ == protowire.BytesType {
-				if err := countAttrs(v, fieldScopeAttrs, lim); err != nil {
+				var err error
+				if scopeAttrs, err = countAttrs(v, fieldScopeAttrs, lim, scopeAttrs); err != nil {
 					return fmt.Errorf("scope attributes: %w", err)
 				}
 			}
@@ -465,23 +471,24 @@ var attrMask = func() (m [kindEvent + 1]uint16) {
 	return m
 }()
 
-// countAttrs holds the attributes of b (a message), its fields numbered field, to lim.
-func countAttrs(b []byte, field protowire.Number, lim Limits) error {
-	n := 0
+// countAttrs holds the attributes of b (a message), its fields numbered field, to lim, the
+// first of them the seen+1-th; it returns how many it has seen then.
+func countAttrs(b []byte, field protowire.Number, lim Limits, seen int) (int, error) {
+	n := seen
 	for len(b) > 0 {
 		num, _, v, size, err := next(b)
 		if err != nil {
-			return nil // the message's structure is checked by whoever decodes it
+			return n, nil // the message's structure is checked by whoever decodes it
 		}
 		b = b[size:]
 		if num == field {
 			n++
 			if err := lim.attr(n, v); err != nil {
-				return err
+				return n, err
 			}
 		}
 	}
-	return nil
+	return n, nil
 }
 
 func eachField(b []byte, fn func(protowire.Number, protowire.Type, []byte) error) error {
