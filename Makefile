@@ -61,10 +61,12 @@ run: build
 test: check lint-workflows repro package-test race fuzz e2e
 
 # Static checks: formatting and vet.
+# gofmt, go vet and staticcheck (built once into ~/.cache/vigil by scripts/tools.sh).
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	@sc=$$(bash scripts/tools.sh staticcheck) && $$sc $(PKGS)
 
 unit:
 	$(GO) test -count=1 $(PKGS)

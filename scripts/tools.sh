@@ -2,11 +2,13 @@
 # Builds the release and lint tools Vigil's make targets use into ${VIGIL_CACHE:-~/.cache/vigil}/bin,
 # once per version, from the Go module proxy (never into this repository's go.mod), and prints
 # the path of each binary asked for on stdout (logs go to stderr).
-#   bash scripts/tools.sh TOOL...   TOOL: nfpm (packages), actionlint (workflow lint)
+#   bash scripts/tools.sh TOOL...   TOOL: nfpm (packages), actionlint (workflow lint), staticcheck
+#   (Go lint; the same version as .github/workflows/ci.yaml)
 set -euo pipefail
 
 NFPM_VERSION=v2.48.0
 ACTIONLINT_VERSION=v1.7.12
+STATICCHECK_VERSION=v0.8.2
 cache=${VIGIL_CACHE:-$HOME/.cache/vigil}
 mkdir -p "$cache/bin"
 cache=$(cd "$cache" && pwd)
@@ -33,6 +35,7 @@ for t in "$@"; do
   case $t in
     nfpm) tool nfpm github.com/goreleaser/nfpm/v2/cmd/nfpm "$NFPM_VERSION" ;;
     actionlint) tool actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION" ;;
-    *) log "unknown tool $t (nfpm, actionlint)"; exit 2 ;;
+    staticcheck) tool staticcheck honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION" ;;
+    *) log "unknown tool $t (nfpm, actionlint, staticcheck)"; exit 2 ;;
   esac
 done

@@ -96,7 +96,7 @@ func newExporter(t *testing.T) (component.Exporter, *componenttest.Counters, *ht
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.(component.Exporter), counters, srv
+	return c, counters, srv
 }
 
 // events reads an SLO's total and bad events from /api/v1/slos.

@@ -300,10 +300,11 @@ func (r *reloadingCreds) current() credentials.TransportCredentials {
 	defer r.mu.Unlock()
 	if cfg != r.cfg {
 		r.cfg = cfg
-		r.creds = credentials.NewTLS(cfg)
 		if r.override != "" {
-			_ = r.creds.OverrideServerName(r.override) //nolint:staticcheck // kept working as grpc-go's own TLS credentials do
+			cfg = cfg.Clone()
+			cfg.ServerName = r.override
 		}
+		r.creds = credentials.NewTLS(cfg)
 	}
 	return r.creds
 }

@@ -16,11 +16,6 @@ import (
 	"github.com/vigilhq/vigil/internal/testdata"
 )
 
-// fatalHost records ReportFatal.
-type fatalHost struct{ errs []error }
-
-func (h *fatalHost) ReportFatal(err error) { h.errs = append(h.errs, err) }
-
 // reload loads yaml twice (the config and its untouched baseline) and applies it.
 func reload(t *testing.T, w *world, g *Graph, yaml string) ([]Change, error) {
 	t.Helper()
