@@ -102,78 +102,63 @@ func (l Limits) over(n int, kv []byte) error {
 // valueBytes of its value.
 func attrBytes(kv []byte) int {
 	n := 0
-	for len(kv) > 0 {
-		num, typ, v, size, err := next(kv)
-		if err != nil {
-			return n
-		}
-		kv = kv[size:]
-		if typ != protowire.BytesType {
-			continue
-		}
+	bytesFields(kv, func(num protowire.Number, v []byte) {
 		switch num {
 		case 1:
 			n += len(v)
 		case 2:
 			n += valueBytes(v)
 		}
-	}
+	})
 	return n
 }
 
 // valueBytes is the bytes of the strings and byte arrays of an encoded AnyValue.
 func valueBytes(av []byte) int {
 	n := 0
-	for len(av) > 0 {
-		num, typ, v, size, err := next(av)
-		if err != nil {
-			return n
-		}
-		av = av[size:]
-		if typ != protowire.BytesType {
-			continue
-		}
+	bytesFields(av, func(num protowire.Number, v []byte) {
 		switch num {
 		case 1, 7: // string_value, bytes_value
 			n += len(v)
-		case 5: // array_value: AnyValues in its field 1
-			n += eachBytes(v, valueBytes)
-		case 6: // kvlist_value: KeyValues in its field 1
-			n += eachBytes(v, attrBytes)
+		case 5, 6: // array_value (AnyValues) and kvlist_value (KeyValues), in their field 1
+			size := valueBytes
+			if num == 6 {
+				size = attrBytes
+			}
+			bytesFields(v, func(num protowire.Number, e []byte) {
+				if num == 1 {
+					n += size(e)
+				}
+			})
 		}
-	}
-	return n
-}
-
-// eachBytes sums size over the field-1 messages of b.
-func eachBytes(b []byte, size func([]byte) int) int {
-	n := 0
-	for len(b) > 0 {
-		num, typ, v, l, err := next(b)
-		if err != nil {
-			return n
-		}
-		b = b[l:]
-		if num == 1 && typ == protowire.BytesType {
-			n += size(v)
-		}
-	}
+	})
 	return n
 }
 
 // attrKey is the key of an encoded KeyValue, for errors.
 func attrKey(kv []byte) string {
-	for len(kv) > 0 {
-		num, typ, v, size, err := next(kv)
-		if err != nil {
-			break
+	key := ""
+	bytesFields(kv, func(num protowire.Number, v []byte) {
+		if num == 1 {
+			key = string(v)
 		}
-		kv = kv[size:]
-		if num == 1 && typ == protowire.BytesType {
-			return string(v)
+	})
+	return key
+}
+
+// bytesFields calls fn for each length-delimited field of b, up to where b stops parsing (the
+// limits count what is readable; whoever decodes b reports the rest).
+func bytesFields(b []byte, fn func(protowire.Number, []byte)) {
+	for len(b) > 0 {
+		num, typ, v, size, err := next(b)
+		if err != nil {
+			return
+		}
+		b = b[size:]
+		if typ == protowire.BytesType {
+			fn(num, v)
 		}
 	}
-	return ""
 }
 
 // ErrLimit is wrapped by the errors of a request over one of its Limits.
