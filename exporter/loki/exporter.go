@@ -65,7 +65,7 @@ type exporter struct {
 	// What requests are built in, kept for the next (bufpool); scratches hold the
 	// conversion's slices.
 	bufs      *bufpool.Pool
-	scratches chan *scratch
+	scratches *bufpool.List[*scratch]
 }
 
 type labelSource struct {
@@ -135,7 +135,7 @@ func newExporter(set component.Settings, cfg *Config) (*exporter, error) {
 	}
 	e := &exporter{set: set, cfg: cfg, now: time.Now, rejectLog: ratelog.Limiter{Every: time.Minute},
 		guard:     cardinality{max: cfg.MaxLabelValues, seen: map[string]map[string]struct{}{}},
-		scratches: make(chan *scratch, 2),
+		scratches: bufpool.NewList[*scratch](2),
 		// Two buffers per request in flight (encoded, compressed); a request is at most
 		// max_request_bytes but for one entry larger than that.
 		bufs: bufpool.New(4, 2*cfg.MaxRequestBytes+64<<10)}
@@ -238,12 +238,10 @@ type scratch struct {
 }
 
 func (e *exporter) scratch() *scratch {
-	select {
-	case sc := <-e.scratches:
+	if sc, ok := e.scratches.Get(); ok {
 		return sc
-	default:
-		return &scratch{byKey: map[string]int{}}
 	}
+	return &scratch{byKey: map[string]int{}}
 }
 
 // release clears what the scratch points into (the batch's strings) and keeps it.
@@ -260,10 +258,7 @@ func (e *exporter) release(sc *scratch) {
 	if cap(sc.slab) > 4*maxScratchEntries {
 		sc.slab = nil
 	}
-	select {
-	case e.scratches <- sc:
-	default:
-	}
+	e.scratches.Put(sc)
 }
 
 // maxScratchEntries bounds the entries a kept scratch holds room for (64 bytes each).

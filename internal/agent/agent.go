@@ -66,13 +66,6 @@ type Agent struct {
 	lastOKTime prometheus.Gauge
 }
 
-// NewLogger builds Vigil's own logger from service.telemetry.logs.
-func NewLogger(cfg config.LogsTelemetry, out io.Writer) *slog.Logger {
-	lv := new(slog.LevelVar)
-	lv.Set(logLevel(cfg.Level))
-	return newLogger(cfg, out, lv)
-}
-
 func logLevel(name string) slog.Level {
 	switch name {
 	case "debug":
@@ -85,13 +78,16 @@ func logLevel(name string) slog.Level {
 	return slog.LevelInfo
 }
 
-// newLogger is NewLogger at the level of lv, which a reload sets.
-func newLogger(cfg config.LogsTelemetry, out io.Writer, lv *slog.LevelVar) *slog.Logger {
+// newLogger builds Vigil's own logger from service.telemetry.logs, at a level a reload can
+// change.
+func newLogger(cfg config.LogsTelemetry, out io.Writer) (*slog.Logger, *slog.LevelVar) {
+	lv := new(slog.LevelVar)
+	lv.Set(logLevel(cfg.Level))
 	opts := &slog.HandlerOptions{Level: lv}
 	if cfg.Encoding == "console" {
-		return slog.New(slog.NewTextHandler(out, opts))
+		return slog.New(slog.NewTextHandler(out, opts)), lv
 	}
-	return slog.New(slog.NewJSONHandler(out, opts))
+	return slog.New(slog.NewJSONHandler(out, opts)), lv
 }
 
 // New builds the components of cfg; nothing listens or runs until Start.
@@ -99,12 +95,11 @@ func New(cfg *config.Config, f component.Factories, opts Options) (*Agent, error
 	if opts.GracePeriod <= 0 {
 		opts.GracePeriod = 20 * time.Second
 	}
-	level := new(slog.LevelVar)
-	level.Set(logLevel(cfg.Service.Telemetry.Logs.Level))
+	logger, level := newLogger(cfg.Service.Telemetry.Logs, opts.LogOutput)
 	a := &Agent{
 		opts:      opts,
 		level:     level,
-		Logger:    newLogger(cfg.Service.Telemetry.Logs, opts.LogOutput, level),
+		Logger:    logger,
 		telemetry: selftelemetry.New(opts.Build),
 		health:    selftelemetry.NewHealth(),
 		listen: selftelemetry.Endpoint{Address: cfg.Service.Telemetry.Metrics.ListenAddress(),

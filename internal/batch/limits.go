@@ -40,13 +40,13 @@ func (c *attrChecker) check(m pcommon.Map, where func() string) bool {
 		return false
 	}
 	if c.lim.MaxAttributes > 0 && m.Len() > c.lim.MaxAttributes {
-		c.err = fmt.Errorf("%s: %w", where(), &limitError{fmt.Sprintf("more than %d attributes (max_attributes_per_item)", c.lim.MaxAttributes)})
+		c.err = fmt.Errorf("%s: %w", where(), c.lim.tooMany())
 		return false
 	}
 	if c.lim.MaxAttributeBytes > 0 {
 		for k, v := range m.All() {
 			if size := len(k) + decodedValueBytes(v); size > c.lim.MaxAttributeBytes {
-				c.err = fmt.Errorf("%s: %w", where(), &limitError{fmt.Sprintf("attribute %.64q of %d bytes, over %d (max_attribute_bytes)", k, size, c.lim.MaxAttributeBytes)})
+				c.err = fmt.Errorf("%s: %w", where(), c.lim.tooLarge(k, size))
 				return false
 			}
 		}

@@ -90,12 +90,21 @@ func (l Limits) attr(n int, kv []byte) error {
 // over is attr's slow path: which limit an attribute may be over, if any.
 func (l Limits) over(n int, kv []byte) error {
 	if l.MaxAttributes > 0 && n > l.MaxAttributes {
-		return &limitError{fmt.Sprintf("more than %d attributes (max_attributes_per_item)", l.MaxAttributes)}
+		return l.tooMany()
 	}
 	if size := attrBytes(kv); l.MaxAttributeBytes > 0 && size > l.MaxAttributeBytes {
-		return &limitError{fmt.Sprintf("attribute %.64q of %d bytes, over %d (max_attribute_bytes)", attrKey(kv), size, l.MaxAttributeBytes)}
+		return l.tooLarge(attrKey(kv), size)
 	}
 	return nil
+}
+
+// tooMany and tooLarge are the errors of the two limits, encoded or decoded.
+func (l Limits) tooMany() error {
+	return &limitError{fmt.Sprintf("more than %d attributes (max_attributes_per_item)", l.MaxAttributes)}
+}
+
+func (l Limits) tooLarge(key string, size int) error {
+	return &limitError{fmt.Sprintf("attribute %.64q of %d bytes, over %d (max_attribute_bytes)", key, size, l.MaxAttributeBytes)}
 }
 
 // attrBytes is what MaxAttributeBytes counts of an encoded KeyValue: its key's bytes and

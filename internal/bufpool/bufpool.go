@@ -1,5 +1,5 @@
-// Package bufpool keeps the byte buffers requests are built in for the next request, whatever
-// the garbage collector does. A sync.Pool is emptied over two collections; an agent under load
+// Package bufpool keeps the byte buffers requests are built in (and other scratch) for the
+// next request, whatever the garbage collector does. A sync.Pool is emptied over two collections; an agent under load
 // collects a few times a second, about as often as it builds a request, so such a pool mostly
 // misses and every request allocates (and the runtime zeroes) megabytes again.
 //
@@ -17,37 +17,57 @@ import (
 	"sync/atomic"
 )
 
+// List is a bounded free list: what Put gives back, Get returns, up to its length; what does
+// not fit is left to the collector.
+type List[T any] struct{ free chan T }
+
+// NewList keeps up to n values.
+func NewList[T any](n int) *List[T] { return &List[T]{free: make(chan T, n)} }
+
+// Get returns a kept value, or false when there is none.
+func (l *List[T]) Get() (T, bool) {
+	select {
+	case v := <-l.free:
+		return v, true
+	default:
+		var zero T
+		return zero, false
+	}
+}
+
+// Put keeps v unless the list is full.
+func (l *List[T]) Put(v T) {
+	select {
+	case l.free <- v:
+	default:
+	}
+}
+
 // Pool is a bounded free list of buffers.
 type Pool struct {
-	free   chan *[]byte
+	list   *List[*[]byte]
 	maxCap int
 }
 
 // New keeps up to n buffers of at most maxCap bytes of capacity each (larger ones are left
 // to the collector, so one outsized request does not stay resident).
 func New(n, maxCap int) *Pool {
-	return &Pool{free: make(chan *[]byte, n), maxCap: maxCap}
+	return &Pool{list: NewList[*[]byte](n), maxCap: maxCap}
 }
 
 // Get returns an empty buffer, with the capacity of one used before when there is one.
 func (p *Pool) Get() *[]byte {
-	select {
-	case b := <-p.free:
+	if b, ok := p.list.Get(); ok {
 		*b = (*b)[:0]
 		return b
-	default:
-		return new([]byte)
 	}
+	return new([]byte)
 }
 
 // Put gives b back; b must not be used after.
 func (p *Pool) Put(b *[]byte) {
-	if b == nil || cap(*b) > p.maxCap {
-		return
-	}
-	select {
-	case p.free <- b:
-	default:
+	if b != nil && cap(*b) <= p.maxCap {
+		p.list.Put(b)
 	}
 }
 

@@ -23,7 +23,7 @@ func TestBufferComesBackAfterCallerAndTransport(t *testing.T) {
 		t.Fatal(err)
 	}
 	body.Release()
-	if len(p.free) != 0 {
+	if len(p.list.free) != 0 {
 		t.Fatal("the buffer went back while readers were open")
 	}
 	if got, _ := io.ReadAll(req.Body); string(got) != "hello" {
@@ -31,15 +31,15 @@ func TestBufferComesBackAfterCallerAndTransport(t *testing.T) {
 	}
 	req.Body.Close()
 	req.Body.Close() // a second close counts once
-	if len(p.free) != 0 {
+	if len(p.list.free) != 0 {
 		t.Fatal("the buffer went back while the reopened body was open")
 	}
 	if got, _ := io.ReadAll(again); string(got) != "hello" {
 		t.Fatalf("reopened body read %q", got)
 	}
 	again.Close()
-	if len(p.free) != 1 {
-		t.Fatalf("free buffers = %d after all let go, want 1", len(p.free))
+	if len(p.list.free) != 1 {
+		t.Fatalf("free buffers = %d after all let go, want 1", len(p.list.free))
 	}
 	if n, err := again.Read(make([]byte, 1)); n != 0 || err == nil {
 		t.Fatalf("read after close = %d, %v; want an error", n, err)
@@ -53,14 +53,14 @@ func TestPoolBounds(t *testing.T) {
 	p := New(1, 8)
 	big := make([]byte, 0, 9)
 	p.Put(&big)
-	if len(p.free) != 0 {
+	if len(p.list.free) != 0 {
 		t.Fatal("kept a buffer over maxCap")
 	}
 	a, b := make([]byte, 0, 8), make([]byte, 0, 8)
 	p.Put(&a)
 	p.Put(&b)
-	if len(p.free) != 1 {
-		t.Fatalf("kept %d buffers, want at most 1", len(p.free))
+	if len(p.list.free) != 1 {
+		t.Fatalf("kept %d buffers, want at most 1", len(p.list.free))
 	}
 	p.Put(nil)
 }
@@ -98,7 +98,7 @@ func TestRequestsThroughHTTP(t *testing.T) {
 			t.Fatalf("body %d: %d bytes starting %q, want %d of %q", i, len(got[i]), got[i][:1], len(want[i]), want[i][:1])
 		}
 	}
-	if len(p.free) == 0 {
+	if len(p.list.free) == 0 {
 		t.Fatal("no buffer came back to the pool")
 	}
 }

@@ -131,7 +131,7 @@ func (a *Auth) validateWithTLS(hasClientCA bool) error {
 
 // ValidateCertsOnly checks the auth block of a listener whose only credential is the client
 // certificate of its TLS connection (syslog over TLS): no tokens or passwords, and client
-// certificates asked for.
+// certificates asked for, whatever else the block holds.
 func (a *Auth) ValidateCertsOnly(hasClientCA bool) error {
 	err := a.Validate()
 	const only = ": not on this listener, whose only credential is the client certificate (client_certs)"
@@ -159,9 +159,6 @@ func (a *Auth) CertIdentities() *CertIdentities { return &CertIdentities{a.authe
 // Identify returns the identity of the first client_certs entry the verified chain's leaf
 // matches.
 func (c *CertIdentities) Identify(peer []*x509.Certificate) (*Identity, bool) {
-	if len(peer) == 0 {
-		return nil, false
-	}
 	return c.au.authenticate("", peer)
 }
 

@@ -531,10 +531,8 @@ func (r *receiver) readFile(f *file) {
 				return // stopping
 			}
 		}
-		if r.utf16 == nil && r.lineStart == nil {
-			clear(lines)
-			r.lineBuf, r.startBuf = lines[:0], starts[:0]
-		}
+		clear(lines)
+		r.lineBuf, r.startBuf = lines[:0], starts[:0]
 		if int64(n) < want {
 			return
 		}
@@ -545,8 +543,7 @@ func (r *receiver) readFile(f *file) {
 // skipped) took. A line over max_line_bytes is cut there and the rest dropped up to its newline.
 func (r *receiver) split(f *file, data []byte) ([][]byte, []int, int) {
 	max := r.cfg.MaxLineBytes
-	lines, starts := r.lineBuf[:0], r.startBuf[:0]
-	r.lineBuf, r.startBuf = nil, nil // back once the lines are sent (readFile)
+	lines, starts := r.lineBuf[:0], r.startBuf[:0] // the poller's own, reused (readFile)
 	pos := 0
 	for pos < len(data) {
 		i := bytes.IndexByte(data[pos:], '\n')
